@@ -1,0 +1,139 @@
+"""The ``concentric-migrate`` command: parse, call the library, render. Nothing else.
+
+Exit codes are stable: 0 success, 1 the operation failed, 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from migrate import __version__
+from migrate.account import AccountError, discover
+from migrate.demo import DemoError, build_demo_account
+from migrate.inventory import take_inventory
+from migrate.render import inventory_json, inventory_text
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(click.ClickException):
+    """Bad usage or input: one line on stderr, exit 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class Failed(click.ClickException):
+    exit_code = EXIT_FAILED
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    crontab: Path | None
+    verbosity: int
+
+    def require_home(self) -> Path:
+        if not self.home.exists():
+            raise BadInput(f"--home {self.home}: no such directory")
+        if not self.home.is_dir():
+            raise BadInput(f"--home {self.home}: not a directory")
+        return self.home
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=lambda: os.environ.get("HOME", "~"),
+    show_default="$HOME",
+    help="The account's home directory to inventory and migrate.",
+)
+@click.option(
+    "--crontab",
+    "crontab",
+    type=click.Path(path_type=Path),
+    help="Read the crontab from FILE instead of running `crontab -l`.",
+)
+@click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Only print results and errors.")
+@click.version_option(__version__, prog_name="concentric-migrate")
+@click.pass_context
+def cli(ctx: click.Context, home: Path, crontab: Path | None, verbose: int, quiet: bool) -> None:
+    """Move a concentric Python account (~/lib/pythonX.Y, eggs, .pth files) to one
+    pinned virtualenv per app.
+
+    Start with `inventory` to see what is installed where, or `demo` to try it all on a
+    sample account built offline.
+    """
+    if crontab is not None and not crontab.is_file():
+        raise BadInput(f"--crontab {crontab}: no such file")
+    home = Path(os.path.abspath(os.path.expanduser(home)))
+    ctx.obj = Settings(home=home, crontab=crontab, verbosity=-1 if quiet else verbose)
+
+
+@cli.command()
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (docs/json-schemas.md)."
+)
+@click.pass_obj
+def inventory(settings: Settings, as_json: bool) -> None:
+    """List every Python lib dir of the account and every distribution in it.
+
+    Reads dist-info, egg-info, eggs (zipped or not), egg-links, .pth files and bare
+    copied packages. Nothing from the account is imported or executed; unreadable or
+    corrupt files are reported as findings and the rest is still listed.
+    """
+    home = settings.require_home()
+    try:
+        account = discover(home)
+    except AccountError as exc:
+        raise BadInput(str(exc)) from exc
+    show_progress = not as_json and settings.verbosity >= 0 and sys.stderr.isatty()
+    progress = (
+        click.progressbar(length=len(account.lib_dirs), label="reading lib dirs", file=sys.stderr)
+        if show_progress
+        else contextlib.nullcontext(None)
+    )
+    with progress as bar:
+        result = take_inventory(account, on_lib_dir=(lambda _lib: bar.update(1)) if bar else None)
+    if as_json:
+        click.echo(json.dumps(inventory_json(result), indent=2))
+    else:
+        click.echo(inventory_text(result), nl=False)
+
+
+@cli.command()
+@click.argument(
+    "directory", required=False, type=click.Path(path_type=Path), default="concentric-demo"
+)
+@click.pass_context
+def demo(ctx: click.Context, directory: Path) -> None:
+    """Build a sample WebFaction-style account in DIRECTORY (offline) and inventory it.
+
+    DIRECTORY defaults to ./concentric-demo; the account is DIRECTORY/home and its
+    crontab DIRECTORY/crontab. A directory made by an earlier demo is rebuilt; any
+    other non-empty directory is refused.
+    """
+    settings: Settings = ctx.obj
+    try:
+        account = build_demo_account(directory)
+    except DemoError as exc:
+        raise BadInput(str(exc)) from exc
+    if settings.verbosity >= 0:
+        click.echo(f"Built a sample account in {account.home} (crontab: {account.crontab}).")
+        click.echo(
+            f"$ concentric-migrate --home {account.home} --crontab {account.crontab} inventory\n"
+        )
+    ctx.obj = Settings(home=account.home, crontab=account.crontab, verbosity=settings.verbosity)
+    ctx.invoke(inventory, as_json=False)
+
+
+def main() -> None:
+    cli(prog_name="concentric-migrate")

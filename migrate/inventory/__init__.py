@@ -1,0 +1,163 @@
+"""Inventory: every distribution in every lib dir, one reader per install kind.
+
+Nothing from the account is imported or executed; unreadable or corrupt input becomes
+a :class:`Finding` and the rest of the lib dir is still read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from migrate.account import Account, LibDir
+from migrate.inventory.bare import is_package_dir, module_name, read_bare
+from migrate.inventory.distinfo import read_dist_info
+from migrate.inventory.egg import read_egg
+from migrate.inventory.egginfo import read_egg_info
+from migrate.inventory.egglink import read_egg_link
+from migrate.inventory.metadata import canonical
+from migrate.inventory.model import (
+    Distribution,
+    Finding,
+    Inventory,
+    LibDirInventory,
+    PthFile,
+)
+from migrate.inventory.pth import is_setuptools_site_py, read_pth
+
+__all__ = ["Distribution", "Finding", "Inventory", "LibDirInventory", "PthFile", "take_inventory"]
+
+Reader = Callable[[Path, Path], tuple[Distribution, tuple[Finding, ...]]]
+_READERS: tuple[tuple[str, Reader], ...] = (
+    (".dist-info", read_dist_info),
+    (".egg-info", read_egg_info),
+    (".egg", read_egg),
+    (".egg-link", read_egg_link),
+)
+
+
+def take_inventory(
+    account: Account, on_lib_dir: Callable[[LibDir], None] | None = None
+) -> Inventory:
+    """Read every lib dir of the account; ``on_lib_dir`` is called after each (progress)."""
+    results = []
+    for lib in account.lib_dirs:
+        results.append(inventory_lib_dir(lib, account.home))
+        if on_lib_dir:
+            on_lib_dir(lib)
+    return Inventory(account.home, tuple(results), account.findings)
+
+
+def inventory_lib_dir(lib: LibDir, home: Path) -> LibDirInventory:
+    empty = LibDirInventory(lib.path, lib.python, lib.scope, lib.app)
+    real = os.path.realpath(lib.path)
+    if not _inside(real, os.path.realpath(home)):
+        message = f"lib dir resolves to {real}, outside the home; not inventoried"
+        return replace(empty, findings=(Finding(lib.path, "error", message),))
+    try:
+        entries = sorted(os.scandir(lib.path), key=lambda entry: entry.name)
+    except OSError as exc:
+        message = f"cannot list lib dir: {exc.strerror}"
+        return replace(empty, findings=(Finding(lib.path, "error", message),))
+
+    findings: list[Finding] = []
+    dists: list[Distribution] = []
+    pths: list[PthFile] = []
+    site_py: Path | None = None
+    candidates: list[Path] = []
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir()
+            reader = _reader_for(entry.name)
+            if reader is not None:
+                dist, found = reader(path, lib.path)
+                dists.append(dist)
+                findings.extend(found)
+            elif entry.name.endswith(".pth") and not is_dir:
+                pth, found = read_pth(path, lib.path)
+                findings.extend(found)
+                if pth is not None:
+                    pths.append(pth)
+            elif entry.name == "site.py" and is_setuptools_site_py(path):
+                site_py = path
+            elif (is_dir and is_package_dir(path)) or (not is_dir and module_name(entry.name)):
+                candidates.append(path)
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            findings.append(Finding(path, "error", f"cannot read: {reason}"))
+
+    dists = _claim_single_file_egg_info(dists, candidates)
+    owned = _owned_names(dists)
+    for name, path in _importable(candidates).items():
+        if name in owned:
+            continue
+        dist, found = read_bare(path, lib.path)
+        dists.append(dist)
+        findings.extend(found)
+    return replace(
+        empty,
+        distributions=tuple(dists),
+        pth=tuple(pths),
+        setuptools_site_py=site_py,
+        findings=tuple(findings),
+    )
+
+
+def _reader_for(name: str) -> Reader | None:
+    for suffix, reader in _READERS:
+        if name.endswith(suffix):
+            return reader
+    return None
+
+
+def _owned_names(dists: Iterable[Distribution]) -> set[str]:
+    """Top-level names that some distribution in the lib dir already accounts for."""
+    owned: set[str] = set()
+    for dist in dists:
+        if dist.kind not in ("dist-info", "egg-info"):
+            continue
+        owned.update(dist.top_level)
+        for rel in dist.files or ():
+            first = rel.split("/", 1)[0]
+            owned.add(first)
+            if (stem := module_name(first)) is not None:
+                owned.add(stem)
+    return owned
+
+
+def _claim_single_file_egg_info(
+    dists: list[Distribution], candidates: list[Path]
+) -> list[Distribution]:
+    """distutils' ``foo-1.0.egg-info`` file names no modules; claim the one named like it."""
+    by_name = {canonical(module_name(p.name) or p.name): p for p in candidates}
+    out = []
+    for dist in dists:
+        if dist.kind == "egg-info" and not dist.top_level and dist.files is None:
+            match = by_name.get(dist.name) or by_name.get(canonical(dist.name.replace("-", "_")))
+            if match is not None:
+                dist = replace(dist, top_level=(module_name(match.name) or match.name,))
+        out.append(dist)
+    return out
+
+
+def _importable(candidates: list[Path]) -> dict[str, Path]:
+    """One path per import name, as FileFinder picks: package, extension, .py, .pyc."""
+
+    def rank(path: Path) -> int:
+        if path.is_dir():
+            return 0
+        return {".py": 2, ".pyc": 3}.get(path.suffix, 1)
+
+    chosen: dict[str, Path] = {}
+    for path in sorted(candidates, key=rank):
+        name = path.name if path.is_dir() else module_name(path.name)
+        if name is not None:
+            chosen.setdefault(name, path)
+    return dict(sorted(chosen.items()))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

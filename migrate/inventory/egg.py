@@ -1,0 +1,101 @@
+"""Reader for ``.egg`` directories and zipped ``.egg`` files (easy_install), never unpacked."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+from migrate.inventory._files import Unreadable, read_if_exists, top_level_from_files
+from migrate.inventory.egginfo import EggInfoFiles, egg_metadata
+from migrate.inventory.metadata import text_lines
+from migrate.inventory.model import Distribution, Finding
+
+_OPTIONAL = ("requires.txt", "top_level.txt", "SOURCES.txt")
+
+
+def read_egg(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Finding, ...]]:
+    if path.is_dir():
+        files, listing, findings = _from_dir(path)
+        zipped = False
+    else:
+        files, listing, findings = _from_zip(path)
+        zipped = True
+    pkg_info_path = path / "EGG-INFO" / "PKG-INFO"
+    dist, meta_findings = egg_metadata(
+        path,
+        lib_dir,
+        pkg_info_path if files.pkg_info is not None or not zipped else None,
+        files,
+        kind="egg",
+        zipped=zipped,
+    )
+    if listing is not None:
+        top_level = dist.top_level or top_level_from_files(
+            [name for name in listing if not name.startswith("EGG-INFO/")]
+        )
+        dist = replace(dist, files=listing, top_level=top_level)
+    return dist, findings + meta_findings
+
+
+def _from_dir(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[Finding, ...]]:
+    findings: list[Finding] = []
+    info = path / "EGG-INFO"
+
+    def optional(name: str) -> bytes | None:
+        try:
+            return read_if_exists(info / name)
+        except Unreadable as exc:
+            findings.append(Finding(info / name, "warning", f"cannot read: {exc}"))
+            return None
+
+    listing: list[str] = []
+
+    def on_error(exc: OSError) -> None:
+        findings.append(
+            Finding(Path(exc.filename or path), "warning", f"cannot list: {exc.strerror}")
+        )
+
+    for root, dirs, names in os.walk(path, onerror=on_error):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        rel_root = os.path.relpath(root, path)
+        for name in names:
+            listing.append(name if rel_root == "." else f"{rel_root}/{name}")
+    sources = optional("SOURCES.txt")
+    egg_files = EggInfoFiles(
+        pkg_info=None,
+        requires=optional("requires.txt"),
+        top_level=optional("top_level.txt"),
+        sources=text_lines(sources) if sources is not None else None,
+    )
+    return egg_files, tuple(sorted(listing)), tuple(findings)
+
+
+def _from_zip(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[Finding, ...]]:
+    """Read EGG-INFO members straight from the archive; a broken archive becomes a finding."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            present = set(names)
+
+            def member(name: str) -> bytes | None:
+                key = f"EGG-INFO/{name}"
+                return archive.read(key) if key in present else None
+
+            pkg_info = member("PKG-INFO")
+            requires, top_level, sources = (member(name) for name in _OPTIONAL)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        message = f"zipped egg cannot be read ({reason}); name and version taken from the file name"
+        return EggInfoFiles(), None, (Finding(path, "error", message),)
+    findings: tuple[Finding, ...] = ()
+    if pkg_info is None:
+        findings = (Finding(path, "error", "zipped egg has no EGG-INFO/PKG-INFO"),)
+    egg_files = EggInfoFiles(
+        pkg_info=pkg_info,
+        requires=requires,
+        top_level=top_level,
+        sources=text_lines(sources) if sources is not None else None,
+    )
+    return egg_files, tuple(names), findings

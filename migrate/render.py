@@ -1,0 +1,149 @@
+"""Turn records into the two stable outputs: JSON documents and human tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from migrate.inventory.model import Distribution, Finding, Inventory, LibDirInventory, PthFile
+
+INVENTORY_SCHEMA_VERSION = 1
+
+
+def inventory_json(inventory: Inventory) -> dict[str, Any]:
+    """The ``inventory --json`` document (schema in docs/json-schemas.md)."""
+    return {
+        "schema": INVENTORY_SCHEMA_VERSION,
+        "home": str(inventory.home),
+        "lib_dirs": [_lib_dir_json(lib) for lib in inventory.lib_dirs],
+        "findings": [finding_json(f) for f in inventory.all_findings],
+    }
+
+
+def _lib_dir_json(lib: LibDirInventory) -> dict[str, Any]:
+    return {
+        "path": str(lib.path),
+        "python": lib.python,
+        "scope": lib.scope,
+        "app": lib.app,
+        "distributions": [distribution_json(d) for d in lib.distributions],
+        "pth": [_pth_json(p) for p in lib.pth],
+        "setuptools_site_py": str(lib.setuptools_site_py) if lib.setuptools_site_py else None,
+    }
+
+
+def distribution_json(dist: Distribution) -> dict[str, Any]:
+    return {
+        "name": dist.name,
+        "display_name": dist.display_name,
+        "version": dist.version,
+        "version_guessed": dist.version_guessed,
+        "kind": dist.kind,
+        "path": str(dist.path),
+        "top_level": list(dist.top_level),
+        "requires": list(dist.requires),
+        "installer": dist.installer,
+        "files": list(dist.files) if dist.files is not None else None,
+        "modified": list(dist.modified),
+        "missing": list(dist.missing),
+        "python": dist.python,
+        "zipped": dist.zipped,
+        "editable": dist.editable,
+        "target": str(dist.target) if dist.target else None,
+        "target_exists": dist.target_exists,
+    }
+
+
+def _pth_json(pth: PthFile) -> dict[str, Any]:
+    return {
+        "path": str(pth.path),
+        "role": pth.role,
+        "plen_wrapper": pth.plen_wrapper,
+        "paths": [
+            {"line": line.lineno, "path": str(line.path), "exists": line.exists}
+            for line in pth.path_entries
+        ],
+        "imports": [{"line": line.lineno, "text": line.text} for line in pth.import_lines],
+    }
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    return {"path": str(finding.path), "severity": finding.severity, "message": finding.message}
+
+
+def inventory_text(inventory: Inventory) -> str:
+    """One table per lib dir, then .pth files and findings: what a person reads first."""
+    out: list[str] = []
+    total = sum(len(lib.distributions) for lib in inventory.lib_dirs)
+    out.append(f"{inventory.home}: {len(inventory.lib_dirs)} lib dir(s), {total} distribution(s)")
+    for lib in inventory.lib_dirs:
+        where = f"app {lib.app}" if lib.app else lib.scope
+        out.append("")
+        out.append(f"{lib.path}  (python {lib.python}, {where})")
+        if lib.distributions:
+            rows = [_dist_row(d) for d in sorted(lib.distributions, key=lambda d: d.name)]
+            out.extend(
+                "  " + line for line in table(("name", "version", "kind", "imports", "notes"), rows)
+            )
+        else:
+            out.append("  (no distributions)")
+        for pth in lib.pth:
+            out.append("  " + _pth_line(pth))
+        if lib.setuptools_site_py:
+            out.append(
+                f"  site.py: setuptools' easy_install boot script ({lib.setuptools_site_py.name})"
+            )
+    findings = inventory.all_findings
+    if findings:
+        out.append("")
+        out.append(f"findings ({len(findings)}):")
+        out.extend(f"  {f.severity:7} {f.path}: {f.message}" for f in findings)
+    return "\n".join(out) + "\n"
+
+
+def _dist_row(dist: Distribution) -> tuple[str, ...]:
+    notes = []
+    if dist.version_guessed:
+        notes.append("version from __version__")
+    if dist.zipped:
+        notes.append("zipped")
+    if dist.kind == "egg-link" or dist.editable:
+        state = "" if dist.target_exists else " (missing)"
+        notes.append(f"develop -> {dist.target}{state}" if dist.target else "develop")
+    if dist.modified:
+        notes.append(f"{len(dist.modified)} file(s) modified")
+    if dist.missing:
+        notes.append(f"{len(dist.missing)} file(s) missing")
+    if dist.installer:
+        notes.append(f"by {dist.installer}")
+    return (
+        dist.display_name,
+        dist.version or "?",
+        dist.kind,
+        ",".join(dist.top_level) or "-",
+        "; ".join(notes),
+    )
+
+
+def _pth_line(pth: PthFile) -> str:
+    extra = []
+    if pth.plen_wrapper:
+        extra.append("__plen wrapper: entries go to the front of sys.path")
+    if pth.import_lines:
+        extra.append(f"{len(pth.import_lines)} import line(s), not run")
+    missing = sum(1 for line in pth.path_entries if not line.exists)
+    if missing:
+        extra.append(f"{missing} missing")
+    detail = f" ({'; '.join(extra)})" if extra else ""
+    return f"{pth.path.name}: {pth.role}, {len(pth.path_entries)} path(s){detail}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns; the last column is not padded."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [str(c).ljust(w) for c, w in zip(cells[:-1], widths[:-1], strict=True)]
+        return "  ".join([*padded, str(cells[-1])]).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
