@@ -15,6 +15,10 @@ def inventory_json(inventory: Inventory) -> dict[str, Any]:
     return {
         "schema": INVENTORY_SCHEMA_VERSION,
         "home": str(inventory.home),
+        "apps": [
+            {"name": app.name, "path": str(app.path), "has_python": app.has_python}
+            for app in inventory.apps
+        ],
         "lib_dirs": [_lib_dir_json(lib) for lib in inventory.lib_dirs],
         "findings": [finding_json(f) for f in inventory.all_findings],
     }
@@ -76,6 +80,11 @@ def inventory_text(inventory: Inventory) -> str:
     out: list[str] = []
     total = sum(len(lib.distributions) for lib in inventory.lib_dirs)
     out.append(f"{inventory.home}: {len(inventory.lib_dirs)} lib dir(s), {total} distribution(s)")
+    if inventory.apps:
+        apps = ", ".join(
+            f"{app.name}{'' if app.has_python else ' (no Python)'}" for app in inventory.apps
+        )
+        out.append(f"apps: {apps}")
     for lib in inventory.lib_dirs:
         where = f"app {lib.app}" if lib.app else lib.scope
         out.append("")

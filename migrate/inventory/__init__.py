@@ -47,7 +47,7 @@ def take_inventory(
         results.append(inventory_lib_dir(lib, account.home))
         if on_lib_dir:
             on_lib_dir(lib)
-    return Inventory(account.home, tuple(results), account.findings)
+    return Inventory(account.home, tuple(results), account.apps, account.findings)
 
 
 def inventory_lib_dir(lib: LibDir, home: Path) -> LibDirInventory:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from migrate.account import Scope
+from migrate.account import App, Scope
 from migrate.findings import Finding
 
 Kind = Literal["dist-info", "egg-info", "egg", "egg-link", "bare"]
@@ -94,6 +94,7 @@ class LibDirInventory:
 class Inventory:
     home: Path
     lib_dirs: tuple[LibDirInventory, ...]
+    apps: tuple[App, ...] = ()
     findings: tuple[Finding, ...] = ()
 
     @property

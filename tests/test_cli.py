@@ -1,0 +1,142 @@
+"""The command line as a user and a script see it: exit codes, one-line errors, JSON, demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from accounts import PY, account_lib, install_wheels, module
+from click.testing import CliRunner
+
+from migrate import __version__
+from migrate.cli import cli
+from migrate.wheelfile import WheelSpec
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "migrate", *args], capture_output=True, text=True)
+
+
+def test_python_dash_m_and_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"concentric-migrate, version {__version__}"
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert "inventory" in result.stdout and "demo" in result.stdout and "--home" in result.stdout
+
+
+def test_missing_home_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = run("--home", str(tmp_path / "nope"), "inventory")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"Error: --home {tmp_path / 'nope'}: no such directory"
+    ]
+
+
+def test_home_that_is_a_file_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = run("--home", str(tmp_path / "file"), "inventory")
+    assert result.returncode == 2
+    assert "not a directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_crontab_file_is_exit_2(home: Path, tmp_path: Path) -> None:
+    result = run("--home", str(home), "--crontab", str(tmp_path / "none"), "inventory")
+    assert result.returncode == 2
+    assert "--crontab" in result.stderr
+
+
+def test_unknown_command_is_exit_2() -> None:
+    assert run("frobnicate").returncode == 2
+
+
+def test_inventory_json_schema(home: Path, tmp_path: Path) -> None:
+    lib = account_lib(home)
+    install_wheels(
+        lib,
+        [WheelSpec("one", "1.0", {"one.py": module("1.0")}, requires=("two>=2",))],
+        tmp_path / "w",
+    )
+    (lib / "two.py").write_text('__version__ = "2.5"\n')
+    (lib / "x.pth").write_text("./missing\n")
+
+    result = run("--home", str(home), "inventory", "--json")
+
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["home"] == str(home)
+    [lib_doc] = doc["lib_dirs"]
+    assert {k: lib_doc[k] for k in ("path", "python", "scope", "app")} == {
+        "path": str(lib),
+        "python": PY,
+        "scope": "account",
+        "app": None,
+    }
+    dists = {d["name"]: d for d in lib_doc["distributions"]}
+    assert {
+        k: dists["one"][k] for k in ("version", "kind", "top_level", "requires", "modified")
+    } == {
+        "version": "1.0",
+        "kind": "dist-info",
+        "top_level": ["one"],
+        "requires": ["two>=2"],
+        "modified": [],
+    }
+    assert dists["one"]["path"] == str(lib / "one-1.0.dist-info")
+    assert (dists["two"]["kind"], dists["two"]["version"]) == ("bare", "2.5")
+    assert lib_doc["pth"][0]["paths"] == [
+        {"line": 1, "path": str(lib / "missing"), "exists": False}
+    ]
+    assert doc["findings"] == [
+        {
+            "path": str(lib / "x.pth"),
+            "severity": "warning",
+            "message": f"line 1: {lib / 'missing'} does not exist",
+        }
+    ]
+
+
+def test_inventory_table_names_every_lib_dir_and_distribution(home: Path, tmp_path: Path) -> None:
+    lib = account_lib(home)
+    install_wheels(lib, [WheelSpec("one", "1.0", {"one.py": b""})], tmp_path / "w")
+    account_lib(home, "empty")
+
+    result = CliRunner().invoke(cli, ["--home", str(home), "inventory"])
+
+    assert result.exit_code == 0
+    assert str(lib) in result.output and "one" in result.output and "dist-info" in result.output
+    assert "(no distributions)" in result.output
+
+
+def test_demo_builds_an_account_and_inventories_every_kind(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    result = run("demo", str(target))
+
+    assert result.returncode == 0, result.stderr
+    for kind in ("dist-info", "egg-info", "egg", "egg-link", "bare"):
+        assert f" {kind} " in result.stdout
+    assert "__plen wrapper" in result.stdout
+    assert "static_site (no Python)" in result.stdout
+    assert (target / "home" / "webapps" / "blog" / "apache2" / "conf" / "httpd.conf").is_file()
+    assert (target / "crontab").is_file()
+
+    again = run("--quiet", "demo", str(target))
+    assert again.returncode == 0, "a directory made by the demo is rebuilt"
+
+
+def test_demo_refuses_a_foreign_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+
+    result = run("demo", str(tmp_path))
+
+    assert result.returncode == 2
+    assert "not empty" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]
