@@ -106,7 +106,7 @@ def inventory(settings: Settings, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(inventory_json(result), indent=2))
     else:
-        click.echo(inventory_text(result), nl=False)
+        click.echo(inventory_text(result, verbose=settings.verbosity > 0), nl=False)
 
 
 @cli.command()

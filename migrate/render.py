@@ -75,8 +75,12 @@ def finding_json(finding: Finding) -> dict[str, Any]:
     return {"path": str(finding.path), "severity": finding.severity, "message": finding.message}
 
 
-def inventory_text(inventory: Inventory) -> str:
-    """One table per lib dir, then .pth files and findings: what a person reads first."""
+def inventory_text(inventory: Inventory, *, verbose: bool = False) -> str:
+    """One table per lib dir, then .pth files and findings: what a person reads first.
+
+    ``verbose`` adds the details behind the notes: which files were modified or are
+    missing, and every .pth line.
+    """
     out: list[str] = []
     total = sum(len(lib.distributions) for lib in inventory.lib_dirs)
     out.append(f"{inventory.home}: {len(inventory.lib_dirs)} lib dir(s), {total} distribution(s)")
@@ -96,8 +100,18 @@ def inventory_text(inventory: Inventory) -> str:
             )
         else:
             out.append("  (no distributions)")
+        if verbose:
+            for dist in lib.distributions:
+                out.extend(f"    modified: {dist.name}: {rel}" for rel in dist.modified)
+                out.extend(f"    missing:  {dist.name}: {rel}" for rel in dist.missing)
         for pth in lib.pth:
             out.append("  " + _pth_line(pth))
+            if verbose:
+                out.extend(
+                    f"    {line.lineno:>3} {line.kind:7} {line.text}"
+                    for line in pth.lines
+                    if line.kind in ("path", "import")
+                )
         if lib.setuptools_site_py:
             out.append(
                 f"  site.py: setuptools' easy_install boot script ({lib.setuptools_site_py.name})"

@@ -140,3 +140,17 @@ def test_demo_refuses_a_foreign_non_empty_directory(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "not empty" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]
+
+
+def test_verbose_inventory_names_modified_files_and_pth_lines(home: Path, tmp_path: Path) -> None:
+    lib = account_lib(home)
+    install_wheels(lib, [WheelSpec("one", "1.0", {"one.py": b"X = 1\n"})], tmp_path / "w")
+    (lib / "one.py").write_text("X = 2  # patched\n")
+    (lib / "a.pth").write_text("import os\n./one\n")
+
+    quiet = CliRunner().invoke(cli, ["--home", str(home), "inventory"])
+    loud = CliRunner().invoke(cli, ["--home", str(home), "-v", "inventory"])
+
+    assert "1 file(s) modified" in quiet.output and "modified: one: one.py" not in quiet.output
+    assert "modified: one: one.py" in loud.output
+    assert "import  import os" in loud.output
