@@ -459,9 +459,7 @@ def build_legacy_home(python: Path, home: Path, work: Path) -> LegacyHome:
             work / "tiny-pip", "tiny-pip", "4.0", "tinypip",
             install_requires=("six",), console_script="tiny-pip",
         )  # fmt: skip
-        pip_egg_info = pip_install_legacy(
-            python, pip_src, lib_dir, script_dir=bin_dir, home=home
-        )
+        pip_egg_info = pip_install_legacy(python, pip_src, lib_dir, script_dir=bin_dir, home=home)
         ns_src = write_project(
             work / "tinyns.leaf", "tinyns.leaf", "0.9", "tinyns.leaf", namespace="tinyns"
         )

@@ -81,8 +81,9 @@ def inventory_lib_dir(lib: LibDir, home: Path) -> LibDirInventory:
                 findings.extend(found)
                 if pth is not None:
                     pths.append(pth)
-            elif entry.name == "site.py" and is_setuptools_site_py(path):
-                site_py = path
+            elif entry.name in _SITE_FILES and is_setuptools_site_py(lib.path / "site.py"):
+                # site.pyc/.pyo beside it are the same boot script compiled by Python 2.
+                site_py = lib.path / "site.py"
             elif (is_dir and is_package_dir(path)) or (not is_dir and module_name(entry.name)):
                 candidates.append(path)
         except (OSError, ValueError) as exc:
@@ -104,6 +105,9 @@ def inventory_lib_dir(lib: LibDir, home: Path) -> LibDirInventory:
         setuptools_site_py=site_py,
         findings=tuple(findings),
     )
+
+
+_SITE_FILES = ("site.py", "site.pyc", "site.pyo")
 
 
 def _reader_for(name: str) -> Reader | None:

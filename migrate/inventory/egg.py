@@ -98,4 +98,5 @@ def _from_zip(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[F
         top_level=top_level,
         sources=text_lines(sources) if sources is not None else None,
     )
-    return egg_files, tuple(names), findings
+    listing = tuple(n for n in names if not n.endswith("/") and "__pycache__/" not in n)
+    return egg_files, listing, findings
