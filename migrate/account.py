@@ -10,7 +10,8 @@ from typing import Literal
 
 from migrate.findings import Finding
 
-Scope = Literal["account", "app", "user-site"]
+Scope = Literal["account", "app", "user-site", "system"]
+"""``system``: the interpreter's own site-packages, read only when an app resolves to it."""
 _PYTHON_DIR = re.compile(r"^python(\d+\.\d+)$")
 _PYTHON_SUFFIXES = (".py", ".wsgi")
 _SCAN_DEPTH = 3

@@ -16,9 +16,13 @@ import click
 
 from migrate import __version__
 from migrate.account import AccountError, discover
+from migrate.crontab import Crontab, parse_crontab, read_installed_crontab
 from migrate.demo import DemoError, build_demo_account
 from migrate.inventory import take_inventory
-from migrate.render import inventory_json, inventory_text
+from migrate.recipes import RecipeError
+from migrate.render import inventory_json, inventory_text, plan_json, plan_text
+from migrate.resolve import plan_account
+from migrate.trace import trace_entry
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -38,6 +42,16 @@ class Settings:
     home: Path
     crontab: Path | None
     verbosity: int
+
+    def read_crontab(self) -> Crontab | None:
+        """``--crontab FILE``, else ``crontab -l`` when HOME is the invoking user's own."""
+        if self.crontab is not None:
+            data = self.crontab.read_bytes()
+            return parse_crontab(data.decode("utf-8", errors="surrogateescape"))
+        if os.path.realpath(self.home) != os.path.realpath(os.path.expanduser("~")):
+            return None
+        text = read_installed_crontab()
+        return parse_crontab(text) if text is not None else None
 
     def require_home(self) -> Path:
         if not self.home.exists():
@@ -107,6 +121,75 @@ def inventory(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps(inventory_json(result), indent=2))
     else:
         click.echo(inventory_text(result, verbose=settings.verbosity > 0), nl=False)
+
+
+def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
+    out = {}
+    for value in values:
+        version, sep, path = value.partition("=")
+        if not sep or not version or not path:
+            raise BadInput(f"--python {value}: expected X.Y=/path/to/python")
+        out[version] = Path(path)
+    return out
+
+
+@cli.command()
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="APP",
+    help="Only this app (repeatable); ~ is the account.",
+)
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Also load each app under its old path and record what it imports (runs app code).",
+)
+@click.option(
+    "--python",
+    "pythons",
+    multiple=True,
+    metavar="X.Y=PATH",
+    help="Use this interpreter for Python X.Y.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (docs/json-schemas.md)."
+)
+@click.pass_obj
+def plan(
+    settings: Settings, apps: tuple[str, ...], trace: bool, pythons: tuple[str, ...], as_json: bool
+) -> None:
+    """Show, per app, which copy of each package it imports today and why.
+
+    For every app (and `~`, the account's own scripts and cron jobs): its entry points,
+    the packages it can see with the path rule that put each there, which it uses and
+    why, and findings: shadowed, leaked (used from ~/lib or ~/.local), unused, missing,
+    conflict, interpreter. Nothing is changed. --trace runs the apps' code.
+    """
+    home = settings.require_home()
+    overrides = _parse_python_overrides(pythons)
+    account = discover(home)
+    known = {app.name for app in account.apps} | {"~"}
+    unknown = [a for a in apps if a not in known]
+    if unknown:
+        raise BadInput(f"--app {unknown[0]}: no such app (apps: {', '.join(sorted(known))})")
+    inventory_result = take_inventory(account)
+    try:
+        result = plan_account(
+            account,
+            inventory_result,
+            settings.read_crontab(),
+            apps=apps,
+            interpreters=overrides,
+            tracer=trace_entry if trace else None,
+        )
+    except RecipeError as exc:
+        raise Failed(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(plan_json(result), indent=2))
+    else:
+        click.echo(plan_text(result, verbose=settings.verbosity > 0), nl=False)
 
 
 @cli.command()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from migrate.inventory.model import Distribution, Finding, Inventory, LibDirInventory, PthFile
+from migrate.resolve import AppPlan, Plan
 
 INVENTORY_SCHEMA_VERSION = 1
 
@@ -170,3 +172,98 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
         return "  ".join([*padded, str(cells[-1])]).rstrip()
 
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+PLAN_SCHEMA_VERSION = 1
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The ``plan --json`` document (schema in docs/json-schemas.md)."""
+    return {
+        "schema": PLAN_SCHEMA_VERSION,
+        "home": str(plan.home),
+        "apps": [_app_json(app) for app in plan.apps],
+        "findings": [finding_json(f) for f in plan.findings],
+    }
+
+
+def _app_json(app: AppPlan) -> dict[str, Any]:
+    return {
+        "name": app.name,
+        "path": str(app.path) if app.path else None,
+        "python": app.python,
+        "has_python": app.has_python,
+        "recipes": list(app.recipes),
+        "entry_points": [
+            {
+                "path": str(e.path),
+                "kind": e.kind,
+                "python": e.python,
+                "python_reason": e.python_reason,
+                "source": e.source,
+                "interpreter": e.interpreter,
+                "module": e.module,
+            }
+            for e in app.entry_points
+        ],
+        "packages": [
+            {
+                "name": row.dist.name,
+                "version": row.dist.version,
+                "kind": row.dist.kind,
+                "path": str(row.dist.path),
+                "lib_dir": str(row.dist.lib_dir),
+                "entry": str(row.entry),
+                "rule": row.rule,
+                "used": row.used,
+                "why": list(row.why),
+            }
+            for row in app.packages
+        ],
+        "findings": [{"kind": f.kind, "name": f.name, "message": f.message} for f in app.findings],
+    }
+
+
+def plan_text(plan: Plan, *, verbose: bool = False) -> str:
+    """Per app: its entry points, a package table, then its findings by kind."""
+    out: list[str] = []
+    for app in plan.apps:
+        out.append("")
+        if not app.has_python:
+            out.append(f"{app.name}: no Python (skipped)")
+            continue
+        python = f"python {app.python}" if app.python else "python ?"
+        recipes = f", {', '.join(app.recipes)}" if app.recipes else ""
+        out.append(f"{app.name}  ({python}{recipes})")
+        for entry in app.entry_points:
+            out.append(f"  {entry.kind:6} {entry.path}  [{entry.source}; {entry.python_reason}]")
+        rows = [
+            (
+                row.dist.display_name,
+                row.dist.version or "?",
+                _home_relative(row.dist.lib_dir, plan.home),
+                row.rule,
+                "yes" if row.used else "-",
+                (row.why[0] + (f" (+{len(row.why) - 1})" if len(row.why) > 1 else ""))
+                if row.why and not verbose
+                else "; ".join(row.why),
+            )
+            for row in app.packages
+        ]
+        if rows:
+            out.extend(
+                "  " + line
+                for line in table(("package", "version", "from", "rule", "used", "why"), rows)
+            )
+        for finding in app.findings:
+            out.append(f"  {finding.kind:9} {finding.message}")
+    for finding in plan.findings:
+        out.append(f"{finding.severity}: {finding.path}: {finding.message}")
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _home_relative(path: Path, home: Path) -> str:
+    try:
+        return "~/" + str(path.relative_to(home))
+    except ValueError:
+        return str(path)

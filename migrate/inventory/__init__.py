@@ -50,10 +50,11 @@ def take_inventory(
     return Inventory(account.home, tuple(results), account.apps, account.findings)
 
 
-def inventory_lib_dir(lib: LibDir, home: Path) -> LibDirInventory:
+def inventory_lib_dir(lib: LibDir, home: Path | None) -> LibDirInventory:
+    """Read one lib dir; with ``home`` given, a dir that resolves outside it is refused."""
     empty = LibDirInventory(lib.path, lib.python, lib.scope, lib.app)
     real = os.path.realpath(lib.path)
-    if not _inside(real, os.path.realpath(home)):
+    if home is not None and not _inside(real, os.path.realpath(home)):
         message = f"lib dir resolves to {real}, outside the home; not inventoried"
         return replace(empty, findings=(Finding(lib.path, "error", message),))
     try:

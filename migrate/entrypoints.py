@@ -1,0 +1,372 @@
+"""Find every way Python code of the account gets run, and with which Python.
+
+Sources: each app's ``apache2/conf/httpd.conf`` (and what it Includes), ``*.wsgi`` /
+``wsgi.py`` files, scripts with a Python shebang in ``APP/bin``, ``APP/apache2/bin`` and
+``HOME/bin``, and crontab jobs that run an interpreter or such a script. Nothing is run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from migrate.account import Account, App
+from migrate.apacheconf import Config, read_config
+from migrate.crontab import Command, Crontab
+from migrate.findings import Finding
+
+EntryKind = Literal["wsgi", "script", "cron"]
+ACCOUNT_GROUP = "~"
+
+_PYTHON_NAME = re.compile(r"^python(?P<version>\d(?:\.\d+)?)?$")
+_LIBPYTHON = re.compile(rb"libpython(\d\.\d+)")
+_PY_OPTIONS_WITH_ARG = {"-W", "-X", "-Q"}
+_SHEBANG_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    path: Path
+    """The WSGI file or script that is run (for ``python -m``, the job's working dir)."""
+    kind: EntryKind
+    group: str
+    """The app it belongs to, or ``~`` for the account's own scripts."""
+    python: str | None
+    python_reason: str
+    source: str
+    """Where it was found: ``httpd.conf line 12``, ``crontab line 4``, ``shebang``."""
+    interpreter: str | None = None
+    pythonpath: tuple[Path, ...] = ()
+    site_dirs: tuple[Path, ...] = ()
+    """mod_wsgi ``python-path`` / ``WSGIPythonPath``: added with ``site.addsitedir``."""
+    python_home: Path | None = None
+    upward_scan: bool = False
+    """The WebFaction interpreter's scan of ancestors' ``lib/pythonX.Y`` applies."""
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryPoints:
+    entry_points: tuple[EntryPoint, ...]
+    configs: tuple[Config, ...] = ()
+    findings: tuple[Finding, ...] = field(default=())
+
+    def for_group(self, group: str) -> tuple[EntryPoint, ...]:
+        return tuple(e for e in self.entry_points if e.group == group)
+
+
+def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
+    found: list[EntryPoint] = []
+    configs: list[Config] = []
+    findings: list[Finding] = []
+    for app in account.apps:
+        if not app.has_python:
+            continue
+        lib_versions = _lib_versions(account, app.name)
+        conf_path = app.path / "apache2" / "conf" / "httpd.conf"
+        wsgi_seen: set[Path] = set()
+        if conf_path.is_file():
+            config = read_config(conf_path)
+            configs.append(config)
+            findings.extend(config.findings)
+            for entry in _wsgi_entries(config, app, account.home, lib_versions):
+                found.append(entry)
+                wsgi_seen.add(entry.path)
+        for path in _wsgi_files(app.path):
+            if path not in wsgi_seen:
+                python, reason = _from_lib_versions(lib_versions)
+                found.append(EntryPoint(path, "wsgi", app.name, python, reason, "file"))
+        for directory in (app.path / "bin", app.path / "apache2" / "bin"):
+            found.extend(_shebang_scripts(directory, app.name, account))
+    found.extend(_shebang_scripts(account.home / "bin", ACCOUNT_GROUP, account))
+    if crontab is not None:
+        for entry in _cron_entries(crontab, account):
+            found.append(entry)
+        findings.extend(
+            Finding(Path("crontab"), "warning", f"line {number}: {message}")
+            for number, message in crontab.problems
+        )
+    return EntryPoints(tuple(_dedupe(found)), tuple(configs), tuple(findings))
+
+
+def group_of(path: Path, home: Path) -> str:
+    try:
+        parts = path.relative_to(home / "webapps").parts
+    except ValueError:
+        return ACCOUNT_GROUP
+    return parts[0] if parts else ACCOUNT_GROUP
+
+
+def _dedupe(entries: Iterable[EntryPoint]) -> list[EntryPoint]:
+    """A cron job running a HOME/bin script already listed keeps the cron details."""
+    by_key: dict[tuple[Path, str | None], EntryPoint] = {}
+    for entry in entries:
+        key = (entry.path, entry.module)
+        if key in by_key and entry.kind != "cron":
+            continue
+        by_key[key] = entry
+    return list(by_key.values())
+
+
+def _lib_versions(account: Account, app: str | None) -> list[str]:
+    return sorted(
+        {lib.python for lib in account.lib_dirs if lib.app == app},
+        key=lambda v: tuple(int(p) for p in v.split(".")),
+    )
+
+
+def _from_lib_versions(versions: list[str]) -> tuple[str | None, str]:
+    if not versions:
+        return None, "no lib/pythonX.Y dir to tell the Python version"
+    if len(versions) == 1:
+        return versions[0], f"the only lib dir is lib/python{versions[0]}"
+    return versions[-1], f"newest of the lib dirs ({', '.join(versions)})"
+
+
+# --------------------------------------------------------------------------- mod_wsgi
+
+
+def _wsgi_entries(
+    config: Config, app: App, home: Path, lib_versions: list[str]
+) -> list[EntryPoint]:
+    server_root = config.server_root or app.path / "apache2"
+    mod_wsgi_python = _mod_wsgi_python(config, server_root)
+    daemons = {d.args[0]: d for d in config.named("wsgidaemonprocess") if d.args}
+    groups = config.named("wsgiprocessgroup")
+    embedded_path = tuple(
+        Path(p)
+        for d in config.named("wsgipythonpath")
+        for arg in d.args
+        for p in arg.split(":")
+        if p
+    )
+    embedded_home = next((Path(d.args[0]) for d in config.named("wsgipythonhome") if d.args), None)
+    out = []
+    for alias in config.named("wsgiscriptalias"):
+        if len(alias.args) < 2:
+            continue
+        script = Path(alias.args[1])
+        if not script.is_absolute():
+            script = server_root / script
+        group_name = (
+            alias.option("process-group")
+            or next((g.args[0] for g in groups if g.args and g.sections == alias.sections), None)
+            or (groups[0].args[0] if groups and groups[0].args else None)
+        )
+        daemon = daemons.get(group_name) if group_name else None
+        if daemon is not None:
+            site_dirs = tuple(Path(p) for p in (daemon.option("python-path") or "").split(":") if p)
+            python_home = daemon.option("python-home")
+            source = f"{daemon.file} line {daemon.line}"
+        else:
+            site_dirs, python_home = embedded_path, str(embedded_home) if embedded_home else None
+            source = f"{alias.file} line {alias.line}"
+        python, reason = mod_wsgi_python or _python_from_dirs(site_dirs, python_home, lib_versions)
+        out.append(
+            EntryPoint(
+                path=script,
+                kind="wsgi",
+                group=app.name,
+                python=python,
+                python_reason=reason,
+                source=source,
+                site_dirs=site_dirs,
+                python_home=Path(python_home) if python_home else None,
+            )
+        )
+    return out
+
+
+def _mod_wsgi_python(config: Config, server_root: Path) -> tuple[str, str] | None:
+    """The Python mod_wsgi.so was built for, read from the libpython name it links."""
+    for load in config.named("loadmodule"):
+        if len(load.args) >= 2 and load.args[0] == "wsgi_module":
+            so = Path(load.args[1])
+            so = so if so.is_absolute() else server_root / so
+            version = mod_wsgi_python_version(so)
+            if version:
+                return version, f"mod_wsgi {so} links libpython{version}"
+    return None
+
+
+def mod_wsgi_python_version(so: Path) -> str | None:
+    try:
+        data = so.read_bytes()
+    except OSError:
+        return None
+    match = _LIBPYTHON.search(data)
+    return match.group(1).decode() if match else None
+
+
+def _python_from_dirs(
+    site_dirs: tuple[Path, ...], python_home: str | None, lib_versions: list[str]
+) -> tuple[str | None, str]:
+    for directory in site_dirs:
+        match = re.search(r"/lib/python(\d\.\d+)(?:/|$)", str(directory))
+        if match:
+            return match.group(1), f"python-path names {directory}"
+    if python_home:
+        for candidate in sorted(Path(python_home, "lib").glob("python*")):
+            match = re.fullmatch(r"python(\d\.\d+)", candidate.name)
+            if match:
+                return match.group(1), f"python-home {python_home} holds {candidate.name}"
+    return _from_lib_versions(lib_versions)
+
+
+def _wsgi_files(app_dir: Path) -> list[Path]:
+    out = []
+    for root, dirs, names in os.walk(app_dir):
+        dirs[:] = [d for d in dirs if d not in ("lib", "apache2", "venv", "static", "node_modules")]
+        if len(Path(root).relative_to(app_dir).parts) >= 3:
+            dirs[:] = []
+        out.extend(Path(root, n) for n in names if n.endswith(".wsgi") or n == "wsgi.py")
+    return sorted(out)
+
+
+# --------------------------------------------------------------------------- scripts
+
+
+def shebang_python(path: Path) -> tuple[str, str | None] | None:
+    """(interpreter as written, X.Y or None) when ``path`` starts with a Python shebang."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SHEBANG_LIMIT)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    if words and os.path.basename(words[0]) == "env":
+        words = [w for w in words[1:] if not w.startswith("-")]
+    if not words:
+        return None
+    match = _PYTHON_NAME.match(os.path.basename(words[0]))
+    if not match:
+        return None
+    version = match["version"]
+    return words[0], version if version and "." in version else None
+
+
+def _shebang_scripts(directory: Path, group: str, account: Account) -> list[EntryPoint]:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        path = directory / name
+        if not path.is_file():
+            continue
+        found = shebang_python(path)
+        if found is None:
+            continue
+        interpreter, version = found
+        python, reason = (
+            (version, f"shebang names {interpreter}")
+            if version
+            else _from_lib_versions(
+                _lib_versions(account, None if group == ACCOUNT_GROUP else group)
+            )
+        )
+        out.append(
+            EntryPoint(
+                path, "script", group, python, reason, "shebang", interpreter, upward_scan=True
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- crontab
+
+
+def _cron_entries(crontab: Crontab, account: Account) -> list[EntryPoint]:
+    out = []
+    for job in crontab.jobs:
+        cwd = account.home
+        env = dict(job.environment)
+        for command in job.commands:
+            if command.argv[:1] == ("cd",) and len(command.argv) > 1:
+                cwd = _expand(command.argv[1], account.home, cwd)
+                continue
+            entry = _cron_command(command, env, cwd, account, job.lineno)
+            if entry is not None:
+                out.append(entry)
+    return out
+
+
+def _cron_command(
+    command: Command, env: dict[str, str], cwd: Path, account: Account, lineno: int
+) -> EntryPoint | None:
+    if not command.argv:
+        return None
+    environment = {**env, **dict(command.env)}
+    pythonpath = tuple(
+        _expand(p, account.home, cwd) for p in environment.get("PYTHONPATH", "").split(":") if p
+    )
+    program = command.argv[0]
+    source = f"crontab line {lineno}"
+    match = _PYTHON_NAME.match(os.path.basename(program))
+    if match:
+        script, module = _script_argument(command.argv[1:])
+        if script is None and module is None:
+            return None
+        path = _expand(script, account.home, cwd) if script else cwd
+        version = match["version"] if match["version"] and "." in match["version"] else None
+        group = group_of(path, account.home)
+        python, reason = (
+            (version, f"crontab runs {program}")
+            if version
+            else _from_lib_versions(
+                _lib_versions(account, None if group == ACCOUNT_GROUP else group)
+            )
+        )
+        return EntryPoint(
+            path, "cron", group, python, reason, source, program, pythonpath,
+            upward_scan=True, module=module,
+        )  # fmt: skip
+    path = _expand(program, account.home, cwd)
+    shebang = shebang_python(path) if path.is_file() else None
+    if shebang is None:
+        return None
+    interpreter, version = shebang
+    group = group_of(path, account.home)
+    python, reason = (
+        (version, f"shebang names {interpreter}")
+        if version
+        else _from_lib_versions(_lib_versions(account, None if group == ACCOUNT_GROUP else group))
+    )
+    entry = EntryPoint(path, "cron", group, python, reason, source, interpreter, pythonpath)
+    return replace(entry, upward_scan=True)
+
+
+def _script_argument(args: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(script, module) of ``python [options] script|-m module ...``; ``-c`` runs neither."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "-m" and index + 1 < len(args):
+            return None, args[index + 1]
+        if arg.startswith("-m") and len(arg) > 2:
+            return None, arg[2:]
+        if arg == "-c" or arg.startswith("-c"):
+            return None, None
+        if arg in _PY_OPTIONS_WITH_ARG:
+            index += 2
+            continue
+        if arg.startswith("-"):
+            index += 1
+            continue
+        return arg, None
+    return None, None
+
+
+def _expand(value: str, home: Path, cwd: Path) -> Path:
+    value = value.replace("$HOME", str(home)).replace("${HOME}", str(home))
+    if value == "~" or value.startswith("~/"):
+        value = str(home) + value[1:]
+    path = Path(value)
+    return Path(os.path.normpath(path if path.is_absolute() else cwd / path))

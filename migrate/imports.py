@@ -1,0 +1,223 @@
+"""Static reading of an app's own source: what it imports and how it edits ``sys.path``.
+
+Files are parsed with ``ast`` by this Python; files only an older Python can parse
+(``print "x"``) are handed to the target interpreter running :mod:`migrate._scan_source`,
+and when that interpreter is absent a tokenizer fallback still finds the imports.
+Nothing is imported or executed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tokenize
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from migrate import _scan_source
+from migrate.interpreters import Interpreter
+
+MAX_SOURCE_BYTES = 2 * 1024 * 1024
+_SKIP_DIRS = {"__pycache__", ".git", ".hg", ".svn", "node_modules", "static", "media", "apache2"}
+
+
+@dataclass(frozen=True)
+class ImportRef:
+    name: str
+    """Dotted module name as written (``django.core.wsgi``)."""
+    file: Path
+    line: int
+    how: str
+    """``import``, ``from``, ``dynamic`` (import_module/__import__), ``recipe:NAME``, ``trace``."""
+    optional: bool = False
+
+    @property
+    def top_level(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class PathEdit:
+    """A ``sys.path.insert/append`` or ``site.addsitedir`` call found in a file."""
+
+    op: str
+    file: Path
+    line: int
+    end_line: int
+    path: Path | None
+    index: int | None = None
+    unresolved: str | None = None
+    """The expression text when it could not be evaluated statically."""
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    file: Path
+    imports: tuple[ImportRef, ...]
+    path_edits: tuple[PathEdit, ...]
+    error: str | None = None
+    parsed_by: str = "ast"
+
+
+def scan_sources(
+    files: Iterable[Path], home: Path, interpreter: Interpreter | None = None
+) -> dict[Path, SourceScan]:
+    """Scan each file; Python 2 files fall back to ``interpreter``, then to tokenize."""
+    results: dict[Path, SourceScan] = {}
+    retry: list[Path] = []
+    for path in files:
+        source = _read(path)
+        if source is None:
+            results[path] = SourceScan(path, (), (), "cannot read file", "none")
+            continue
+        raw = _scan_source.scan(source, str(path))
+        if raw["error"] and source.strip():
+            retry.append(path)
+        results[path] = _from_raw(path, raw, home, "ast")
+    if retry and interpreter is not None and interpreter.version.startswith("2"):
+        for path, raw in _scan_with(interpreter, retry).items():
+            if not raw["error"]:
+                results[path] = _from_raw(path, raw, home, f"python{interpreter.version}")
+    for path in retry:
+        if results[path].error:
+            results[path] = _tokenize_fallback(path, results[path].error or "")
+    return results
+
+
+def app_sources(roots: Iterable[Path], exclude: Iterable[Path] = ()) -> list[Path]:
+    """The app's own ``.py``/``.wsgi`` files under ``roots``, skipping lib dirs and venvs."""
+    excluded = {os.path.realpath(p) for p in exclude}
+    found: dict[str, Path] = {}
+    for root in roots:
+        if root.is_file():
+            found.setdefault(os.path.realpath(root), root)
+            continue
+        for directory, dirs, names in os.walk(root):
+            real = os.path.realpath(directory)
+            if real in excluded or os.path.exists(os.path.join(directory, "pyvenv.cfg")):
+                dirs[:] = []
+                continue
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if d not in _SKIP_DIRS
+                and d != "lib"
+                and not d.endswith((".egg", ".egg-info", ".dist-info"))
+                and os.path.realpath(os.path.join(directory, d)) not in excluded
+            )
+            for name in sorted(names):
+                if name.endswith((".py", ".wsgi")):
+                    path = Path(directory, name)
+                    found.setdefault(os.path.realpath(path), path)
+    return list(found.values())
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SOURCE_BYTES + 1)
+    except OSError:
+        return None
+    return None if len(data) > MAX_SOURCE_BYTES else data
+
+
+def _scan_with(interpreter: Interpreter, files: list[Path]) -> dict[Path, dict[str, Any]]:
+    try:
+        result = subprocess.run(
+            [
+                str(interpreter.executable),
+                "-S",
+                "-E",
+                "-s",
+                _scan_source.__file__,
+                *map(str, files),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        data = json.loads(result.stdout) if result.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {}
+    return {Path(k): v for k, v in data.items()}
+
+
+def _from_raw(path: Path, raw: Mapping[str, Any], home: Path, parsed_by: str) -> SourceScan:
+    imports = tuple(
+        ImportRef(item["name"], path, item["line"], item["how"], bool(item["optional"]))
+        for item in raw["imports"]
+    )
+    edits = []
+    for item in raw["path_edits"]:
+        value = evaluate_path(item.get("path"), home)
+        edits.append(
+            PathEdit(
+                op=item["op"],
+                file=path,
+                line=item["line"],
+                end_line=item.get("end_line") or item["line"],
+                path=Path(os.path.normpath(value)) if value else None,
+                index=item.get("index"),
+                unresolved=None if value else (item.get("expression") or "expression"),
+            )
+        )
+    return SourceScan(path, imports, tuple(edits), raw["error"], parsed_by)
+
+
+def evaluate_path(value: Any, home: Path) -> str | None:
+    """Evaluate the scanner's symbolic path (``expanduser``, ``env``, ``concat``) for HOME."""
+    if value is None or isinstance(value, str):
+        return value
+    op, args = value.get("op"), [evaluate_path(a, home) for a in value.get("args", [])]
+    if any(a is None for a in args):
+        return None
+    if op == "concat":
+        return "".join(args)  # type: ignore[arg-type]
+    if op == "env":
+        return str(home) if args == ["HOME"] else None
+    if op == "expanduser":
+        text = args[0] or ""
+        return str(home) + text[1:] if text == "~" or text.startswith("~/") else text
+    if op == "join":
+        return os.path.join(*args)  # type: ignore[arg-type]
+    if op in ("dirname", "abspath", "realpath", "normpath"):
+        func = os.path.dirname if op == "dirname" else os.path.normpath
+        return func(args[0])  # type: ignore[arg-type]
+    return None
+
+
+def _tokenize_fallback(path: Path, error: str) -> SourceScan:
+    """Find ``import x`` / ``from x import`` at statement starts when no parser can help."""
+    source = _read(path) or b""
+    imports: list[ImportRef] = []
+    try:
+        tokens = list(tokenize.tokenize(io.BytesIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+        tokens = []
+    at_start = True
+    for index, token in enumerate(tokens):
+        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
+            at_start = True
+            continue
+        if at_start and token.type == tokenize.NAME and token.string in ("import", "from"):
+            names = _dotted_after(tokens, index + 1)
+            if names and not names.startswith("."):
+                imports.append(ImportRef(names, path, token.start[0], token.string))
+        at_start = token.type == tokenize.OP and token.string == ";"
+    return SourceScan(path, tuple(imports), (), error, "tokenize")
+
+
+def _dotted_after(tokens: list[tokenize.TokenInfo], index: int) -> str:
+    parts: list[str] = []
+    while index < len(tokens) and (
+        tokens[index].type == tokenize.NAME or tokens[index].string == "."
+    ):
+        if tokens[index].string in ("import", "as"):
+            break
+        parts.append(tokens[index].string)
+        index += 1
+    return "".join(parts)

@@ -1,0 +1,656 @@
+"""Per app: which copy of each package it imports today, what it really uses, what is wrong.
+
+Inputs are the account, its inventory and its crontab; the output is a :class:`Plan` of
+plain records. The path model (:mod:`migrate.syspath`) says which file each import name
+loads; the used set is the app's own imports (static, :mod:`migrate.imports`), the
+strings its framework imports (:mod:`migrate.recipes`) and, optionally, a runtime trace
+(:mod:`migrate.trace`), closed over ``Requires-Dist`` for the target Python.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.markers import (
+    InvalidMarker,
+    UndefinedComparison,
+    UndefinedEnvironmentName,
+    default_environment,
+)
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from migrate.account import Account, LibDir
+from migrate.crontab import Crontab
+from migrate.entrypoints import ACCOUNT_GROUP, EntryPoint, find_entry_points
+from migrate.findings import Finding
+from migrate.imports import ImportRef, SourceScan, app_sources, scan_sources
+from migrate.interpreters import Interpreter, find_interpreter
+from migrate.inventory import inventory_lib_dir
+from migrate.inventory.model import Distribution, Inventory, LibDirInventory
+from migrate.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
+from migrate.syspath import DirCache, PathModel, Provider, build_path_model
+
+FINDING_KINDS = (
+    "shadowed",
+    "leaked",
+    "unused",
+    "missing",
+    "conflict",
+    "interpreter",
+    "entry-point",
+)
+
+
+@dataclass(frozen=True)
+class AppFinding:
+    kind: str
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PackageRow:
+    """One distribution an app can see (or uses), and where it comes from."""
+
+    dist: Distribution
+    entry: Path
+    """The ``sys.path`` entry it is found on (lib dir, egg, develop checkout)."""
+    rule: str
+    used: bool
+    why: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppPlan:
+    name: str
+    path: Path | None
+    python: str | None
+    has_python: bool
+    entry_points: tuple[EntryPoint, ...] = ()
+    packages: tuple[PackageRow, ...] = ()
+    findings: tuple[AppFinding, ...] = ()
+    recipes: tuple[str, ...] = ()
+    models: tuple[PathModel, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def used(self) -> tuple[PackageRow, ...]:
+        return tuple(row for row in self.packages if row.used)
+
+
+@dataclass(frozen=True)
+class Plan:
+    home: Path
+    apps: tuple[AppPlan, ...]
+    findings: tuple[Finding, ...] = ()
+
+
+Tracer = Callable[[EntryPoint, Interpreter, Path], tuple[set[str], str | None]]
+"""Runs an entry point under its old path; returns (top-level names imported, error)."""
+
+
+def plan_account(
+    account: Account,
+    inventory: Inventory,
+    crontab: Crontab | None,
+    *,
+    apps: Sequence[str] = (),
+    interpreters: Mapping[str, Path] | None = None,
+    tracer: Tracer | None = None,
+    recipes: Sequence[Recipe] | None = None,
+) -> Plan:
+    """Resolve every app (or those named) and the account group ``~``."""
+    entry_points = find_entry_points(account, crontab)
+    index = _Index(inventory)
+    recipe_book = tuple(recipes) if recipes is not None else load_recipes()
+    groups: list[tuple[str, Path | None, bool]] = [
+        (a.name, a.path, a.has_python) for a in account.apps
+    ]
+    groups.append((ACCOUNT_GROUP, None, True))
+    plans = []
+    for name, path, has_python in groups:
+        if apps and name not in apps:
+            continue
+        eps = entry_points.for_group(name)
+        if name == ACCOUNT_GROUP and not eps:
+            continue
+        if not has_python:
+            plans.append(AppPlan(name, path, None, False, recipes=("static",)))
+            continue
+        resolver = _AppResolver(account, index, name, path, eps, interpreters, recipe_book, tracer)
+        plans.append(resolver.resolve())
+    return Plan(account.home, tuple(plans), entry_points.findings)
+
+
+class _Index:
+    """Find the inventory record behind a path entry (lib dir, egg, develop checkout)."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.lib_dirs: dict[str, LibDirInventory] = {
+            str(lib.path): lib for lib in inventory.lib_dirs
+        }
+        self.eggs: dict[str, Distribution] = {}
+        self.links: dict[str, Distribution] = {}
+        for lib in inventory.lib_dirs:
+            for dist in lib.distributions:
+                if dist.kind == "egg":
+                    self.eggs[str(dist.path)] = dist
+                elif dist.kind == "egg-link" and dist.target is not None:
+                    self.links[str(dist.target)] = dist
+
+    def system(self, path: Path, python: str) -> LibDirInventory:
+        key = str(path)
+        if key not in self.lib_dirs:
+            self.lib_dirs[key] = inventory_lib_dir(LibDir(path, python, "system"), None)
+        return self.lib_dirs[key]
+
+    def dists_on(self, entry: Path, rule: str, python: str) -> tuple[Distribution, ...]:
+        """Distributions whose metadata lives on this sys.path entry."""
+        key = str(entry)
+        if key in self.eggs:
+            return (self.eggs[key],)
+        if key in self.links:
+            return (self.links[key],)
+        lib = self.lib_dirs.get(key)
+        if lib is None and rule in ("site-packages", "python-home"):
+            lib = self.system(entry, python)
+        if lib is None:
+            return ()
+        return tuple(d for d in lib.distributions if d.kind not in ("egg", "egg-link"))
+
+    def provider_dist(self, provider: Provider, python: str) -> Distribution | None:
+        if provider.entry is None or provider.kind in ("builtin", "nspkg"):
+            return None
+        candidates = self.dists_on(provider.entry.path, provider.entry.rule, python)
+        owners = [d for d in candidates if provider.name in d.top_level]
+        if len(owners) > 1 and provider.origin is not None:
+            rel = os.path.relpath(provider.origin, provider.entry.path)
+            owners = [d for d in owners if d.files and rel in d.files] or owners
+        if owners:
+            return owners[0]
+        if len(candidates) == 1 and candidates[0].kind in ("egg", "egg-link"):
+            return candidates[0]
+        return None
+
+
+@dataclass
+class _Use:
+    dist: Distribution
+    entry: Path
+    rule: str
+    why: list[str] = field(default_factory=list)
+
+
+class _AppResolver:
+    def __init__(
+        self,
+        account: Account,
+        index: _Index,
+        name: str,
+        path: Path | None,
+        entry_points: tuple[EntryPoint, ...],
+        interpreters: Mapping[str, Path] | None,
+        recipes: Sequence[Recipe],
+        tracer: Tracer | None,
+    ) -> None:
+        self.account = account
+        self.home = account.home
+        self.index = index
+        self.name = name
+        self.path = path
+        self.entry_points = entry_points
+        self.interpreters = interpreters
+        self.recipes = recipes
+        self.tracer = tracer
+        self.cache = DirCache()
+        self.findings: list[AppFinding] = []
+
+    def resolve(self) -> AppPlan:
+        if not self.entry_points:
+            finding = AppFinding(
+                "entry-point", self.name, "no WSGI file, script or cron job runs this app's Python"
+            )
+            return AppPlan(self.name, self.path, None, True, findings=(finding,))
+        uses: dict[str, _Use] = {}
+        visible: dict[str, tuple[Distribution, Path, str]] = {}
+        models = []
+        recipe_names: list[str] = []
+        for entry in self.entry_points:
+            interpreter = self._interpreter(entry)
+            scans = scan_sources(
+                [entry.path] if entry.path.is_file() else [], self.home, interpreter
+            )
+            edits = scans[entry.path].path_edits if entry.path in scans else ()
+            model = build_path_model(entry, interpreter, edits, self.home, self.cache)
+            models.append(model)
+            for finding in model.findings:
+                self.findings.append(AppFinding("entry-point", str(finding.path), finding.message))
+            self._collect_visible(model, visible)
+            refs, used_recipes = self._used_names(entry, model, interpreter, scans)
+            recipe_names.extend(r for r in used_recipes if r not in recipe_names)
+            self._record_uses(model, refs, uses)
+        self._close(models, uses, visible)
+        self._shadowing(models, uses)
+        packages = self._rows(uses, visible)
+        self._scope_findings(packages)
+        python = next((e.python for e in self.entry_points if e.python), None)
+        return AppPlan(
+            self.name,
+            self.path,
+            python,
+            True,
+            self.entry_points,
+            packages,
+            tuple(_dedupe_findings(self.findings)),
+            tuple(recipe_names),
+            tuple(models),
+        )
+
+    # -- interpreter -----------------------------------------------------------
+    def _interpreter(self, entry: EntryPoint) -> Interpreter | None:
+        if entry.python is None:
+            self.findings.append(
+                AppFinding(
+                    "interpreter",
+                    str(entry.path),
+                    f"cannot tell which Python runs it ({entry.python_reason})",
+                )
+            )
+            return None
+        interpreter = find_interpreter(entry.python, self.interpreters)
+        if interpreter is None:
+            self.findings.append(
+                AppFinding(
+                    "interpreter",
+                    f"python{entry.python}",
+                    f"{entry.path} needs python{entry.python} ({entry.python_reason}), which this machine "
+                    "does not have: install it (e.g. with pyenv) or pass --python "
+                    f"{entry.python}=/path/to/python",
+                )
+            )
+        lib_versions = {lib.python for lib in self.account.lib_dirs if lib.app == self.name}
+        if (
+            entry.kind == "wsgi"
+            and entry.python_reason.startswith("mod_wsgi")
+            and lib_versions - {entry.python}
+        ):
+            self.findings.append(
+                AppFinding(
+                    "interpreter",
+                    "mod_wsgi",
+                    f"{entry.python_reason}, but the app's lib dirs are for Python "
+                    f"{', '.join(sorted(lib_versions))}: its packages may not load under this mod_wsgi",
+                )
+            )
+        return interpreter
+
+    # -- the used set ----------------------------------------------------------
+    def _used_names(
+        self,
+        entry: EntryPoint,
+        model: PathModel,
+        interpreter: Interpreter | None,
+        scans: dict[Path, SourceScan],
+    ) -> tuple[list[ImportRef | RecipeRef], list[str]]:
+        roots = [entry.path]
+        if entry.kind == "wsgi" and self.path is not None:
+            roots.extend(d for d in entry.site_dirs if _is_code_dir(d, self.path))
+        lib_dirs = [Path(p) for p in self.index.lib_dirs]
+        sources = app_sources(roots, exclude=lib_dirs)
+        scans.update(scan_sources([s for s in sources if s not in scans], self.home, interpreter))
+        scans = self._follow_local(model, scans, interpreter)
+        refs: list[ImportRef | RecipeRef] = [ref for scan in scans.values() for ref in scan.imports]
+        for scan in scans.values():
+            if scan.error and scan.parsed_by in ("tokenize", "none"):
+                self.findings.append(
+                    AppFinding(
+                        "entry-point",
+                        str(scan.file),
+                        f"could not parse ({scan.error}); imports read by tokenizer",
+                    )
+                )
+        imported = {ref.top_level for ref in refs if isinstance(ref, ImportRef)}
+        other_files = self._config_files(roots)
+        applied = detect(self.recipes, imported, [*scans, *other_files], {entry.kind})
+        for recipe in applied:
+            refs.extend(string_refs(recipe, list(scans), other_files))
+        if self.tracer is not None and interpreter is not None:
+            names, error = self.tracer(entry, interpreter, self.home)
+            if error:
+                self.findings.append(AppFinding("entry-point", str(entry.path), f"trace: {error}"))
+            refs.extend(ImportRef(n, entry.path, 0, "trace") for n in sorted(names))
+        return refs, [r.name for r in applied]
+
+    def _follow_local(
+        self, model: PathModel, scans: dict[Path, SourceScan], interpreter: Interpreter | None
+    ) -> dict[Path, SourceScan]:
+        """Scan the app's own modules its code imports, transitively (scripts' helpers)."""
+        pending = True
+        while pending:
+            pending = False
+            wanted = []
+            for scan in list(scans.values()):
+                for ref in scan.imports:
+                    provider = model.resolve(ref.top_level).winner
+                    if provider is None or provider.origin is None or provider.entry is None:
+                        continue
+                    if provider.entry.rule == "stdlib" or self.index.provider_dist(
+                        provider, model.python
+                    ):
+                        continue
+                    origin = provider.origin
+                    if (
+                        not _inside(origin, self.home)
+                        or str(provider.entry.path) in self.index.lib_dirs
+                    ):
+                        continue
+                    files = app_sources(
+                        [origin.parent if origin.name.startswith("__init__.") else origin]
+                    )
+                    wanted.extend(f for f in files if f not in scans)
+            if wanted:
+                scans.update(scan_sources(sorted(set(wanted)), self.home, interpreter))
+                pending = True
+        return scans
+
+    def _config_files(self, roots: Iterable[Path]) -> list[Path]:
+        out = []
+        for root in roots:
+            base = root.parent if root.is_file() else root
+            try:
+                out.extend(
+                    sorted(
+                        p
+                        for p in base.glob("**/*.ini")
+                        if "lib" not in p.relative_to(base).parts[:1]
+                    )
+                )
+            except OSError:
+                continue
+        return out
+
+    def _record_uses(
+        self, model: PathModel, refs: Sequence[ImportRef | RecipeRef], uses: dict[str, _Use]
+    ) -> None:
+        for ref in refs:
+            if isinstance(ref, RecipeRef) and ref.is_distribution:
+                self._use_by_name(model, canonicalize_name(ref.target), _why(ref, self.home), uses)
+                continue
+            names = (
+                ref.alternatives
+                if isinstance(ref, RecipeRef) and ref.alternatives
+                else (ref.target.split(".")[0] if isinstance(ref, RecipeRef) else ref.top_level,)
+            )
+            resolution = None
+            for name in names:
+                resolution = model.resolve(name.split(".")[0])
+                if resolution.winner is not None:
+                    break
+            assert resolution is not None
+            winner = resolution.winner
+            optional = isinstance(ref, ImportRef) and ref.optional
+            if winner is None:
+                if not optional:
+                    wanted = " or ".join(names)
+                    self.findings.append(
+                        AppFinding(
+                            "missing",
+                            names[0],
+                            f"{_why(ref, self.home)} needs {wanted}, which nothing on its path provides",
+                        )
+                    )
+                continue
+            if (
+                winner.entry is not None
+                and winner.entry.rule == "stdlib"
+                or winner.kind == "builtin"
+            ):
+                continue
+            dist = self.index.provider_dist(winner, model.python)
+            if dist is None or winner.entry is None:
+                continue
+            use = uses.setdefault(str(dist.path), _Use(dist, winner.entry.path, winner.entry.rule))
+            use.why.append(_why(ref, self.home))
+
+    def _use_by_name(self, model: PathModel, name: str, why: str, uses: dict[str, _Use]) -> None:
+        for entry in model.entries:
+            for dist in self.index.dists_on(entry.path, entry.rule, model.python):
+                if dist.name == name:
+                    uses.setdefault(str(dist.path), _Use(dist, entry.path, entry.rule)).why.append(
+                        why
+                    )
+                    return
+        self.findings.append(
+            AppFinding(
+                "missing",
+                name,
+                f"{why} names distribution {name}, which is not installed where the app looks",
+            )
+        )
+
+    # -- visibility, closure, findings ----------------------------------------
+    def _collect_visible(
+        self, model: PathModel, visible: dict[str, tuple[Distribution, Path, str]]
+    ) -> None:
+        for entry in model.entries:
+            for dist in self.index.dists_on(entry.path, entry.rule, model.python):
+                visible.setdefault(str(dist.path), (dist, entry.path, entry.rule))
+
+    def _close(
+        self,
+        models: Sequence[PathModel],
+        uses: dict[str, _Use],
+        visible: dict[str, tuple[Distribution, Path, str]],
+    ) -> None:
+        """Add every distribution the used ones require (markers for the app's Python)."""
+        python = models[0].python
+        by_name: dict[str, list[tuple[Distribution, Path, str]]] = {}
+        for item in visible.values():
+            by_name.setdefault(item[0].name, []).append(item)
+        used_names = {u.dist.name for u in uses.values()}
+        for name, items in by_name.items():
+            versions = {d.version for d, _, _ in items}
+            if len(versions) > 1 and name in used_names:
+                where = "; ".join(
+                    f"{d.version} in {_short(d.path, self.home)}" for d, _, _ in items
+                )
+                self.findings.append(
+                    AppFinding("conflict", name, f"{len(versions)} versions visible: {where}")
+                )
+        queue: list[tuple[Distribution, frozenset[str]]] = [
+            (u.dist, frozenset()) for u in uses.values()
+        ]
+        seen: set[tuple[str, frozenset[str]]] = set()
+        while queue:
+            dist, extras = queue.pop(0)
+            if (str(dist.path), extras) in seen:
+                continue
+            seen.add((str(dist.path), extras))
+            for text in dist.requires:
+                try:
+                    requirement = Requirement(text)
+                except InvalidRequirement:
+                    continue
+                if not _marker_applies(requirement, python, extras):
+                    continue
+                name = canonicalize_name(requirement.name)
+                candidates = by_name.get(name)
+                if not candidates:
+                    self.findings.append(
+                        AppFinding(
+                            "conflict",
+                            name,
+                            f"{dist.display_name} {dist.version} requires {requirement}, which the app cannot see",
+                        )
+                    )
+                    continue
+                target, entry, rule = candidates[0]
+                if not _version_ok(requirement, target.version):
+                    self.findings.append(
+                        AppFinding(
+                            "conflict",
+                            name,
+                            f"{dist.display_name} {dist.version} requires {requirement}, but {target.version} is what the app sees",
+                        )
+                    )
+                use = uses.setdefault(str(target.path), _Use(target, entry, rule))
+                why = f"required by {dist.display_name} ({requirement})"
+                if why not in use.why:
+                    use.why.append(why)
+                queue.append((target, frozenset(requirement.extras)))
+
+    def _shadowing(self, models: Sequence[PathModel], uses: dict[str, _Use]) -> None:
+        used_names = {n for u in uses.values() for n in u.dist.top_level}
+        reported: set[str] = set()
+        for model in models:
+            for name in sorted(model.names()):
+                if name in reported:
+                    continue
+                resolution = model.resolve(name)
+                losers = [
+                    p
+                    for p in resolution.shadowed
+                    if p.entry is not None and p.entry.rule != "stdlib"
+                ]
+                if resolution.winner is None or not losers or name == "site":
+                    continue  # setuptools' boot site.py is meant to lose to the real one
+                winner_dist = self.index.provider_dist(resolution.winner, model.python)
+                loser_text = []
+                for loser in losers:
+                    dist = self.index.provider_dist(loser, model.python)
+                    if (
+                        dist is not None
+                        and winner_dist is not None
+                        and dist.path == winner_dist.path
+                    ):
+                        continue
+                    version = f" {dist.version}" if dist and dist.version else ""
+                    loser_text.append(
+                        f"{_short(loser.origin or loser.entry.path, self.home)}{version}"
+                    )  # type: ignore[union-attr]
+                if not loser_text:
+                    continue
+                reported.add(name)
+                win_version = (
+                    f" {winner_dist.version}" if winner_dist and winner_dist.version else ""
+                )
+                usage = "used" if name in used_names else "not used"
+                self.findings.append(
+                    AppFinding(
+                        "shadowed",
+                        name,
+                        f"{name} ({usage}) loads {_short(resolution.winner.origin or Path('?'), self.home)}{win_version} "
+                        f"[{resolution.winner.entry.rule if resolution.winner.entry else 'builtin'}]; "
+                        f"hidden: {', '.join(loser_text)}",
+                    )
+                )
+
+    def _rows(
+        self, uses: dict[str, _Use], visible: dict[str, tuple[Distribution, Path, str]]
+    ) -> tuple[PackageRow, ...]:
+        rows = []
+        for key, (dist, entry, rule) in visible.items():
+            use = uses.get(key)
+            if use is None and dist.lib_dir is not None and self._is_system(dist):
+                continue
+            rows.append(
+                PackageRow(dist, entry, rule, use is not None, tuple(use.why) if use else ())
+            )
+        for key, use in uses.items():
+            if key not in visible:
+                rows.append(PackageRow(use.dist, use.entry, use.rule, True, tuple(use.why)))
+        return tuple(sorted(rows, key=lambda r: (r.dist.name, str(r.dist.path))))
+
+    def _is_system(self, dist: Distribution) -> bool:
+        lib = self.index.lib_dirs.get(str(dist.lib_dir))
+        return lib is not None and lib.scope == "system"
+
+    def _scope_findings(self, packages: Sequence[PackageRow]) -> None:
+        for row in packages:
+            lib = self.index.lib_dirs.get(str(row.dist.lib_dir))
+            scope = lib.scope if lib else None
+            if row.used and self.name != ACCOUNT_GROUP and scope in ("account", "user-site"):
+                self.findings.append(
+                    AppFinding(
+                        "leaked",
+                        row.dist.name,
+                        f"{row.dist.display_name} {row.dist.version or '?'} is used but comes from the "
+                        f"{'account-wide' if scope == 'account' else 'user-site'} dir {_short(row.dist.lib_dir, self.home)}",
+                    )
+                )
+            if not row.used and scope != "system":
+                self.findings.append(
+                    AppFinding(
+                        "unused",
+                        row.dist.name,
+                        f"{row.dist.display_name} {row.dist.version or '?'} is visible but not used",
+                    )
+                )
+
+
+def _is_code_dir(directory: Path, app_dir: Path) -> bool:
+    text = str(directory)
+    if "/lib/python" in text or text.endswith("site-packages") or "/site-packages/" in text:
+        return False
+    return _inside(directory, app_dir)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return False
+    return True
+
+
+def _short(path: Path, home: Path) -> str:
+    try:
+        return "~/" + str(Path(path).relative_to(home))
+    except ValueError:
+        return str(path)
+
+
+def _why(ref: ImportRef | RecipeRef, home: Path) -> str:
+    where = f"{_short(ref.file, home)}:{ref.line}" if ref.line else _short(ref.file, home)
+    if isinstance(ref, RecipeRef):
+        return f"recipe {ref.recipe}: {ref.setting} in {where}"
+    if ref.how == "trace":
+        return f"traced loading {_short(ref.file, home)}"
+    optional = " (optional)" if ref.optional else ""
+    return f"import {ref.name} in {where}{optional}"
+
+
+def marker_environment(python: str) -> dict[str, str]:
+    env = default_environment()
+    env.update(python_version=python, python_full_version=f"{python}.0")
+    return env
+
+
+def _marker_applies(requirement: Requirement, python: str, extras: frozenset[str]) -> bool:
+    if requirement.marker is None:
+        return True
+    env = marker_environment(python)
+    try:
+        return any(
+            requirement.marker.evaluate({**env, "extra": extra})
+            for extra in (sorted(extras) or [""])
+        )
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return True
+
+
+def _version_ok(requirement: Requirement, version: str | None) -> bool:
+    if version is None or not requirement.specifier:
+        return True
+    try:
+        return requirement.specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return True
+
+
+def _dedupe_findings(findings: Iterable[AppFinding]) -> list[AppFinding]:
+    return list(dict.fromkeys(findings))

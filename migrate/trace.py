@@ -1,0 +1,115 @@
+"""Run an entry point under its OLD path in the real target interpreter and see what loads.
+
+Opt-in (``plan --trace``): this executes the app's code, exactly as mod_wsgi or cron
+would (the WSGI file is loaded and serves one GET request; a script's module body runs
+with ``__name__`` set so its ``__main__`` block does not). The same bootstrap also lets
+tests ask the real interpreter which file each name imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from migrate import _bootstrap
+from migrate.entrypoints import EntryPoint
+from migrate.interpreters import Interpreter
+from migrate.syspath import upward_scan_dirs
+
+TRACE_TIMEOUT = 120
+
+
+class TraceError(Exception):
+    """The bootstrap itself failed (not the app): the message says how."""
+
+
+def bootstrap_config(entry: EntryPoint, interpreter: Interpreter, home: Path) -> dict[str, Any]:
+    """The site steps for ``_bootstrap.py``, in the order the path model documents."""
+    site_dirs: list[str] = []
+    front = None
+    if entry.kind != "wsgi" and entry.upward_scan and entry.python:
+        site_dirs.extend(str(d) for d in upward_scan_dirs(entry.path, entry.python, home))
+    user_site = home / ".local" / "lib" / f"python{interpreter.version}" / "site-packages"
+    if user_site.is_dir():
+        site_dirs.append(str(user_site))
+    if entry.python_home is not None:
+        site_dirs.append(
+            str(entry.python_home / "lib" / f"python{interpreter.version}" / "site-packages")
+        )
+    else:
+        site_dirs.extend(str(d) for d in interpreter.site_packages)
+    if entry.kind == "wsgi":
+        site_dirs.extend(str(d) for d in entry.site_dirs)
+    else:
+        front = str(entry.path if entry.module else entry.path.parent)
+    return {"site_dirs": site_dirs, "front": front, "kind": entry.kind}
+
+
+def run_bootstrap(
+    entry: EntryPoint,
+    interpreter: Interpreter,
+    home: Path,
+    *,
+    action: str,
+    names: Sequence[str] = (),
+    load_entry: bool = True,
+    request: bool = False,
+) -> dict[str, Any]:
+    config = bootstrap_config(entry, interpreter, home)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if entry.kind != "wsgi" and entry.pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in entry.pythonpath)
+    with tempfile.TemporaryDirectory(prefix="concentric-trace-") as tmp:
+        output = Path(tmp) / "result.json"
+        config.update(
+            action=action,
+            names=list(names),
+            entry_file=str(entry.path) if load_entry and entry.path.is_file() else None,
+            request=request,
+            output=str(output),
+        )
+        config_path = Path(tmp) / "config.json"
+        config_path.write_text(json.dumps(config), encoding="utf-8")
+        cwd = entry.path if entry.module else (entry.path.parent if entry.kind != "cron" else home)
+        try:
+            result = subprocess.run(
+                [str(interpreter.executable), "-S", "-s", _bootstrap.__file__, str(config_path)],
+                capture_output=True,
+                text=True,
+                timeout=TRACE_TIMEOUT,
+                env=env,
+                cwd=str(cwd) if Path(cwd).is_dir() else str(home),
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise TraceError(f"cannot run {interpreter.executable}: {exc}") from exc
+        if not output.exists():
+            raise TraceError(
+                f"bootstrap failed (exit {result.returncode}): {result.stderr.strip()[-500:]}"
+            )
+        return json.loads(output.read_text(encoding="utf-8"))
+
+
+def trace_entry(
+    entry: EntryPoint, interpreter: Interpreter, home: Path
+) -> tuple[set[str], str | None]:
+    """Top-level names the entry point loads at start-up and while serving one request."""
+    try:
+        result = run_bootstrap(
+            entry, interpreter, home, action="trace", request=entry.kind == "wsgi"
+        )
+    except TraceError as exc:
+        return set(), str(exc)
+    names = {name.split(".", 1)[0] for name in result.get("modules", {})}
+    names.discard("__main__")
+    return names, result.get("error")

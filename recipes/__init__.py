@@ -1,0 +1,1 @@
+"""App-type knowledge as data: one TOML file per framework, loaded by migrate.recipes."""
