@@ -7,14 +7,13 @@ mod_wsgi do, with the real ``site.addsitedir`` (so real .pth files run), puts th
 folder in front, and optionally loads the entry file itself. Then it reports:
 
 * ``find``: for each requested top-level name, the file Python would import;
-* ``trace``: after loading the entry file (and, for WSGI, serving one GET request), every
-  module in ``sys.modules`` with its file.
+* ``trace``: every module that loading the entry file (and, for WSGI, serving one GET
+  request) added to ``sys.modules``, with its file.
 
 Used by ``plan --trace`` and by the test that proves the static path model right.
 """
 
 import json
-import os
 import site
 import sys
 
@@ -28,6 +27,8 @@ def main(argv):
     if config.get("front"):
         sys.path.insert(0, config["front"])
     result = {"error": None}
+    # What .pth files already imported belongs to the interpreter's set-up, not the app.
+    before = set(sys.modules)
     entry = config.get("entry_file")
     if entry:
         try:
@@ -40,7 +41,9 @@ def main(argv):
     if config.get("action") == "find":
         result["origins"] = dict((name, _origin(name)) for name in config.get("names", []))
     else:
-        result["modules"] = _modules()
+        result["modules"] = dict(
+            (name, path) for name, path in _modules().items() if name not in before
+        )
     with open(config["output"], "w") as handle:
         json.dump(result, handle)
 

@@ -78,8 +78,10 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
                 wsgi_seen.add(entry.path)
         for path in _wsgi_files(app.path):
             if path not in wsgi_seen:
+                # No httpd.conf names it: assume the app's lib dirs, as the scan would.
                 python, reason = _from_lib_versions(lib_versions)
-                found.append(EntryPoint(path, "wsgi", app.name, python, reason, "file"))
+                entry = EntryPoint(path, "wsgi", app.name, python, reason, "file", upward_scan=True)
+                found.append(entry)
         for directory in (app.path / "bin", app.path / "apache2" / "bin"):
             found.extend(_shebang_scripts(directory, app.name, account))
     found.extend(_shebang_scripts(account.home / "bin", ACCOUNT_GROUP, account))

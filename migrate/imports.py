@@ -200,24 +200,42 @@ def _tokenize_fallback(path: Path, error: str) -> SourceScan:
         tokens = []
     at_start = True
     for index, token in enumerate(tokens):
-        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
+        if token.type in (
+            tokenize.ENCODING,
+            tokenize.NEWLINE,
+            tokenize.NL,
+            tokenize.INDENT,
+            tokenize.DEDENT,
+        ):
             at_start = True
             continue
         if at_start and token.type == tokenize.NAME and token.string in ("import", "from"):
-            names = _dotted_after(tokens, index + 1)
-            if names and not names.startswith("."):
-                imports.append(ImportRef(names, path, token.start[0], token.string))
+            for name in _names_after(tokens, index + 1, several=token.string == "import"):
+                imports.append(ImportRef(name, path, token.start[0], token.string))
         at_start = token.type == tokenize.OP and token.string == ";"
     return SourceScan(path, tuple(imports), (), error, "tokenize")
 
 
-def _dotted_after(tokens: list[tokenize.TokenInfo], index: int) -> str:
+def _names_after(tokens: list[tokenize.TokenInfo], index: int, several: bool) -> list[str]:
+    """``a.b`` (from-imports), or ``a.b as c, d`` (plain imports) starting at ``index``."""
+    names: list[str] = []
     parts: list[str] = []
-    while index < len(tokens) and (
-        tokens[index].type == tokenize.NAME or tokens[index].string == "."
-    ):
-        if tokens[index].string in ("import", "as"):
+    skipping_alias = False
+    while index < len(tokens):
+        token = tokens[index]
+        if token.string == "," and several:
+            if parts:
+                names.append("".join(parts))
+            parts, skipping_alias = [], False
+        elif token.string == "as":
+            skipping_alias = True
+        elif not skipping_alias and (token.type == tokenize.NAME or token.string == "."):
+            if token.string == "import":
+                break
+            parts.append(token.string)
+        else:
             break
-        parts.append(tokens[index].string)
         index += 1
-    return "".join(parts)
+    if parts:
+        names.append("".join(parts))
+    return [n for n in names if n and not n.startswith(".")]

@@ -251,11 +251,15 @@ def _env_settings(recipe: Recipe, source: StringSource, path: Path) -> list[Reci
 
 def _env_assignment(node: ast.AST) -> tuple[str, str] | None:
     """``os.environ.setdefault(K, V)`` or ``os.environ[K] = V`` with string literals."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        if node.func.attr == "setdefault" and ast.unparse(node.func.value) == "os.environ":
-            args = [a.value for a in node.args if isinstance(a, ast.Constant)]
-            if len(args) == 2 and all(isinstance(a, str) for a in args):
-                return args[0], args[1]
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "setdefault"
+        and ast.unparse(node.func.value) == "os.environ"
+    ):
+        args = [a.value for a in node.args if isinstance(a, ast.Constant)]
+        if len(args) == 2 and all(isinstance(a, str) for a in args):
+            return args[0], args[1]
     if isinstance(node, ast.Assign) and len(node.targets) == 1:
         target = node.targets[0]
         if (

@@ -250,27 +250,26 @@ class _AppResolver:
             tuple(models),
         )
 
+    def _report(self, kind: str, name: str, message: str) -> None:
+        self.findings.append(AppFinding(kind, name, message))
+
     # -- interpreter -----------------------------------------------------------
     def _interpreter(self, entry: EntryPoint) -> Interpreter | None:
         if entry.python is None:
-            self.findings.append(
-                AppFinding(
-                    "interpreter",
-                    str(entry.path),
-                    f"cannot tell which Python runs it ({entry.python_reason})",
-                )
+            self._report(
+                "interpreter",
+                str(entry.path),
+                f"cannot tell which Python runs it ({entry.python_reason})",
             )
             return None
         interpreter = find_interpreter(entry.python, self.interpreters)
         if interpreter is None:
-            self.findings.append(
-                AppFinding(
-                    "interpreter",
-                    f"python{entry.python}",
-                    f"{entry.path} needs python{entry.python} ({entry.python_reason}), which this machine "
-                    "does not have: install it (e.g. with pyenv) or pass --python "
-                    f"{entry.python}=/path/to/python",
-                )
+            self._report(
+                "interpreter",
+                f"python{entry.python}",
+                f"{entry.path} needs python{entry.python} ({entry.python_reason}), which this "
+                "machine does not have: install it (e.g. with pyenv) or pass --python "
+                f"{entry.python}=/path/to/python",
             )
         lib_versions = {lib.python for lib in self.account.lib_dirs if lib.app == self.name}
         if (
@@ -278,13 +277,11 @@ class _AppResolver:
             and entry.python_reason.startswith("mod_wsgi")
             and lib_versions - {entry.python}
         ):
-            self.findings.append(
-                AppFinding(
-                    "interpreter",
-                    "mod_wsgi",
-                    f"{entry.python_reason}, but the app's lib dirs are for Python "
-                    f"{', '.join(sorted(lib_versions))}: its packages may not load under this mod_wsgi",
-                )
+            self._report(
+                "interpreter",
+                "mod_wsgi",
+                f"{entry.python_reason}, but the app's lib dirs are for Python "
+                f"{', '.join(sorted(lib_versions))}: its packages may not load under this mod_wsgi",
             )
         return interpreter
 
@@ -306,12 +303,10 @@ class _AppResolver:
         refs: list[ImportRef | RecipeRef] = [ref for scan in scans.values() for ref in scan.imports]
         for scan in scans.values():
             if scan.error and scan.parsed_by in ("tokenize", "none"):
-                self.findings.append(
-                    AppFinding(
-                        "entry-point",
-                        str(scan.file),
-                        f"could not parse ({scan.error}); imports read by tokenizer",
-                    )
+                self._report(
+                    "entry-point",
+                    str(scan.file),
+                    f"could not parse ({scan.error}); imports read by tokenizer",
                 )
         imported = {ref.top_level for ref in refs if isinstance(ref, ImportRef)}
         other_files = self._config_files(roots)
@@ -396,19 +391,13 @@ class _AppResolver:
             if winner is None:
                 if not optional:
                     wanted = " or ".join(names)
-                    self.findings.append(
-                        AppFinding(
-                            "missing",
-                            names[0],
-                            f"{_why(ref, self.home)} needs {wanted}, which nothing on its path provides",
-                        )
+                    self._report(
+                        "missing",
+                        names[0],
+                        f"{_why(ref, self.home)} needs {wanted}; nothing on its path provides it",
                     )
                 continue
-            if (
-                winner.entry is not None
-                and winner.entry.rule == "stdlib"
-                or winner.kind == "builtin"
-            ):
+            if winner.kind == "builtin" or (winner.entry and winner.entry.rule == "stdlib"):
                 continue
             dist = self.index.provider_dist(winner, model.python)
             if dist is None or winner.entry is None:
@@ -424,12 +413,10 @@ class _AppResolver:
                         why
                     )
                     return
-        self.findings.append(
-            AppFinding(
-                "missing",
-                name,
-                f"{why} names distribution {name}, which is not installed where the app looks",
-            )
+        self._report(
+            "missing",
+            name,
+            f"{why} names distribution {name}, which is not installed where the app looks",
         )
 
     # -- visibility, closure, findings ----------------------------------------
@@ -479,23 +466,14 @@ class _AppResolver:
                     continue
                 name = canonicalize_name(requirement.name)
                 candidates = by_name.get(name)
+                needed_by = f"{dist.display_name} {dist.version} requires {requirement}"
                 if not candidates:
-                    self.findings.append(
-                        AppFinding(
-                            "conflict",
-                            name,
-                            f"{dist.display_name} {dist.version} requires {requirement}, which the app cannot see",
-                        )
-                    )
+                    self._report("conflict", name, f"{needed_by}, which the app cannot see")
                     continue
                 target, entry, rule = candidates[0]
                 if not _version_ok(requirement, target.version):
-                    self.findings.append(
-                        AppFinding(
-                            "conflict",
-                            name,
-                            f"{dist.display_name} {dist.version} requires {requirement}, but {target.version} is what the app sees",
-                        )
+                    self._report(
+                        "conflict", name, f"{needed_by}, but the app sees {target.version}"
                     )
                 use = uses.setdefault(str(target.path), _Use(target, entry, rule))
                 why = f"required by {dist.display_name} ({requirement})"
@@ -539,14 +517,14 @@ class _AppResolver:
                     f" {winner_dist.version}" if winner_dist and winner_dist.version else ""
                 )
                 usage = "used" if name in used_names else "not used"
-                self.findings.append(
-                    AppFinding(
-                        "shadowed",
-                        name,
-                        f"{name} ({usage}) loads {_short(resolution.winner.origin or Path('?'), self.home)}{win_version} "
-                        f"[{resolution.winner.entry.rule if resolution.winner.entry else 'builtin'}]; "
-                        f"hidden: {', '.join(loser_text)}",
-                    )
+                winner = resolution.winner
+                loads = _short(winner.origin or Path("?"), self.home)
+                rule = winner.entry.rule if winner.entry else "builtin"
+                self._report(
+                    "shadowed",
+                    name,
+                    f"{name} ({usage}) loads {loads}{win_version} [{rule}]; "
+                    f"hidden: {', '.join(loser_text)}",
                 )
 
     def _rows(
@@ -574,21 +552,18 @@ class _AppResolver:
             lib = self.index.lib_dirs.get(str(row.dist.lib_dir))
             scope = lib.scope if lib else None
             if row.used and self.name != ACCOUNT_GROUP and scope in ("account", "user-site"):
-                self.findings.append(
-                    AppFinding(
-                        "leaked",
-                        row.dist.name,
-                        f"{row.dist.display_name} {row.dist.version or '?'} is used but comes from the "
-                        f"{'account-wide' if scope == 'account' else 'user-site'} dir {_short(row.dist.lib_dir, self.home)}",
-                    )
+                self._report(
+                    "leaked",
+                    row.dist.name,
+                    f"{row.dist.display_name} {row.dist.version or '?'} is used but comes from the "
+                    f"{'account-wide' if scope == 'account' else 'user-site'} dir "
+                    f"{_short(row.dist.lib_dir, self.home)}",
                 )
             if not row.used and scope != "system":
-                self.findings.append(
-                    AppFinding(
-                        "unused",
-                        row.dist.name,
-                        f"{row.dist.display_name} {row.dist.version or '?'} is visible but not used",
-                    )
+                self._report(
+                    "unused",
+                    row.dist.name,
+                    f"{row.dist.display_name} {row.dist.version or '?'} is visible but not used",
                 )
 
 

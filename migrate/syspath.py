@@ -7,7 +7,8 @@ that put it there (see docs/how-it-works.md):
   site processing — the upward scan (every ancestor ``D`` of the script's folder with
   ``D/lib/pythonX.Y``, nearest first, as site dirs), the user site, the interpreter's
   site-packages — and last the script's own folder at the front;
-* mod_wsgi: the stdlib, user site, site-packages (of ``python-home`` if set), then each
+* mod_wsgi: the stdlib, (the upward scan, for a WSGI file no httpd.conf names), user site,
+  site-packages (of ``python-home`` if set), then each
   ``python-path`` / ``WSGIPythonPath`` dir through ``site.addsitedir``;
 * then the entry file's own ``sys.path.insert/append`` and ``site.addsitedir`` calls.
 
@@ -149,6 +150,9 @@ def build_path_model(
     stdlib = interpreter.stdlib if interpreter else ()
     if entry_point.kind == "wsgi":
         machine.extend(stdlib, "stdlib")
+        if entry_point.upward_scan and entry_point.python:
+            for directory in upward_scan_dirs(entry_point.path, entry_point.python, home):
+                machine.addsitedir(directory, "upward-scan")
         _site_packages(machine, entry_point, interpreter, home)
         for directory in entry_point.site_dirs:
             machine.addsitedir(directory, "python-path", via=None)

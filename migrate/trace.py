@@ -32,7 +32,7 @@ def bootstrap_config(entry: EntryPoint, interpreter: Interpreter, home: Path) ->
     """The site steps for ``_bootstrap.py``, in the order the path model documents."""
     site_dirs: list[str] = []
     front = None
-    if entry.kind != "wsgi" and entry.upward_scan and entry.python:
+    if entry.upward_scan and entry.python:
         site_dirs.extend(str(d) for d in upward_scan_dirs(entry.path, entry.python, home))
     user_site = home / ".local" / "lib" / f"python{interpreter.version}" / "site-packages"
     if user_site.is_dir():

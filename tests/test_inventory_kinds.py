@@ -105,18 +105,25 @@ def test_dist_info_integrity_reports_modified_and_missing_files(home: Path, tmp_
             WheelSpec(
                 "patched",
                 "1.0",
-                {"patched/__init__.py": module("1.0"), "patched/util.py": b"X = 1\n"},
+                {
+                    "patched/__init__.py": module("1.0"),
+                    "patched/util.py": b"X = 1\n",
+                    "patched/same.py": b"X = 1\n",
+                },
             )
         ],
         tmp_path / "wheels",
     )
     (lib / "patched" / "__init__.py").write_text('__version__ = "1.0"  # hotfix\n')
     (lib / "patched" / "util.py").unlink()
+    same_size = lib / "patched" / "same.py"
+    assert same_size.read_bytes() == b"X = 1\n"
+    same_size.write_bytes(b"X = 2\n")
 
     lib_inv = inventory_of(home)[str(lib)]
     dist = by_name(lib_inv)["patched"]
 
-    assert dist.modified == ("patched/__init__.py",)
+    assert dist.modified == ("patched/__init__.py", "patched/same.py")
     assert dist.missing == ("patched/util.py",)
     messages = [f.message for f in lib_inv.findings]
     assert any("differ from RECORD" in m for m in messages)

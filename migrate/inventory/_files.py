@@ -18,11 +18,11 @@ class Unreadable(Exception):
 def read_bytes(path: Path, limit: int = MAX_METADATA_BYTES) -> bytes:
     try:
         with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
+            if os.fstat(handle.fileno()).st_size > limit:
+                raise Unreadable(f"larger than {limit} bytes")
+            data = handle.read()
     except OSError as exc:
         raise Unreadable(exc.strerror or str(exc)) from exc
-    if len(data) > limit:
-        raise Unreadable(f"larger than {limit} bytes")
     return data
 
 
@@ -40,7 +40,7 @@ def record_hash(path: Path, algorithm: str = "sha256") -> str:
     """The ``<algorithm>=<urlsafe b64, no padding>`` form RECORD uses."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(1 << 16), b""):
             digest.update(block)
     return f"{algorithm}=" + urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
 

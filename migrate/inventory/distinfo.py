@@ -54,7 +54,7 @@ def read_dist_info(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Findi
     if record is not None:
         rows = _record_rows(record)
         files = tuple(row[0] for row in rows)
-        modified, missing = check_record(rows, lib_dir)
+        modified, missing = check_record(rows, lib_dir, _mtime_ns(path / "RECORD"))
         if modified:
             warn(f"{len(modified)} installed file(s) differ from RECORD (locally modified)")
         if missing:
@@ -108,33 +108,54 @@ def _record_rows(text: str) -> list[list[str]]:
         return []
 
 
-def check_record(rows: list[list[str]], lib_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def check_record(
+    rows: list[list[str]], lib_dir: Path, record_mtime_ns: int | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(modified, missing) files among RECORD rows that carry a hash.
 
-    Paths that leave the lib dir (``../../bin/x`` scripts) are not judged: installers
-    relocate them, so their absence says nothing about the package.
+    Like git's index, a file is only hashed when its size differs from RECORD's or its
+    mtime is not older than RECORD's (pip writes RECORD last, so an edit made after the
+    install is newer); ``record_mtime_ns=None`` hashes every file. Paths that leave the
+    lib dir (``../../bin/x`` scripts) are not judged: installers relocate them.
     """
     modified: list[str] = []
     missing: list[str] = []
     root = os.path.normpath(lib_dir)
+    prefix = root + os.sep
     for row in rows:
         if len(row) < 2 or "=" not in row[1]:
             continue
         rel = row[0]
         full = os.path.normpath(os.path.join(root, rel))
-        if not full.startswith(root + os.sep):
+        if not full.startswith(prefix):
             continue
-        algorithm = row[1].split("=", 1)[0]
         try:
-            actual = record_hash(Path(full), algorithm)
+            stat = os.stat(full)
         except FileNotFoundError:
             missing.append(rel)
             continue
+        except OSError:
+            continue
+        size = row[2] if len(row) > 2 else ""
+        if size.isdigit() and int(size) != stat.st_size:
+            modified.append(rel)
+            continue
+        if record_mtime_ns is not None and stat.st_mtime_ns < record_mtime_ns:
+            continue
+        try:
+            actual = record_hash(Path(full), row[1].split("=", 1)[0])
         except (OSError, ValueError):
             continue
         if actual != row[1]:
             modified.append(rel)
     return tuple(modified), tuple(missing)
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _direct_url(path: Path, findings: list[Finding]) -> tuple[Path | None, bool]:

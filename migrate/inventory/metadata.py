@@ -39,7 +39,9 @@ def parse_core_metadata(data: bytes) -> CoreMetadata:
         return CoreMetadata(None, None, (), ("metadata file is empty",))
     if b"\x00" in data:
         return CoreMetadata(None, None, (), ("metadata file is binary (contains NUL bytes)",))
-    text, note = decode_text(data)
+    # Only the header block matters here; bodies (long descriptions) are skipped unparsed.
+    ends = [i for i in (data.find(b"\n\n"), data.find(b"\r\n\r\n")) if i >= 0]
+    text, note = decode_text(data[: min(ends) + 1] if ends else data)
     if note:
         problems.append(note)
     raw, unparsed = parse_email(text)
