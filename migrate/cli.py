@@ -11,18 +11,18 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from migrate import __version__
 from migrate.account import AccountError, discover
-from migrate.crontab import Crontab, parse_crontab, read_installed_crontab
-from migrate.demo import DemoError, build_demo_account
 from migrate.inventory import take_inventory
-from migrate.recipes import RecipeError
-from migrate.render import inventory_json, inventory_text, plan_json, plan_text
-from migrate.resolve import plan_account
-from migrate.trace import trace_entry
+
+if TYPE_CHECKING:
+    from migrate.crontab import Crontab
+
+# Commands import the rest of the library when they run: start-up stays small.
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -45,6 +45,8 @@ class Settings:
 
     def read_crontab(self) -> Crontab | None:
         """``--crontab FILE``, else ``crontab -l`` when HOME is the invoking user's own."""
+        from migrate.crontab import parse_crontab, read_installed_crontab
+
         if self.crontab is not None:
             data = self.crontab.read_bytes()
             return parse_crontab(data.decode("utf-8", errors="surrogateescape"))
@@ -110,6 +112,8 @@ def inventory(settings: Settings, as_json: bool) -> None:
     except AccountError as exc:
         raise BadInput(str(exc)) from exc
     show_progress = not as_json and settings.verbosity >= 0 and sys.stderr.isatty()
+    from migrate.render import inventory_json, inventory_text
+
     progress = (
         click.progressbar(length=len(account.lib_dirs), label="reading lib dirs", file=sys.stderr)
         if show_progress
@@ -167,6 +171,11 @@ def plan(
     why, and findings: shadowed, leaked (used from ~/lib or ~/.local), unused, missing,
     conflict, interpreter. Nothing is changed. --trace runs the apps' code.
     """
+    from migrate.recipes import RecipeError
+    from migrate.render import plan_json, plan_text
+    from migrate.resolve import plan_account
+    from migrate.trace import trace_entry
+
     home = settings.require_home()
     overrides = _parse_python_overrides(pythons)
     account = discover(home)
@@ -204,6 +213,8 @@ def demo(ctx: click.Context, directory: Path) -> None:
     crontab DIRECTORY/crontab. A directory made by an earlier demo is rebuilt; any
     other non-empty directory is refused.
     """
+    from migrate.demo import DemoError, build_demo_account
+
     settings: Settings = ctx.obj
     try:
         account = build_demo_account(directory)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrate.inventory.model import Distribution, Finding, Inventory, LibDirInventory, PthFile
-from migrate.resolve import AppPlan, Plan
+
+if TYPE_CHECKING:
+    from migrate.resolve import AppPlan, Plan
 
 INVENTORY_SCHEMA_VERSION = 1
 
@@ -236,7 +238,10 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
         recipes = f", {', '.join(app.recipes)}" if app.recipes else ""
         out.append(f"{app.name}  ({python}{recipes})")
         for entry in app.entry_points:
-            out.append(f"  {entry.kind:6} {entry.path}  [{entry.source}; {entry.python_reason}]")
+            where = _home_relative(entry.path, plan.home)
+            source = entry.source.replace(str(plan.home), "~")
+            reason = entry.python_reason.replace(str(plan.home), "~")
+            out.append(f"  {entry.kind:6} {where}  [{source}; {reason}]")
         rows = [
             (
                 row.dist.display_name,

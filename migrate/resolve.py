@@ -36,14 +36,15 @@ from migrate.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
 from migrate.syspath import DirCache, PathModel, Provider, build_path_model
 
 FINDING_KINDS = (
-    "shadowed",
-    "leaked",
-    "unused",
+    "interpreter",
     "missing",
     "conflict",
-    "interpreter",
+    "leaked",
+    "shadowed",
+    "unused",
     "entry-point",
 )
+"""Every finding kind, most urgent first: the order plans list them in."""
 
 
 @dataclass(frozen=True)
@@ -628,4 +629,5 @@ def _version_ok(requirement: Requirement, version: str | None) -> bool:
 
 
 def _dedupe_findings(findings: Iterable[AppFinding]) -> list[AppFinding]:
-    return list(dict.fromkeys(findings))
+    unique = dict.fromkeys(findings)
+    return sorted(unique, key=lambda f: (FINDING_KINDS.index(f.kind), f.name))

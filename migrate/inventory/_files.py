@@ -15,7 +15,7 @@ class Unreadable(Exception):
     """A file the inventory could not read; the message says why."""
 
 
-def read_bytes(path: Path, limit: int = MAX_METADATA_BYTES) -> bytes:
+def read_bytes(path: str | Path, limit: int = MAX_METADATA_BYTES) -> bytes:
     try:
         with open(path, "rb") as handle:
             if os.fstat(handle.fileno()).st_size > limit:
@@ -36,7 +36,7 @@ def read_if_exists(path: Path) -> bytes | None:
         raise
 
 
-def record_hash(path: Path, algorithm: str = "sha256") -> str:
+def record_hash(path: str | Path, algorithm: str = "sha256") -> str:
     """The ``<algorithm>=<urlsafe b64, no padding>`` form RECORD uses."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from migrate.inventory._files import Unreadable, read_if_exists, record_hash, top_level_from_files
+from migrate.inventory._files import Unreadable, read_bytes, record_hash, top_level_from_files
 from migrate.inventory.metadata import (
     canonical,
     decode_text,
@@ -30,19 +30,31 @@ def read_dist_info(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Findi
     name = from_name.name if from_name else path.name.removesuffix(".dist-info")
     version = from_name.version if from_name else None
     requires: tuple[str, ...] = ()
-
-    metadata_path = path / "METADATA"
     try:
-        data = read_if_exists(metadata_path)
-    except Unreadable as exc:
-        data = None
-        warn(f"cannot read METADATA: {exc}", metadata_path, "error")
-    if data is None and not findings:
+        present = frozenset(os.listdir(path))
+    except OSError as exc:
+        warn(f"cannot list: {exc.strerror}", path, "error")
+        present = frozenset()
+
+    base = str(path)
+
+    def optional(member: str, severity: str = "warning") -> bytes | None:
+        """One metadata file, read only if the listing has it (no failing opens)."""
+        if member not in present:
+            return None
+        try:
+            return read_bytes(os.path.join(base, member))
+        except Unreadable as exc:
+            warn(f"cannot read: {exc}", path / member, severity)
+            return None
+
+    data = optional("METADATA", "error")
+    if data is None and "METADATA" not in present:
         warn("no METADATA file; name and version taken from the directory name", path, "error")
     elif data is not None:
         meta = parse_core_metadata(data)
         for problem in meta.problems:
-            warn(problem, metadata_path, "error" if meta.name is None else "warning")
+            warn(problem, path / "METADATA", "error" if meta.name is None else "warning")
         name = meta.name or name
         version = meta.version or version
         requires = meta.requires
@@ -50,26 +62,26 @@ def read_dist_info(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Findi
     files: tuple[str, ...] | None = None
     modified: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
-    record = _optional_text(path / "RECORD", findings)
+    record = optional("RECORD")
     if record is not None:
-        rows = _record_rows(record)
+        rows = _record_rows(decode_text(record)[0])
         files = tuple(row[0] for row in rows)
-        modified, missing = check_record(rows, lib_dir, _mtime_ns(path / "RECORD"))
+        modified, missing = check_record(rows, lib_dir, _mtime_ns(os.path.join(base, "RECORD")))
         if modified:
             warn(f"{len(modified)} installed file(s) differ from RECORD (locally modified)")
         if missing:
             warn(f"{len(missing)} file(s) listed in RECORD are missing")
 
-    top_level_data = _optional_text(path / "top_level.txt", findings)
-    if top_level_data is not None:
-        top_level = text_lines(top_level_data.encode())
-    else:
-        top_level = top_level_from_files(files or ())
-
-    installer_text = _optional_text(path / "INSTALLER", findings)
-    installer = installer_text.strip() or None if installer_text is not None else None
-
-    target, editable = _direct_url(path, findings)
+    top_level_data = optional("top_level.txt")
+    top_level = (
+        text_lines(top_level_data)
+        if top_level_data is not None
+        else top_level_from_files(files or ())
+    )
+    installer_data = optional("INSTALLER")
+    installer = decode_text(installer_data)[0].strip() or None if installer_data else None
+    direct_url = optional("direct_url.json")
+    target, editable = _direct_url(path, direct_url, findings)
     return (
         Distribution(
             name=canonical(name),
@@ -90,15 +102,6 @@ def read_dist_info(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Findi
         ),
         tuple(findings),
     )
-
-
-def _optional_text(path: Path, findings: list[Finding]) -> str | None:
-    try:
-        data = read_if_exists(path)
-    except Unreadable as exc:
-        findings.append(Finding(path, "warning", f"cannot read: {exc}"))
-        return None
-    return None if data is None else decode_text(data)[0]
 
 
 def _record_rows(text: str) -> list[list[str]]:
@@ -126,9 +129,12 @@ def check_record(
         if len(row) < 2 or "=" not in row[1]:
             continue
         rel = row[0]
-        full = os.path.normpath(os.path.join(root, rel))
-        if not full.startswith(prefix):
-            continue
+        if rel.startswith("/") or ".." in rel or "/." in rel or "//" in rel:
+            full = os.path.normpath(os.path.join(root, rel))
+            if not full.startswith(prefix):
+                continue
+        else:
+            full = prefix + rel
         try:
             stat = os.stat(full)
         except FileNotFoundError:
@@ -143,7 +149,7 @@ def check_record(
         if record_mtime_ns is not None and stat.st_mtime_ns < record_mtime_ns:
             continue
         try:
-            actual = record_hash(Path(full), row[1].split("=", 1)[0])
+            actual = record_hash(full, row[1].split("=", 1)[0])
         except (OSError, ValueError):
             continue
         if actual != row[1]:
@@ -151,20 +157,19 @@ def check_record(
     return tuple(modified), tuple(missing)
 
 
-def _mtime_ns(path: Path) -> int | None:
+def _mtime_ns(path: str) -> int | None:
     try:
         return os.stat(path).st_mtime_ns
     except OSError:
         return None
 
 
-def _direct_url(path: Path, findings: list[Finding]) -> tuple[Path | None, bool]:
+def _direct_url(path: Path, raw: bytes | None, findings: list[Finding]) -> tuple[Path | None, bool]:
     """The local directory of a PEP 610 ``direct_url.json`` (file:// URLs only)."""
-    text = _optional_text(path / "direct_url.json", findings)
-    if text is None:
+    if raw is None:
         return None, False
     try:
-        data = json.loads(text)
+        data = json.loads(raw)
         url = urlparse(data["url"])
         editable = bool(data.get("dir_info", {}).get("editable", False))
     except (ValueError, KeyError, TypeError, AttributeError):
