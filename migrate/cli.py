@@ -207,7 +207,7 @@ def plan(
 )
 @click.pass_context
 def demo(ctx: click.Context, directory: Path) -> None:
-    """Build a sample WebFaction-style account in DIRECTORY (offline) and inventory it.
+    """Build a sample WebFaction-style account in DIRECTORY (offline); inventory and plan it.
 
     DIRECTORY defaults to ./concentric-demo; the account is DIRECTORY/home and its
     crontab DIRECTORY/crontab. A directory made by an earlier demo is rebuilt; any
@@ -220,13 +220,17 @@ def demo(ctx: click.Context, directory: Path) -> None:
         account = build_demo_account(directory)
     except DemoError as exc:
         raise BadInput(str(exc)) from exc
+    ctx.obj = Settings(home=account.home, crontab=account.crontab, verbosity=settings.verbosity)
+    prefix = f"concentric-migrate --home {account.home} --crontab {account.crontab}"
     if settings.verbosity >= 0:
         click.echo(f"Built a sample account in {account.home} (crontab: {account.crontab}).")
-        click.echo(
-            f"$ concentric-migrate --home {account.home} --crontab {account.crontab} inventory\n"
-        )
-    ctx.obj = Settings(home=account.home, crontab=account.crontab, verbosity=settings.verbosity)
-    ctx.invoke(inventory, as_json=False)
+    for step, command, kwargs in (
+        ("inventory", inventory, {"as_json": False}),
+        ("plan", plan, {"apps": (), "trace": False, "pythons": (), "as_json": False}),
+    ):
+        if settings.verbosity >= 0:
+            click.echo(f"\n$ {prefix} {step}\n")
+        ctx.invoke(command, **kwargs)
 
 
 def main() -> None:

@@ -125,6 +125,7 @@ def test_demo_builds_an_account_and_inventories_every_kind(tmp_path: Path) -> No
         assert f" {kind} " in result.stdout
     assert "__plen wrapper" in result.stdout
     assert "static_site (no Python)" in result.stdout
+    assert "leaked    acme-utils" in result.stdout, "the demo also plans the account"
     assert (target / "home" / "webapps" / "blog" / "apache2" / "conf" / "httpd.conf").is_file()
     assert (target / "crontab").is_file()
 

@@ -415,3 +415,60 @@ def _trace(entry, interpreter, home):  # type: ignore[no-untyped-def]
     from migrate.trace import trace_entry
 
     return trace_entry(entry, interpreter, home)
+
+
+def test_trace_offline_agrees_with_static_on_the_demo(tmp_path: Path) -> None:
+    demo = build_demo_account(tmp_path / "demo")
+    result = CliRunner().invoke(
+        cli, ["--home", str(demo.home), "--crontab", str(demo.crontab), "plan", "--trace", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    apps = {a["name"]: a for a in json.loads(result.output)["apps"]}
+    assert not [
+        f for a in apps.values() for f in a["findings"] if f["message"].startswith("trace:")
+    ]
+    traced = {p["name"] for p in apps["blog"]["packages"] if p["used"]}
+    assert traced == {"acme-utils", "oldlib", "packaging", "tinyhttp"}
+    assert any("traced loading" in w for p in apps["blog"]["packages"] for w in p["why"])
+
+
+def test_recipes_for_paste_trac_and_database_urls(home: Path, tmp_path: Path) -> None:
+    lib = account_lib(home, "apps")
+    install_wheels(
+        lib,
+        [
+            WheelSpec("PasteDeploy", "1.5.2", {"paste/deploy/__init__.py": b""}),
+            WheelSpec("MyWiki", "0.3", {"mywiki/__init__.py": b""}),
+            WheelSpec("Trac", "1.0.1", {"trac/__init__.py": b"", "tracopt/__init__.py": b""}),
+            WheelSpec(
+                "TracGit", "0.1", {"tracext/__init__.py": b"", "tracext/git/__init__.py": b""}
+            ),
+            WheelSpec("SQLAlchemy", "1.3.0", {"sqlalchemy/__init__.py": b""}),
+            WheelSpec("psycopg2", "2.8", {"psycopg2/__init__.py": b""}),
+            WheelSpec("PyMySQL", "0.9", {"pymysql/__init__.py": b""}),
+        ],
+        tmp_path / "w",
+    )
+    app = home / "webapps" / "apps"
+    write_files(
+        app,
+        {
+            "app.wsgi": (
+                "import sqlalchemy, trac\nfrom paste.deploy import loadapp\n"
+                "ENGINE = sqlalchemy.create_engine('postgresql://db/x')\n"
+                "application = loadapp('config:production.ini')\n"
+            ),
+            "production.ini": "[app:main]\nuse = egg:MyWiki#main\n\n[server:main]\nuse = egg:Paste#http\n",
+            "env/conf/trac.ini": "[components]\ntracext.git.* = enabled\ntracopt.perm.* = disabled\n",
+        },
+    )
+
+    plan = plan_of(home)["apps"]
+
+    assert {"paste", "trac", "sqlalchemy"} <= set(plan.recipes)
+    assert set(used(plan)) == {"pastedeploy", "mywiki", "trac", "tracgit", "sqlalchemy", "psycopg2"}
+    assert {f.name for f in plan.findings if f.kind == "missing"} == {"paste"}, (
+        "egg:Paste is not installed"
+    )
+    assert kinds(plan)["unused"] == {"pymysql"}
