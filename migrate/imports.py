@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import tokenize
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,17 +88,24 @@ def scan_sources(
     return results
 
 
-def app_sources(roots: Iterable[Path], exclude: Iterable[Path] = ()) -> list[Path]:
-    """The app's own ``.py``/``.wsgi`` files under ``roots``, skipping lib dirs and venvs."""
-    excluded = {os.path.realpath(p) for p in exclude}
-    found: dict[str, Path] = {}
+@dataclass(frozen=True)
+class AppFiles:
+    sources: tuple[Path, ...]
+    """The app's own ``.py`` / ``.wsgi`` files."""
+    configs: tuple[Path, ...]
+    """``.ini`` files (Paste Deploy, Trac) that recipes read."""
+
+
+def app_files(roots: Iterable[Path], exclude: Collection[str] = frozenset()) -> AppFiles:
+    """Walk the app's code once, skipping lib dirs, venvs, eggs and ``exclude`` (real paths)."""
+    sources: dict[str, Path] = {}
+    configs: dict[str, Path] = {}
     for root in roots:
         if root.is_file():
-            found.setdefault(os.path.realpath(root), root)
+            sources.setdefault(os.path.realpath(root), root)
             continue
         for directory, dirs, names in os.walk(root):
-            real = os.path.realpath(directory)
-            if real in excluded or os.path.exists(os.path.join(directory, "pyvenv.cfg")):
+            if os.path.realpath(directory) in exclude or "pyvenv.cfg" in names:
                 dirs[:] = []
                 continue
             dirs[:] = sorted(
@@ -106,14 +113,16 @@ def app_sources(roots: Iterable[Path], exclude: Iterable[Path] = ()) -> list[Pat
                 for d in dirs
                 if d not in _SKIP_DIRS
                 and d != "lib"
+                and not d.startswith(".")
                 and not d.endswith((".egg", ".egg-info", ".dist-info"))
-                and os.path.realpath(os.path.join(directory, d)) not in excluded
             )
             for name in sorted(names):
-                if name.endswith((".py", ".wsgi")):
-                    path = Path(directory, name)
-                    found.setdefault(os.path.realpath(path), path)
-    return list(found.values())
+                found = sources if name.endswith((".py", ".wsgi")) else configs
+                if found is configs and not name.endswith(".ini"):
+                    continue
+                path = Path(directory, name)
+                found.setdefault(os.path.realpath(path), path)
+    return AppFiles(tuple(sources.values()), tuple(configs.values()))
 
 
 def _read(path: Path) -> bytes | None:

@@ -82,7 +82,9 @@ def _find_cached(version: str) -> Interpreter | None:
 def _candidates(version: str) -> Iterator[Path]:
     name = f"python{version}"
     on_path = shutil.which(name)
-    if on_path:
+    # A pyenv shim runs pyenv before Python (slow, and fails for inactive versions): try the
+    # real executables in pyenv's versions first, then the shim.
+    if on_path and "/shims/" not in on_path:
         yield Path(on_path)
     for root in _pyenv_roots():
         versions = root / "versions"
@@ -96,6 +98,8 @@ def _candidates(version: str) -> Iterator[Path]:
                 executable = entry / "bin" / name
                 if executable.exists():
                     yield executable
+    if on_path and "/shims/" in on_path:
+        yield Path(on_path)
     for directory in ("/usr/local/bin", "/usr/bin"):
         path = Path(directory) / name
         if path.exists():

@@ -9,6 +9,7 @@ strings its framework imports (:mod:`migrate.recipes`) and, optionally, a runtim
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from migrate.account import Account, LibDir
 from migrate.crontab import Crontab
 from migrate.entrypoints import ACCOUNT_GROUP, EntryPoint, find_entry_points
 from migrate.findings import Finding
-from migrate.imports import ImportRef, SourceScan, app_sources, scan_sources
+from migrate.imports import ImportRef, SourceScan, app_files, scan_sources
 from migrate.interpreters import Interpreter, find_interpreter
 from migrate.inventory import inventory_lib_dir
 from migrate.inventory.model import Distribution, Inventory, LibDirInventory
@@ -134,8 +135,11 @@ class _Index:
         self.lib_dirs: dict[str, LibDirInventory] = {
             str(lib.path): lib for lib in inventory.lib_dirs
         }
+        self.real_lib_dirs = frozenset(os.path.realpath(lib.path) for lib in inventory.lib_dirs)
         self.eggs: dict[str, Distribution] = {}
         self.links: dict[str, Distribution] = {}
+        self.cache = DirCache()
+        """Listings shared by every app's path model: a plan reads, never writes."""
         for lib in inventory.lib_dirs:
             for dist in lib.distributions:
                 if dist.kind == "egg":
@@ -146,7 +150,9 @@ class _Index:
     def system(self, path: Path, python: str) -> LibDirInventory:
         key = str(path)
         if key not in self.lib_dirs:
-            self.lib_dirs[key] = inventory_lib_dir(LibDir(path, python, "system"), None)
+            # The interpreter's own packages: read for names and versions, not verified.
+            lib = LibDir(path, python, "system")
+            self.lib_dirs[key] = inventory_lib_dir(lib, None, verify=False)
         return self.lib_dirs[key]
 
     def dists_on(self, entry: Path, rule: str, python: str) -> tuple[Distribution, ...]:
@@ -207,7 +213,7 @@ class _AppResolver:
         self.interpreters = interpreters
         self.recipes = recipes
         self.tracer = tracer
-        self.cache = DirCache()
+        self.cache = index.cache
         self.findings: list[AppFinding] = []
 
     def resolve(self) -> AppPlan:
@@ -296,10 +302,14 @@ class _AppResolver:
     ) -> tuple[list[ImportRef | RecipeRef], list[str]]:
         roots = [entry.path]
         if entry.kind == "wsgi" and self.path is not None:
-            roots.extend(d for d in entry.site_dirs if _is_code_dir(d, self.path))
-        lib_dirs = [Path(p) for p in self.index.lib_dirs]
-        sources = app_sources(roots, exclude=lib_dirs)
-        scans.update(scan_sources([s for s in sources if s not in scans], self.home, interpreter))
+            # A WSGI app's code: the WSGI file's folder and the code dirs on its python-path.
+            roots.extend(
+                d for d in (entry.path.parent, *entry.site_dirs) if _is_code_dir(d, self.path)
+            )
+        files = app_files(roots, exclude=self.index.real_lib_dirs)
+        scans.update(
+            scan_sources([s for s in files.sources if s not in scans], self.home, interpreter)
+        )
         scans = self._follow_local(model, scans, interpreter)
         refs: list[ImportRef | RecipeRef] = [ref for scan in scans.values() for ref in scan.imports]
         for scan in scans.values():
@@ -310,10 +320,10 @@ class _AppResolver:
                     f"could not parse ({scan.error}); imports read by tokenizer",
                 )
         imported = {ref.top_level for ref in refs if isinstance(ref, ImportRef)}
-        other_files = self._config_files(roots)
-        applied = detect(self.recipes, imported, [*scans, *other_files], {entry.kind})
+        configs = list(files.configs)
+        applied = detect(self.recipes, imported, [*scans, *configs], {entry.kind})
         for recipe in applied:
-            refs.extend(string_refs(recipe, list(scans), other_files))
+            refs.extend(string_refs(recipe, list(scans), configs))
         if self.tracer is not None and interpreter is not None:
             names, error = self.tracer(entry, interpreter, self.home)
             if error:
@@ -344,30 +354,12 @@ class _AppResolver:
                         or str(provider.entry.path) in self.index.lib_dirs
                     ):
                         continue
-                    files = app_sources(
-                        [origin.parent if origin.name.startswith("__init__.") else origin]
-                    )
-                    wanted.extend(f for f in files if f not in scans)
+                    local = origin.parent if origin.name.startswith("__init__.") else origin
+                    wanted.extend(f for f in app_files([local]).sources if f not in scans)
             if wanted:
                 scans.update(scan_sources(sorted(set(wanted)), self.home, interpreter))
                 pending = True
         return scans
-
-    def _config_files(self, roots: Iterable[Path]) -> list[Path]:
-        out = []
-        for root in roots:
-            base = root.parent if root.is_file() else root
-            try:
-                out.extend(
-                    sorted(
-                        p
-                        for p in base.glob("**/*.ini")
-                        if "lib" not in p.relative_to(base).parts[:1]
-                    )
-                )
-            except OSError:
-                continue
-        return out
 
     def _record_uses(
         self, model: PathModel, refs: Sequence[ImportRef | RecipeRef], uses: dict[str, _Use]
@@ -486,7 +478,7 @@ class _AppResolver:
         used_names = {n for u in uses.values() for n in u.dist.top_level}
         reported: set[str] = set()
         for model in models:
-            for name in sorted(model.names()):
+            for name in sorted(model.names(inside=self.home)):
                 if name in reported:
                     continue
                 resolution = model.resolve(name)
@@ -600,7 +592,9 @@ def _why(ref: ImportRef | RecipeRef, home: Path) -> str:
     return f"import {ref.name} in {where}{optional}"
 
 
+@functools.cache
 def marker_environment(python: str) -> dict[str, str]:
+    """PEP 508 environment of this machine, with the app's Python version."""
     env = default_environment()
     env.update(python_version=python, python_full_version=f"{python}.0")
     return env
@@ -609,7 +603,7 @@ def marker_environment(python: str) -> dict[str, str]:
 def _marker_applies(requirement: Requirement, python: str, extras: frozenset[str]) -> bool:
     if requirement.marker is None:
         return True
-    env = marker_environment(python)
+    env = dict(marker_environment(python))
     try:
         return any(
             requirement.marker.evaluate({**env, "extra": extra})

@@ -103,12 +103,15 @@ class PathModel:
             return Resolution(name, None, tuple(candidates))
         return Resolution(name, candidates[0], tuple(candidates))
 
-    def names(self) -> set[str]:
-        """Every top-level name any entry provides (excluding the stdlib's)."""
+    def names(self, inside: Path | None = None) -> set[str]:
+        """Every top-level name the entries provide (not the stdlib's); only from entries
+        under ``inside`` when given."""
         out: set[str] = {name for name, _, _ in self.nspkg}
+        prefix = _key(inside) + os.sep if inside is not None else ""
         for entry in self.entries:
-            if entry.rule != "stdlib":
-                out.update(self.cache.names_in(str(entry.path)))
+            if entry.rule == "stdlib" or not _key(entry.path).startswith(prefix):
+                continue
+            out.update(self.cache.names_in(str(entry.path)))
         return out
 
     def _find(self, name: str, entry: PathEntry) -> Provider | None:

@@ -50,8 +50,11 @@ def take_inventory(
     return Inventory(account.home, tuple(results), account.apps, account.findings)
 
 
-def inventory_lib_dir(lib: LibDir, home: Path | None) -> LibDirInventory:
-    """Read one lib dir; with ``home`` given, a dir that resolves outside it is refused."""
+def inventory_lib_dir(lib: LibDir, home: Path | None, *, verify: bool = True) -> LibDirInventory:
+    """Read one lib dir; with ``home`` given, a dir that resolves outside it is refused.
+
+    ``verify=False`` skips the RECORD integrity check (for dirs that are not the account's).
+    """
     empty = LibDirInventory(lib.path, lib.python, lib.scope, lib.app)
     real = os.path.realpath(lib.path)
     if home is not None and not _inside(real, os.path.realpath(home)):
@@ -73,7 +76,11 @@ def inventory_lib_dir(lib: LibDir, home: Path | None) -> LibDirInventory:
         try:
             is_dir = entry.is_dir()
             reader = _reader_for(entry.name)
-            if reader is not None:
+            if reader is read_dist_info and not verify:
+                dist, found = read_dist_info(path, lib.path, verify=False)
+                dists.append(dist)
+                findings.extend(found)
+            elif reader is not None:
                 dist, found = reader(path, lib.path)
                 dists.append(dist)
                 findings.extend(found)

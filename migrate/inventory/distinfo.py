@@ -20,7 +20,10 @@ from migrate.inventory.metadata import (
 from migrate.inventory.model import Distribution, Finding
 
 
-def read_dist_info(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Finding, ...]]:
+def read_dist_info(
+    path: Path, lib_dir: Path, *, verify: bool = True
+) -> tuple[Distribution, tuple[Finding, ...]]:
+    """``verify`` checks installed files against RECORD (modified / missing)."""
     findings: list[Finding] = []
 
     def warn(message: str, where: Path = path, severity: str = "warning") -> None:
@@ -66,7 +69,9 @@ def read_dist_info(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Findi
     if record is not None:
         rows = _record_rows(decode_text(record)[0])
         files = tuple(row[0] for row in rows)
-        modified, missing = check_record(rows, lib_dir, _mtime_ns(os.path.join(base, "RECORD")))
+        if verify:
+            record_mtime = _mtime_ns(os.path.join(base, "RECORD"))
+            modified, missing = check_record(rows, lib_dir, record_mtime)
         if modified:
             warn(f"{len(modified)} installed file(s) differ from RECORD (locally modified)")
         if missing:
