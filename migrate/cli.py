@@ -49,7 +49,8 @@ class Settings:
 
         if self.crontab is not None:
             data = self.crontab.read_bytes()
-            return parse_crontab(data.decode("utf-8", errors="surrogateescape"))
+            text = data.decode("utf-8", errors="surrogateescape")
+            return parse_crontab(text, Path(os.path.abspath(self.crontab)))
         if os.path.realpath(self.home) != os.path.realpath(os.path.expanduser("~")):
             return None
         text = read_installed_crontab()

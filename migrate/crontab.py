@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 _ENV = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
 _SPECIAL = (
@@ -24,6 +25,7 @@ _SPECIAL = (
 _INLINE_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SEPARATORS = {"&&", "||", ";", "|", "&"}
 _REDIRECTION = re.compile(r"""(?<![\w'"])\d*(?:>>?|<)(?:&\d+|\s*[^\s;&|]+)""")
+INSTALLED = Path("crontab -l")
 MAX_LINE = 64 * 1024
 """cron itself rejects much shorter lines; anything longer is reported, not parsed."""
 
@@ -60,9 +62,11 @@ class Crontab:
     env: tuple[EnvLine, ...]
     jobs: tuple[Job, ...]
     problems: tuple[tuple[int, str], ...] = ()
+    source: Path = INSTALLED
+    """The file it was read from, or ``INSTALLED`` for ``crontab -l``."""
 
 
-def parse_crontab(text: str) -> Crontab:
+def parse_crontab(text: str, source: Path = INSTALLED) -> Crontab:
     lines = tuple(text.splitlines())
     env: list[EnvLine] = []
     jobs: list[Job] = []
@@ -95,7 +99,7 @@ def parse_crontab(text: str) -> Crontab:
             problems.append((number, f"cannot split command: {exc}"))
             commands = ()
         jobs.append(Job(number, schedule, command, commands, tuple(current.items())))
-    return Crontab(lines, tuple(env), tuple(jobs), tuple(problems))
+    return Crontab(lines, tuple(env), tuple(jobs), tuple(problems), source)
 
 
 def split_commands(command: str) -> tuple[Command, ...]:

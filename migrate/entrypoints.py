@@ -89,7 +89,7 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
         for entry in _cron_entries(crontab, account):
             found.append(entry)
         findings.extend(
-            Finding(Path("crontab"), "warning", f"line {number}: {message}")
+            Finding(crontab.source, "warning", f"line {number}: {message}")
             for number, message in crontab.problems
         )
     return EntryPoints(tuple(_dedupe(found)), tuple(configs), tuple(findings))

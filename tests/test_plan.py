@@ -472,3 +472,24 @@ def test_recipes_for_paste_trac_and_database_urls(home: Path, tmp_path: Path) ->
         "egg:Paste is not installed"
     )
     assert kinds(plan)["unused"] == {"pymysql"}
+
+
+def test_hostile_crontab_lines_are_findings_not_crashes(tmp_path: Path) -> None:
+    demo = build_demo_account(tmp_path / "demo")
+    crontab = tmp_path / "crontab"
+    crontab.write_bytes(
+        b"PYTHONPATH=/x\n* * * * * python3 "
+        + b"a" * (70 * 1024)
+        + b"\n0 0 * * * echo \x00 bad\nnot a job\n"
+        + b"@daily python3 'unbalanced\n"
+    )
+
+    result = CliRunner().invoke(
+        cli, ["--home", str(demo.home), "--crontab", str(crontab), "plan", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    messages = [f["message"] for f in json.loads(result.output)["findings"]]
+    assert [f["path"] for f in json.loads(result.output)["findings"]] == [str(crontab)] * 4
+    assert any("longer than" in m for m in messages) and any("NUL" in m for m in messages)
+    assert any("cannot split command" in m for m in messages)
