@@ -70,6 +70,7 @@ from inventory import (
 
 from migrate.account import discover
 from migrate.crontab import Crontab, parse_crontab
+from migrate.demo import httpd_conf
 from migrate.interpreters import find_interpreter
 from migrate.inventory import take_inventory
 from migrate.resolve import Plan, plan_account
@@ -203,18 +204,6 @@ def pool_specs(count: int, account: int) -> list[WheelSpec]:
             )
         )
     return specs
-
-
-def httpd_conf(app: Path, home: Path, name: str, port: int) -> bytes:
-    return (
-        f'ServerRoot "{app}/apache2"\n'
-        "LoadModule wsgi_module modules/mod_wsgi.so\n"
-        f"Listen {port}\n"
-        f"WSGIDaemonProcess {name} processes=2 threads=12 "
-        f"python-path={app}:{app}/lib/python{PY}:{home}/lib/python{PY}\n"
-        f"WSGIProcessGroup {name}\n"
-        f"WSGIScriptAlias / {app}/{name}.wsgi\n"
-    ).encode()
 
 
 def wsgi_file(imports: Sequence[str]) -> bytes:

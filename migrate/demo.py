@@ -211,7 +211,7 @@ def _write_blog(blog: Path, home: Path) -> None:
             "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
             "    return [('tinyhttp %s' % tinyhttp.__version__).encode()]\n"
         ).encode(),
-        "apache2/conf/httpd.conf": _httpd_conf(blog, home, "blog", 18001),
+        "apache2/conf/httpd.conf": httpd_conf(blog, home, "blog", 18001),
     })  # fmt: skip
 
 
@@ -223,7 +223,7 @@ def _write_shop(shop: Path) -> None:
             b"    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
             b"    return [('webframe %s' % webframe.__version__).encode()]\n"
         ),
-        "apache2/conf/httpd.conf": _httpd_conf(shop, shop.parent.parent, "shop", 18002),
+        "apache2/conf/httpd.conf": httpd_conf(shop, shop.parent.parent, "shop", 18002),
     })  # fmt: skip
 
 
@@ -240,7 +240,8 @@ def _write_home_scripts(home: Path) -> None:
     os.chmod(home / "bin" / "report.py", 0o755)
 
 
-def _httpd_conf(app: Path, home: Path, name: str, port: int) -> bytes:
+def httpd_conf(app: Path, home: Path, name: str, port: int) -> bytes:
+    """A WebFaction-style per-app httpd.conf: mod_wsgi daemon with the concentric python-path."""
     return (
         f'ServerRoot "{app}/apache2"\n'
         "LoadModule wsgi_module modules/mod_wsgi.so\n"
