@@ -123,9 +123,16 @@ def inventory(settings: Settings, as_json: bool) -> None:
     with progress as bar:
         result = take_inventory(account, on_lib_dir=(lambda _lib: bar.update(1)) if bar else None)
     if as_json:
-        click.echo(json.dumps(inventory_json(result), indent=2))
+        _echo_json(inventory_json(result))
     else:
         click.echo(inventory_text(result, verbose=settings.verbosity > 0), nl=False)
+
+
+def _echo_json(document: object) -> None:
+    """One JSON document on stdout: indented for a terminal, compact for a pipe (faster)."""
+    indent = 2 if sys.stdout.isatty() else None
+    # color=True: the document has no ANSI codes, so skip click's scan for them.
+    click.echo(json.dumps(document, indent=indent), color=True)
 
 
 def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
@@ -197,7 +204,7 @@ def plan(
     except RecipeError as exc:
         raise Failed(str(exc)) from exc
     if as_json:
-        click.echo(json.dumps(plan_json(result), indent=2))
+        _echo_json(plan_json(result))
     else:
         click.echo(plan_text(result, verbose=settings.verbosity > 0), nl=False)
 

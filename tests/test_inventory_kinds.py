@@ -353,3 +353,23 @@ def test_user_site_and_app_dirs_are_inventoried(home: Path, tmp_path: Path) -> N
 
     found = {(lib.scope, lib.app): [d.name for d in lib.distributions] for lib in inv.lib_dirs}
     assert found == {("app", "blog"): ["usertool"], ("user-site", None): ["usertool"]}
+
+
+def test_parallel_inventory_equals_serial(home: Path, tmp_path: Path) -> None:
+    from migrate.inventory import PARALLEL_MIN_LIB_DIRS
+
+    wheels = tmp_path / "w"
+    for n in range(PARALLEL_MIN_LIB_DIRS + 2):
+        lib = account_lib(home, f"app{n:02}")
+        write_files(lib, {f"mod{n}.py": module(str(n)), "shared/__init__.py": ""})
+    install_wheels(account_lib(home, "app00"), [WheelSpec("real", "1.0", {"real.py": b""})], wheels)
+    seen: list[str] = []
+
+    serial = take_inventory(discover(home), jobs=1)
+    parallel = take_inventory(
+        discover(home), on_lib_dir=lambda lib: seen.append(lib.app or ""), jobs=2
+    )
+
+    assert parallel == serial
+    assert seen == sorted(seen) and len(seen) == PARALLEL_MIN_LIB_DIRS + 2
+    assert {d.name for d in serial.lib_dirs[0].distributions} == {"mod0", "real", "shared"}

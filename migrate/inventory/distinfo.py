@@ -170,13 +170,16 @@ def _mtime_ns(path: str) -> int | None:
 
 
 def _direct_url(path: Path, raw: bytes | None, findings: list[Finding]) -> tuple[Path | None, bool]:
-    """The local directory of a PEP 610 ``direct_url.json`` (file:// URLs only)."""
-    if raw is None:
+    """The local project directory of a PEP 610 ``direct_url.json`` (``dir_info``, file://).
+
+    Archive installs (a wheel or sdist file) name no tree that still matters: no target.
+    """
+    if raw is None or b'"dir_info"' not in raw:
         return None, False
     try:
         data = json.loads(raw)
         url = urlparse(data["url"])
-        editable = bool(data.get("dir_info", {}).get("editable", False))
+        editable = bool(data["dir_info"].get("editable", False))
     except (ValueError, KeyError, TypeError, AttributeError):
         findings.append(
             Finding(path / "direct_url.json", "warning", "direct_url.json is not valid")
