@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrate.inventory.model import Distribution, Finding, Inventory, LibDirInventory, PthFile
+from migrate.paths import home_relative
 
 if TYPE_CHECKING:
     from migrate.resolve import AppPlan, Plan
@@ -238,7 +238,7 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
         recipes = f", {', '.join(app.recipes)}" if app.recipes else ""
         out.append(f"{app.name}  ({python}{recipes})")
         for entry in app.entry_points:
-            where = _home_relative(entry.path, plan.home)
+            where = home_relative(entry.path, plan.home)
             source = entry.source.replace(str(plan.home), "~")
             reason = entry.python_reason.replace(str(plan.home), "~")
             out.append(f"  {entry.kind:6} {where}  [{source}; {reason}]")
@@ -246,7 +246,7 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
             (
                 row.dist.display_name,
                 row.dist.version or "?",
-                _home_relative(row.dist.lib_dir, plan.home),
+                home_relative(row.dist.lib_dir, plan.home),
                 row.rule,
                 "yes" if row.used else "-",
                 (row.why[0] + (f" (+{len(row.why) - 1})" if len(row.why) > 1 else ""))
@@ -265,10 +265,3 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
     for finding in plan.findings:
         out.append(f"{finding.severity}: {finding.path}: {finding.message}")
     return "\n".join(out).lstrip("\n") + "\n"
-
-
-def _home_relative(path: Path, home: Path) -> str:
-    try:
-        return "~/" + str(path.relative_to(home))
-    except ValueError:
-        return str(path)

@@ -33,6 +33,7 @@ from migrate.imports import ImportRef, SourceScan, app_files, scan_sources
 from migrate.interpreters import Interpreter, find_interpreter
 from migrate.inventory import inventory_lib_dir
 from migrate.inventory.model import Distribution, Inventory, LibDirInventory
+from migrate.paths import home_relative, is_inside
 from migrate.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
 from migrate.syspath import DirCache, PathModel, Provider, build_path_model
 
@@ -350,7 +351,7 @@ class _AppResolver:
                         continue
                     origin = provider.origin
                     if (
-                        not _inside(origin, self.home)
+                        not is_inside(origin, self.home)
                         or str(provider.entry.path) in self.index.lib_dirs
                     ):
                         continue
@@ -436,7 +437,7 @@ class _AppResolver:
             versions = {d.version for d, _, _ in items}
             if len(versions) > 1 and name in used_names:
                 where = "; ".join(
-                    f"{d.version} in {_short(d.path, self.home)}" for d, _, _ in items
+                    f"{d.version} in {home_relative(d.path, self.home)}" for d, _, _ in items
                 )
                 self.findings.append(
                     AppFinding("conflict", name, f"{len(versions)} versions visible: {where}")
@@ -501,7 +502,7 @@ class _AppResolver:
                         continue
                     version = f" {dist.version}" if dist and dist.version else ""
                     loser_text.append(
-                        f"{_short(loser.origin or loser.entry.path, self.home)}{version}"
+                        f"{home_relative(loser.origin or loser.entry.path, self.home)}{version}"
                     )  # type: ignore[union-attr]
                 if not loser_text:
                     continue
@@ -511,7 +512,7 @@ class _AppResolver:
                 )
                 usage = "used" if name in used_names else "not used"
                 winner = resolution.winner
-                loads = _short(winner.origin or Path("?"), self.home)
+                loads = home_relative(winner.origin or Path("?"), self.home)
                 rule = winner.entry.rule if winner.entry else "builtin"
                 self._report(
                     "shadowed",
@@ -550,7 +551,7 @@ class _AppResolver:
                     row.dist.name,
                     f"{row.dist.display_name} {row.dist.version or '?'} is used but comes from the "
                     f"{'account-wide' if scope == 'account' else 'user-site'} dir "
-                    f"{_short(row.dist.lib_dir, self.home)}",
+                    f"{home_relative(row.dist.lib_dir, self.home)}",
                 )
             if not row.used and scope != "system":
                 self._report(
@@ -564,30 +565,17 @@ def _is_code_dir(directory: Path, app_dir: Path) -> bool:
     text = str(directory)
     if "/lib/python" in text or text.endswith("site-packages") or "/site-packages/" in text:
         return False
-    return _inside(directory, app_dir)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
-    except ValueError:
-        return False
-    return True
-
-
-def _short(path: Path, home: Path) -> str:
-    try:
-        return "~/" + str(Path(path).relative_to(home))
-    except ValueError:
-        return str(path)
+    return is_inside(directory, app_dir)
 
 
 def _why(ref: ImportRef | RecipeRef, home: Path) -> str:
-    where = f"{_short(ref.file, home)}:{ref.line}" if ref.line else _short(ref.file, home)
+    where = (
+        f"{home_relative(ref.file, home)}:{ref.line}" if ref.line else home_relative(ref.file, home)
+    )
     if isinstance(ref, RecipeRef):
         return f"recipe {ref.recipe}: {ref.setting} in {where}"
     if ref.how == "trace":
-        return f"traced loading {_short(ref.file, home)}"
+        return f"traced loading {home_relative(ref.file, home)}"
     optional = " (optional)" if ref.optional else ""
     return f"import {ref.name} in {where}{optional}"
 

@@ -31,6 +31,7 @@ from migrate.entrypoints import EntryPoint
 from migrate.findings import Finding
 from migrate.imports import PathEdit
 from migrate.interpreters import Interpreter
+from migrate.paths import is_inside
 
 ProviderKind = Literal["package", "module", "namespace", "nspkg", "builtin"]
 
@@ -314,7 +315,7 @@ class _SitePath:
                     plen = None
                 elif name.endswith("-nspkg.pth"):
                     self._nspkg(sitedir, pth, line)
-                elif self.home is None or _key(pth).startswith(_key(self.home) + os.sep):
+                elif self.home is None or is_inside(pth, self.home):
                     message = f"import line runs code the path model does not follow: {line[:80]}"
                     self.findings.append(Finding(pth, "warning", message))
                 continue

@@ -28,6 +28,7 @@ from migrate.inventory.model import (
     PthFile,
 )
 from migrate.inventory.pth import is_setuptools_site_py, read_pth
+from migrate.paths import is_inside
 
 __all__ = ["Distribution", "Finding", "Inventory", "LibDirInventory", "PthFile", "take_inventory"]
 
@@ -83,7 +84,7 @@ def inventory_lib_dir(lib: LibDir, home: Path | None, *, verify: bool = True) ->
     """
     empty = LibDirInventory(lib.path, lib.python, lib.scope, lib.app)
     real = os.path.realpath(lib.path)
-    if home is not None and not _inside(real, os.path.realpath(home)):
+    if home is not None and not is_inside(real, os.path.realpath(home)):
         message = f"lib dir resolves to {real}, outside the home; not inventoried"
         return replace(empty, findings=(Finding(lib.path, "error", message),))
     try:
@@ -195,7 +196,3 @@ def _importable(candidates: list[Path]) -> dict[str, Path]:
         if name is not None:
             chosen.setdefault(name, path)
     return dict(sorted(chosen.items()))
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
