@@ -171,10 +171,6 @@ def _unquote(value: str) -> str:
     return value
 
 
-def quote_argv(argv: tuple[str, ...]) -> str:
-    return " ".join(shlex.quote(arg) for arg in argv)
-
-
 def read_installed_crontab() -> str | None:
     """The invoking user's crontab (``crontab -l``); ``None`` when there is none."""
     import shutil

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -325,7 +324,3 @@ def _line_of(lines: list[str], key: str) -> int:
 
 def _looks_dotted(text: str) -> bool:
     return bool(text) and all(part.isidentifier() for part in text.split("."))
-
-
-def as_dict(recipe: Recipe) -> dict[str, Any]:
-    return {"name": recipe.name, "description": recipe.description}
