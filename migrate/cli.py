@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,9 +19,13 @@ import click
 from migrate import __version__
 from migrate.account import AccountError, discover
 from migrate.inventory import take_inventory
+from migrate.paths import is_inside
+from migrate.render import table
 
 if TYPE_CHECKING:
+    from migrate.actions import PlannedFile
     from migrate.crontab import Crontab
+    from migrate.resolve import Plan, Tracer
 
 # Commands import the rest of the library when they run: start-up stays small.
 
@@ -179,34 +184,277 @@ def plan(
     why, and findings: shadowed, leaked (used from ~/lib or ~/.local), unused, missing,
     conflict, interpreter. Nothing is changed. --trace runs the apps' code.
     """
-    from migrate.recipes import RecipeError
     from migrate.render import plan_json, plan_text
-    from migrate.resolve import plan_account
     from migrate.trace import trace_entry
 
-    home = settings.require_home()
     overrides = _parse_python_overrides(pythons)
+    result = _plan(settings, apps, interpreters=overrides, tracer=trace_entry if trace else None)
+    if as_json:
+        _echo_json(plan_json(result))
+    else:
+        click.echo(plan_text(result, verbose=settings.verbosity > 0), nl=False)
+
+
+def _plan(
+    settings: Settings,
+    apps: tuple[str, ...],
+    interpreters: dict[str, Path] | None = None,
+    tracer: Tracer | None = None,
+) -> Plan:
+    """Discover, inventory and resolve: the read-only front of plan and every writing command."""
+    from migrate.recipes import RecipeError
+    from migrate.resolve import plan_account
+
+    home = settings.require_home()
     account = discover(home)
     known = {app.name for app in account.apps} | {"~"}
     unknown = [a for a in apps if a not in known]
     if unknown:
         raise BadInput(f"--app {unknown[0]}: no such app (apps: {', '.join(sorted(known))})")
-    inventory_result = take_inventory(account)
+    crontab = settings.read_crontab()
     try:
-        result = plan_account(
-            account,
-            inventory_result,
-            settings.read_crontab(),
-            apps=apps,
-            interpreters=overrides,
-            tracer=trace_entry if trace else None,
-        )
+        return plan_account(
+            account, take_inventory(account), crontab, apps=apps, interpreters=interpreters,
+            tracer=tracer,
+        )  # fmt: skip
     except RecipeError as exc:
         raise Failed(str(exc)) from exc
-    if as_json:
-        _echo_json(plan_json(result))
+
+
+@cli.command()
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="APP",
+    help="Only this app (repeatable); ~ is the account.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    help="Write to DIR/APP/ instead (outside the home: nothing in the home is touched).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["exact", "compile"]),
+    default="exact",
+    show_default=True,
+    help="exact: pin what is installed; compile: also let pip-tools prove the set consistent.",
+)
+@click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Wheel directory for --mode compile and --hashes (repeatable).",
+)
+@click.option(
+    "--no-index",
+    is_flag=True,
+    help="With --mode compile: use only --find-links, not the package index.",
+)
+@click.option(
+    "--hashes",
+    is_flag=True,
+    help="Add --hash=sha256 of the wheel each pin installs from (needs a wheelhouse).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print a unified diff of every file that would change; write nothing.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document of what was (or would be) written.",
+)
+@click.pass_obj
+def requirements(
+    settings: Settings,
+    apps: tuple[str, ...],
+    out: Path | None,
+    mode: str,
+    find_links: tuple[Path, ...],
+    no_index: bool,
+    hashes: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Write requirements.in and a pinned requirements.txt for every app (and ~).
+
+    requirements.in lists what the app uses directly, each with where it is imported;
+    requirements.txt pins everything it needs at the version installed today, with
+    `# via` provenance, in a form plain `pip install -r` understands. Distributions no
+    index can provide (bare copies, develop installs, patched ones) are marked.
+
+    The files go into HOME/webapps/APP/ (the account's into HOME/.venvs/) through the
+    journal: `concentric-migrate rollback` undoes them. With --out DIR they go to
+    DIR/APP/ (DIR/_account/ for ~) and the home is not touched.
+    """
+    from migrate import actions
+    from migrate.lock import LockError
+
+    home = settings.require_home()
+    if out is not None and is_inside(os.path.realpath(out), os.path.realpath(home)):
+        raise BadInput(
+            f"--out {out} is inside the home: leave --out away to write there through the journal"
+        )
+    if no_index and mode != "compile":
+        raise BadInput("--no-index only applies to --mode compile")
+    plan_result = _plan(settings, apps)
+    command = "concentric-migrate requirements" + "".join(f" --app {a}" for a in apps)
+    try:
+        files = actions.requirement_files(
+            plan_result, out=out, command=command, mode=mode, find_links=find_links,
+            index=not no_index, hashes=hashes,
+        )  # fmt: skip
+    except LockError as exc:
+        raise Failed(str(exc)) from exc
+    _write_or_show(settings, files, dry_run=dry_run, as_json=as_json, out=out, description=command)
+
+
+def _write_or_show(
+    settings: Settings,
+    files: Sequence[PlannedFile],
+    *,
+    dry_run: bool,
+    as_json: bool,
+    out: Path | None,
+    description: str,
+) -> None:
+    """The one place a command turns planned files into writes (journaled) or a diff."""
+    from migrate import actions
+
+    changed = [f for f in files if f.changed]
+    if dry_run:
+        if as_json:
+            _echo_json({"dry_run": True, "files": [actions.planned_json(f) for f in files]})
+        else:
+            for planned in changed:
+                click.echo(planned.diff(), nl=False)
+            click.echo(f"{len(changed)} file(s) would change; nothing was written.", err=True)
+        return
+    txn_id = None
+    if out is not None:
+        actions.write_outside(changed)
     else:
-        click.echo(plan_text(result, verbose=settings.verbosity > 0), nl=False)
+        from migrate.journal import JournalError
+
+        try:
+            txn_id = actions.apply(settings.home, changed, description=description)
+        except JournalError as exc:
+            raise Failed(str(exc)) from exc
+    if as_json:
+        _echo_json(
+            {
+                "dry_run": False,
+                "transaction": txn_id,
+                "files": [actions.planned_json(f) for f in files],
+            }
+        )
+        return
+    for planned in files:
+        state = "written" if planned.changed else "unchanged"
+        click.echo(f"{state:9} {planned.path}")
+    if txn_id:
+        click.echo(
+            f"journal: {txn_id}; undo with: concentric-migrate --home {settings.home} rollback"
+        )
+
+
+@cli.command()
+@click.argument("transaction", required=False)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Roll back even over files edited since; your edits are kept aside in the journal.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document of what was restored."
+)
+@click.pass_obj
+def rollback(settings: Settings, transaction: str | None, force: bool, as_json: bool) -> None:
+    """Undo the newest transaction not yet rolled back (or TRANSACTION), byte for byte.
+
+    Files are restored with their mode, owner and ACLs; files and directories the
+    transaction created are removed. A file edited since the transaction makes rollback
+    refuse (exit 1) and change nothing, unless --force. Rolling back twice is harmless;
+    a transaction left open by a crash is rolled back the same way.
+    """
+    from migrate.journal import EditedSince, JournalError, UnknownTransaction, home_lock
+    from migrate.journal import rollback as undo
+
+    home = settings.require_home()
+    try:
+        with home_lock(home):
+            result = undo(home, transaction, force=force)
+    except UnknownTransaction as exc:
+        raise BadInput(str(exc)) from exc
+    except EditedSince as exc:
+        names = "\n  ".join(str(p) for p in exc.files)
+        raise Failed(
+            f"refusing to roll back: {len(exc.files)} file(s) changed since the migration:"
+            f"\n  {names}\n"
+            "Nothing was changed. Re-run with --force to restore anyway; your edited copies "
+            "are then kept in the transaction's edited/ folder."
+        ) from exc
+    except JournalError as exc:
+        raise Failed(str(exc)) from exc
+    if as_json:
+        _echo_json(
+            {
+                "transaction": result.id,
+                "already": result.already,
+                "restored": [str(p) for p in result.restored],
+                "removed": [str(p) for p in result.removed],
+                "kept_aside": [str(p) for p in result.kept_aside],
+            }
+        )
+        return
+    if result.already:
+        click.echo(f"{result.id} was already rolled back; nothing to do.")
+        return
+    for path in result.restored:
+        click.echo(f"restored  {path}")
+    for path in result.removed:
+        click.echo(f"removed   {path}")
+    for path in result.kept_aside:
+        click.echo(f"kept your edit of {path} aside")
+    click.echo(f"rolled back {result.id}")
+
+
+@cli.command(name="journal")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def journal_command(settings: Settings, as_json: bool) -> None:
+    """List the transactions: id, state (open, committed, rolled-back), time, files."""
+    from migrate.journal import transactions
+
+    found = transactions(settings.require_home())
+    if as_json:
+        _echo_json(
+            {
+                "transactions": [
+                    {
+                        "id": t.id,
+                        "state": t.state,
+                        "created": t.created,
+                        "description": t.description,
+                        "path": str(t.path),
+                        "files": [str(p) for p in t.files],
+                    }
+                    for t in found
+                ]
+            }
+        )
+        return
+    if not found:
+        click.echo("no transactions yet")
+        return
+    rows = [(t.id, t.state, t.created, str(len(t.files)), t.description) for t in found]
+    click.echo("\n".join(table(("transaction", "state", "created", "files", "command"), rows)))
 
 
 @cli.command()

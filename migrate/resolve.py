@@ -66,6 +66,10 @@ class PackageRow:
     rule: str
     used: bool
     why: tuple[str, ...] = ()
+    direct: bool = False
+    """Used by the app's own code (an import, a recipe string, the trace), not only required."""
+    required_by: tuple[str, ...] = ()
+    """Canonical names of the used distributions that require it."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,14 @@ class _Use:
     entry: Path
     rule: str
     why: list[str] = field(default_factory=list)
+    direct: bool = False
+    required_by: list[str] = field(default_factory=list)
+
+    def row(self) -> PackageRow:
+        return PackageRow(
+            self.dist, self.entry, self.rule, True, tuple(self.why), self.direct,
+            tuple(self.required_by),
+        )  # fmt: skip
 
 
 class _AppResolver:
@@ -398,14 +410,15 @@ class _AppResolver:
                 continue
             use = uses.setdefault(str(dist.path), _Use(dist, winner.entry.path, winner.entry.rule))
             use.why.append(_why(ref, self.home))
+            use.direct = True
 
     def _use_by_name(self, model: PathModel, name: str, why: str, uses: dict[str, _Use]) -> None:
         for entry in model.entries:
             for dist in self.index.dists_on(entry.path, entry.rule, model.python):
                 if dist.name == name:
-                    uses.setdefault(str(dist.path), _Use(dist, entry.path, entry.rule)).why.append(
-                        why
-                    )
+                    use = uses.setdefault(str(dist.path), _Use(dist, entry.path, entry.rule))
+                    use.direct = True
+                    use.why.append(why)
                     return
         self._report(
             "missing",
@@ -473,6 +486,8 @@ class _AppResolver:
                 why = f"required by {dist.display_name} ({requirement})"
                 if why not in use.why:
                     use.why.append(why)
+                if dist.name not in use.required_by:
+                    use.required_by.append(dist.name)
                 queue.append((target, frozenset(requirement.extras)))
 
     def _shadowing(self, models: Sequence[PathModel], uses: dict[str, _Use]) -> None:
@@ -529,12 +544,10 @@ class _AppResolver:
             use = uses.get(key)
             if use is None and dist.lib_dir is not None and self._is_system(dist):
                 continue
-            rows.append(
-                PackageRow(dist, entry, rule, use is not None, tuple(use.why) if use else ())
-            )
+            rows.append(use.row() if use else PackageRow(dist, entry, rule, False))
         for key, use in uses.items():
             if key not in visible:
-                rows.append(PackageRow(use.dist, use.entry, use.rule, True, tuple(use.why)))
+                rows.append(use.row())
         return tuple(sorted(rows, key=lambda r: (r.dist.name, str(r.dist.path))))
 
     def _is_system(self, dist: Distribution) -> bool:

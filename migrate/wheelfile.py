@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zipfile
 from base64 import urlsafe_b64encode
 from collections.abc import Iterable, Mapping
@@ -20,6 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+_EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 GENERATOR = "concentric-migrate"
 
 
@@ -83,6 +85,8 @@ def build_wheel(spec: WheelSpec, out_dir: Path) -> Path:
     if spec.summary:
         metadata.append(f"Summary: {spec.summary}")
     metadata.extend(f"{key}: {value}" for key, value in spec.extra_metadata)
+    extras = sorted({m for r in spec.requires for m in _EXTRA.findall(r)})
+    metadata.extend(f"Provides-Extra: {extra}" for extra in extras)
     metadata.extend(f"Requires-Dist: {r}" for r in spec.requires)
     wheel = [
         "Wheel-Version: 1.0",
