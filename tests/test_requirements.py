@@ -90,7 +90,7 @@ def test_exact_files_pin_what_is_installed(account: tuple[Path, Path], tmp_path:
         for line in blog_in.splitlines()
         if line and not line.startswith(" ") and not line.startswith("#")
     ] == ["blogengine", "typo-fix"]
-    assert f"# import blogengine in ~/webapps/blog/blog.wsgi:1" in blog_in
+    assert "# import blogengine in ~/webapps/blog/blog.wsgi:1" in blog_in
     assert not list(home.rglob("requirements.*")), "--out never touches the home"
 
 
@@ -312,3 +312,117 @@ def test_demo_marks_what_no_index_can_provide(tmp_path: Path) -> None:
         "acme-utils==1.2.0" in blog and "# locally modified: 1 file(s) differ from RECORD" in blog
     )
     assert (tmp_path / "out" / "_account" / "requirements.txt").is_file()
+
+
+# --------------------------------------------------------------------------- the journal path
+
+
+def snapshot(home: Path) -> dict[str, tuple[str, int]]:
+    """sha256 (or "dir") and mode of everything under HOME except the tool's own state."""
+    import hashlib
+
+    out = {}
+    for path in sorted(home.rglob("*")):
+        rel = path.relative_to(home)
+        if rel.parts[0] == ".concentric-migrate":
+            continue
+        digest = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+        out[str(rel)] = (digest, path.stat().st_mode)
+    return out
+
+
+def test_written_through_the_journal_and_rolled_back(account: tuple[Path, Path]) -> None:
+    home, _ = account
+    existing = home / "webapps" / "blog" / "requirements.txt"
+    existing.write_text("Django==1.4\n")
+    existing.chmod(0o640)
+    before = snapshot(home)
+
+    written = run("--home", str(home), "requirements")
+    listed = json.loads(run("--home", str(home), "journal", "--json").stdout)["transactions"]
+
+    assert written.returncode == 0, written.stderr
+    assert "undo with: concentric-migrate" in written.stdout
+    assert (
+        "blogengine==2.3.1" in existing.read_text() and (existing.stat().st_mode & 0o777) == 0o640
+    )
+    assert [t["state"] for t in listed] == ["committed"]
+    assert str(existing) in listed[0]["files"]
+
+    undone = run("--home", str(home), "rollback")
+    assert undone.returncode == 0, undone.stderr
+    assert snapshot(home) == before
+    again = run("--home", str(home), "rollback", "--json")
+    assert json.loads(again.stdout)["already"] is True
+    assert (
+        json.loads(run("--home", str(home), "journal", "--json").stdout)["transactions"][0]["state"]
+        == "rolled-back"
+    )
+
+
+def test_rollback_never_overwrites_an_edit_made_since(account: tuple[Path, Path]) -> None:
+    home, _ = account
+    assert run("--home", str(home), "requirements", "--app", "shop").returncode == 0
+    edited = home / "webapps" / "shop" / "requirements.txt"
+    edited.write_text("my own pins\n")
+
+    refused = run("--home", str(home), "rollback")
+    assert refused.returncode == 1
+    assert str(edited) in refused.stderr and "--force" in refused.stderr
+    assert edited.read_text() == "my own pins\n"
+    assert (home / "webapps" / "shop" / "requirements.in").exists(), "a refusal changes nothing"
+
+    forced = run("--home", str(home), "rollback", "--force", "--json")
+    assert forced.returncode == 0, forced.stderr
+    assert not edited.exists()
+    [aside] = json.loads(forced.stdout)["kept_aside"]
+    assert Path(aside).read_text() == "my own pins\n"
+
+
+def test_crash_at_every_journal_step_then_rollback_restores_the_home(
+    account: tuple[Path, Path],
+) -> None:
+    from migrate.journal import CRASH_ENV
+
+    home, _ = account
+    existing = home / "webapps" / "blog" / "requirements.txt"
+    existing.write_text("old pins\n")
+    existing.chmod(0o600)
+    before = snapshot(home)
+    step = 1
+    while True:
+        crashed = subprocess.run(
+            [sys.executable, "-m", "migrate", "--home", str(home), "requirements"],
+            capture_output=True, text=True, env={**os.environ, CRASH_ENV: str(step)},
+        )  # fmt: skip
+        if crashed.returncode == 0:
+            break
+        assert crashed.returncode == -9, (step, crashed.stderr)
+        undone = run("--home", str(home), "rollback")
+        assert undone.returncode == 0, (step, undone.stderr)
+        assert snapshot(home) == before, f"not restored after a crash at step {step}"
+        step += 1
+    assert step > 10, "every write is several journal steps"
+    assert run("--home", str(home), "rollback").returncode == 0
+    assert snapshot(home) == before
+
+
+def test_two_writers_never_both_proceed(account: tuple[Path, Path]) -> None:
+    home, _ = account
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom migrate.journal import home_lock\n"
+         "with home_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(30)\n", str(home)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        second = run("--home", str(home), "requirements")
+        assert second.returncode == 1
+        assert str(holder.pid) in second.stderr
+        assert not (home / "webapps" / "blog" / "requirements.txt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run("--home", str(home), "requirements").returncode == 0, (
+        "free again once the holder is gone"
+    )
