@@ -340,12 +340,15 @@ def _write_or_show(
     if out is not None:
         actions.write_outside(changed)
     else:
-        from migrate.journal import JournalError
+        from migrate.journal import JournalError, LockHeld
 
         try:
             txn_id = actions.apply(settings.home, changed, description=description)
-        except JournalError as exc:
+        except LockHeld as exc:
             raise Failed(str(exc)) from exc
+        except JournalError as exc:
+            undo = f"concentric-migrate --home {settings.home} rollback"
+            raise Failed(f"{exc}\nNothing is left half-done once you run: {undo}") from exc
     if as_json:
         _echo_json(
             {
@@ -385,8 +388,12 @@ def rollback(settings: Settings, transaction: str | None, force: bool, as_json: 
     """
     from migrate.journal import EditedSince, JournalError, UnknownTransaction, home_lock
     from migrate.journal import rollback as undo
+    from migrate.journal import transactions as list_transactions
 
     home = settings.require_home()
+    if transaction is None and not list_transactions(home):
+        click.echo("nothing to roll back: no transaction in this home")
+        return
     try:
         with home_lock(home):
             result = undo(home, transaction, force=force)
