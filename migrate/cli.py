@@ -428,7 +428,7 @@ def rollback(settings: Settings, transaction: str | None, force: bool, as_json: 
     for path in result.removed:
         click.echo(f"removed   {path}")
     for path in result.kept_aside:
-        click.echo(f"kept your edit of {path} aside")
+        click.echo(f"kept your edited copy in {path}")
     click.echo(f"rolled back {result.id}")
 
 
