@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,6 +30,19 @@ if TYPE_CHECKING:
 # Commands import the rest of the library when they run: start-up stays small.
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+APP_OPTION = click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="APP",
+    help="Only this app (repeatable); ~ is the account.",
+)
+
+
+def json_option(text: str = "Print one JSON document (docs/json-schemas.md).") -> Any:
+    """``--json``: the same flag, name and meaning on every command."""
+    return click.option("--json", "as_json", is_flag=True, help=text)
 
 
 class BadInput(click.ClickException):
@@ -91,8 +104,9 @@ def cli(ctx: click.Context, home: Path, crontab: Path | None, verbose: int, quie
     """Move a concentric Python account (~/lib/pythonX.Y, eggs, .pth files) to one
     pinned virtualenv per app.
 
-    Start with `inventory` to see what is installed where, or `demo` to try it all on a
-    sample account built offline.
+    Start with `demo` to try it all on a sample account built offline. On your own
+    account: `inventory` (what is installed where), `plan` (what each app really uses),
+    `requirements` (pin it); every write is journaled and `rollback` undoes it.
     """
     if crontab is not None and not crontab.is_file():
         raise BadInput(f"--crontab {crontab}: no such file")
@@ -101,9 +115,7 @@ def cli(ctx: click.Context, home: Path, crontab: Path | None, verbose: int, quie
 
 
 @cli.command()
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document (docs/json-schemas.md)."
-)
+@json_option("Print one JSON document (docs/json-schemas.md).")
 @click.pass_obj
 def inventory(settings: Settings, as_json: bool) -> None:
     """List every Python lib dir of the account and every distribution in it.
@@ -151,13 +163,7 @@ def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
 
 
 @cli.command()
-@click.option(
-    "--app",
-    "apps",
-    multiple=True,
-    metavar="APP",
-    help="Only this app (repeatable); ~ is the account.",
-)
+@APP_OPTION
 @click.option(
     "--trace",
     is_flag=True,
@@ -170,9 +176,7 @@ def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
     metavar="X.Y=PATH",
     help="Use this interpreter for Python X.Y.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document (docs/json-schemas.md)."
-)
+@json_option("Print one JSON document (docs/json-schemas.md).")
 @click.pass_obj
 def plan(
     settings: Settings, apps: tuple[str, ...], trace: bool, pythons: tuple[str, ...], as_json: bool
@@ -222,13 +226,7 @@ def _plan(
 
 
 @cli.command()
-@click.option(
-    "--app",
-    "apps",
-    multiple=True,
-    metavar="APP",
-    help="Only this app (repeatable); ~ is the account.",
-)
+@APP_OPTION
 @click.option(
     "--out",
     "out",
@@ -264,12 +262,7 @@ def _plan(
     is_flag=True,
     help="Print a unified diff of every file that would change; write nothing.",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print one JSON document of what was (or would be) written.",
-)
+@json_option("Print one JSON document of what was (or would be) written.")
 @click.pass_obj
 def requirements(
     settings: Settings,
@@ -374,9 +367,7 @@ def _write_or_show(
     is_flag=True,
     help="Roll back even over files edited since; your edits are kept aside in the journal.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document of what was restored."
-)
+@json_option("Print one JSON document of what was restored.")
 @click.pass_obj
 def rollback(settings: Settings, transaction: str | None, force: bool, as_json: bool) -> None:
     """Undo the newest transaction not yet rolled back (or TRANSACTION), byte for byte.
@@ -433,7 +424,7 @@ def rollback(settings: Settings, transaction: str | None, force: bool, as_json: 
 
 
 @cli.command(name="journal")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option()
 @click.pass_obj
 def journal_command(settings: Settings, as_json: bool) -> None:
     """List the transactions: id, state (open, committed, rolled-back), time, files."""
