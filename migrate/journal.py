@@ -1,4 +1,4 @@
-"""Write-ahead journal: the only code that writes the user's files, and the way back.
+"""Write-ahead journal: the only code that writes the user's files and crontab, and the way back.
 
 Under ``HOME/.concentric-migrate`` (0700) live ``lock`` (0600) and one folder per
 transaction, ``journal/<id>/`` (0700), holding an append-only ``journal.jsonl`` (0600),
@@ -11,6 +11,13 @@ the intent (or its absence) tells rollback enough to undo it: the hashes in the 
 whether the rename happened, the temp name says what to clean up, and a backup without an
 intent is never needed because nothing was changed yet.
 
+The crontab is journaled the same way. Given as a file (``--crontab FILE``), it is written
+as any file is; it is the one path that may lie outside the home, as the cron spool does,
+and is recorded by its absolute path there. The installed crontab (``crontab -l`` /
+``crontab -``) is backed up from ``crontab -l``, its intent holds the sha256 before and
+after, and ``crontab -`` replaces it (cron writes it atomically); rollback compares
+``crontab -l`` with those hashes just as it compares a file.
+
 Fault injection. With ``CONCENTRIC_MIGRATE_CRASH_AT=N`` the process SIGKILLs itself just
 *before* its Nth step, so step N and everything after it never happen. Steps are counted
 per ``begin()`` (its transaction included) and per ``rollback()`` call, and are:
@@ -21,11 +28,16 @@ per ``begin()`` (its transaction included) and per ``rollback()`` call, and are:
   rename, done (4);
 - ``make_dir``: intent append, mkdir, done append (3); ``install_dir``: the ``make_dir``
   steps of missing parents, then intent append, rename, done append (3);
+- ``set_crontab`` of a file: as ``write_file`` (5, or 4 plus the parents' for a new
+  file); of the installed crontab: backup write (only when there is one), intent append,
+  ``crontab -``, done append (4, or 3);
 - ``commit``: the commit append (1);
 - ``rollback``: repairing a torn last journal line (when there is one), the
   ``rollback-begin`` append, then per operation undone (newest first) each removal of a
   leftover temp, ``aside`` append and move of an edited file (force), temp write, rename,
-  removal, and the ``undone`` append; finally the ``rolled-back`` append.
+  removal, for the installed crontab the ``aside`` append and write of its edited text
+  (force) and ``crontab -`` (or ``crontab -r``), and the ``undone`` append; finally the
+  ``rolled-back`` append.
 
 Beyond the last step the variable does nothing.
 """
@@ -39,12 +51,14 @@ import fcntl
 import hashlib
 import json
 import os
+import pwd
 import re
 import secrets
 import shlex
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +66,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from migrate.crontab import INSTALLED as INSTALLED_CRONTAB
 from migrate.paths import home_relative, is_inside
 
 STATE_DIR = ".concentric-migrate"
@@ -74,6 +89,11 @@ _NAME_KEEP = 150
 _SKIPPABLE_XATTR_ERRORS = (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP)
 _DIR, _SYMLINK, _OTHER = "<dir>", "<symlink>", "<other>"
 """What ``_state_of`` says for non-files; never equal to a sha256."""
+_FILE_OPS = frozenset({"write", "crontab-file"})
+"""Operations that replace one file; ``crontab-file`` alone may name one outside the home."""
+_CRONTAB_TIMEOUT = 60.0
+"""Seconds a ``crontab`` command may take before it counts as failed."""
+_NO_CRONTAB = re.compile(rb"^no crontab for ", re.MULTILINE)
 
 Record = dict[str, Any]
 
@@ -264,58 +284,57 @@ class Transaction:
         """
         self._usable()
         target = _resolve(self.home, path)
-        if target == self.home:
-            raise JournalError(f"{target} is the home itself")
         if mode is not None and not 0 <= mode <= 0o7777:
             raise JournalError(f"mode {mode:o} is not a file mode")
-        existing = _read_existing(target)
-        if existing is None:
-            self._make_parents(target.parent)
-        elif not _can_own(existing[1].st_uid, existing[1].st_gid):
-            raise OwnerNotKept(
-                f"{target} belongs to uid {existing[1].st_uid} gid {existing[1].st_gid}; "
-                "rewriting it as this user would change that"
-            )
+        self._replace(target, data, "write", _NEW_FILE_MODE if mode is None else mode, mode)
+
+    def set_crontab(self, text: str, file: Path | None = None) -> None:
+        """Replace the crontab: the file given with --crontab FILE, else the invoking user's
+        (crontab -l / crontab -).
+
+        The file is written as ``write_file`` writes (a new one gets 0o600, like the cron
+        spool's), and it alone may lie outside the home: it stands for the user's crontab as
+        the spool file does; a missing folder of it outside the home is refused, not made.
+        The installed crontab is backed up from ``crontab -l`` and replaced by feeding
+        ``crontab -`` the new text; rollback puts the old one back (or ``crontab -r``).
+        ``text`` must end with a newline when not empty: cron refuses it otherwise.
+        """
+        self._usable()
+        if text and not text.endswith("\n"):
+            raise JournalError("a crontab must end with a newline: cron refuses it otherwise")
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            raise JournalError(f"the crontab text cannot be encoded: {exc}") from None
+        if file is not None:
+            self._replace(self._crontab_file(file), data, "crontab-file", _PRIVATE_FILE, None)
+            return
+        crontab = _Crontab()
+        current = crontab.read()
         with self._guard():
             n = self._next()
             record: Record = {
                 "rec": "intent",
                 "n": n,
-                "op": "write",
-                "path": self._rel(target),
-                "existed": existing is not None,
+                "op": "crontab",
+                "existed": current is not None,
                 "after": _sha256(data),
-                "temp": _temp_name(target.name, self._tag, n, "cm-tmp"),
+                "uid": os.getuid(),
+                "user": _user_name(),
             }
-            owner: tuple[int, int] | None = None
-            xattrs: dict[str, bytes] | None = None
-            if existing is None:
-                new_mode = _NEW_FILE_MODE if mode is None else mode
-            else:
-                old_data, old_stat, xattrs = existing
-                old_mode = stat.S_IMODE(old_stat.st_mode)
-                new_mode = old_mode if mode is None else mode
-                owner = (old_stat.st_uid, old_stat.st_gid)
-                backup = f"{n:04d}-{target.name[:_NAME_KEEP]}"
-                record.update(
-                    before=_sha256(old_data),
-                    mode=_octal(old_mode),
-                    uid=old_stat.st_uid,
-                    gid=old_stat.st_gid,
-                    xattrs={k: base64.b64encode(v).decode("ascii") for k, v in xattrs.items()},
-                    backup=backup,
-                )
+            if current is not None:
+                backup = f"{n:04d}-crontab"
+                record.update(before=_sha256(current), backup=backup)
                 self._steps()
-                _create_private(self.path / _BACKUPS / backup, old_data)
-            record["new_mode"] = _octal(new_mode)
+                _create_private(self.path / _BACKUPS / backup, current)
             self._steps()
             _append(self._journal, record)
-            temp = target.parent / record["temp"]
             self._steps()
-            _write_temp(temp, data, owner=owner, xattrs=xattrs, mode=new_mode, strict_owner=True)
-            self._steps()
-            os.rename(temp, target)
-            _fsync_dir(target.parent)
+            crontab.install(data)
+            if crontab.state() != record["after"]:
+                raise JournalError(
+                    f"{crontab.command} -l does not give back the crontab just installed"
+                )
             self._done(n)
 
     def make_dir(self, path: Path, mode: int = 0o755) -> None:
@@ -399,6 +418,71 @@ class Transaction:
             _append(self._journal, {"rec": "commit", "at": _now()})
         self._ended = "committed"
 
+    def _replace(
+        self, target: Path, data: bytes, op: str, new_file_mode: int, mode: int | None
+    ) -> None:
+        """``write_file`` of a resolved target: ``mode`` None keeps a replaced file's mode."""
+        if target == self.home:
+            raise JournalError(f"{target} is the home itself")
+        existing = _read_existing(target)
+        if existing is None:
+            self._make_parents(target.parent)
+        elif not _can_own(existing[1].st_uid, existing[1].st_gid):
+            raise OwnerNotKept(
+                f"{target} belongs to uid {existing[1].st_uid} gid {existing[1].st_gid}; "
+                "rewriting it as this user would change that"
+            )
+        with self._guard():
+            n = self._next()
+            record: Record = {
+                "rec": "intent",
+                "n": n,
+                "op": op,
+                "path": self._rel(target),
+                "existed": existing is not None,
+                "after": _sha256(data),
+                "temp": _temp_name(target.name, self._tag, n, "cm-tmp"),
+            }
+            owner: tuple[int, int] | None = None
+            xattrs: dict[str, bytes] | None = None
+            if existing is None:
+                new_mode = new_file_mode
+            else:
+                old_data, old_stat, xattrs = existing
+                old_mode = stat.S_IMODE(old_stat.st_mode)
+                new_mode = old_mode if mode is None else mode
+                owner = (old_stat.st_uid, old_stat.st_gid)
+                backup = f"{n:04d}-{target.name[:_NAME_KEEP]}"
+                record.update(
+                    before=_sha256(old_data),
+                    mode=_octal(old_mode),
+                    uid=old_stat.st_uid,
+                    gid=old_stat.st_gid,
+                    xattrs={k: base64.b64encode(v).decode("ascii") for k, v in xattrs.items()},
+                    backup=backup,
+                )
+                self._steps()
+                _create_private(self.path / _BACKUPS / backup, old_data)
+            record["new_mode"] = _octal(new_mode)
+            self._steps()
+            _append(self._journal, record)
+            temp = target.parent / record["temp"]
+            self._steps()
+            _write_temp(temp, data, owner=owner, xattrs=xattrs, mode=new_mode, strict_owner=True)
+            self._steps()
+            os.rename(temp, target)
+            _fsync_dir(target.parent)
+            self._done(n)
+
+    def _crontab_file(self, file: Path) -> Path:
+        """The real target of --crontab FILE: inside the home the usual rules, else as it is."""
+        real = os.path.realpath(os.path.join(self.home, file))
+        if is_inside(real, self.home):
+            return _resolve(self.home, Path(real))
+        if os.path.islink(real):
+            raise JournalError(f"{file}: symlink loop")
+        return Path(real)
+
     def _make_parents(self, folder: Path) -> None:
         missing = []
         while not os.path.lexists(folder):
@@ -418,7 +502,7 @@ class Transaction:
         _append(self._journal, {"rec": "done", "n": n})
 
     def _rel(self, path: Path) -> str:
-        return os.path.relpath(path, self.home)
+        return _recorded(path, self.home)
 
     def _usable(self) -> None:
         if self._ended is not None:
@@ -491,12 +575,14 @@ def transactions(home: Path) -> list[TransactionInfo]:
 def rollback(home: Path, txn_id: str | None = None, *, force: bool = False) -> RollbackResult:
     """Undo a transaction (default: the newest not rolled back), newest change first.
 
-    Refuses with EditedSince, changing nothing, when a file it would restore or remove is
-    neither as the transaction left it nor as it found it (a deleted file is simply
-    restored); ``force`` moves each such file aside into the transaction's ``edited/``
-    first. Idempotent: a rolled-back transaction is reported with ``already=True`` and not
-    touched; with no id and nothing left to roll back, that is the newest one. Resumes a
-    rollback that was interrupted. The caller holds ``home_lock``.
+    Refuses with EditedSince, changing nothing, when a file (or the installed crontab, named
+    ``Path("crontab -l")``) it would restore or remove is neither as the transaction left it
+    nor as it found it (a deleted one is simply restored); ``force`` moves each such file
+    aside into the transaction's ``edited/`` first, and keeps such a crontab's text there.
+    Idempotent: a rolled-back transaction is reported with ``already=True`` and not touched;
+    with no id and nothing left to roll back, that is the newest one. Resumes a rollback
+    that was interrupted. The caller holds ``home_lock`` (and, for the installed crontab, is
+    the user whose crontab it replaced).
     """
     home_real = _home_real(home)
     _require_lock(home_real)
@@ -527,6 +613,7 @@ class _Undo:
         self.steps = _Steps()
         self.journal = txn.info.path / _JOURNAL
         self.tag = txn.info.id.rsplit("-", 1)[1]
+        self._crontab_command: _Crontab | None = None
         records = txn.records
         undone = {r["n"] for r in records if r["rec"] == "undone"}
         self.done = {r["n"] for r in records if r["rec"] == "done"}
@@ -538,7 +625,7 @@ class _Undo:
     def run(self) -> None:
         edited = self._edited()
         if edited and not self.force:
-            shown = ", ".join(home_relative(p, self.home) for p in edited)
+            shown = ", ".join(_shown(p, self.home) for p in edited)
             raise EditedSince(
                 f"rollback of {self.txn.info.id} changed nothing: edited since the transaction: "
                 f"{shown} (force keeps each edit aside in {self.txn.info.path / _EDITED})",
@@ -549,10 +636,15 @@ class _Undo:
             _repair_tail(self.journal)
         self.steps()
         _append(self.journal, {"rec": "rollback-begin", "force": self.force, "at": _now()})
+        undo = {
+            "write": self._write,
+            "crontab-file": self._write,
+            "mkdir": self._mkdir,
+            "install": self._install,
+            "crontab": self._crontab,
+        }
         for record in self.pending:
-            outcome = {"write": self._write, "mkdir": self._mkdir, "install": self._install}[
-                record["op"]
-            ](record)
+            outcome = undo[record["op"]](record)
             self.steps()
             _append(self.journal, {"rec": "undone", "n": record["n"], **outcome})
         self.steps()
@@ -564,17 +656,28 @@ class _Undo:
         ours = self._ours()
         edited: list[Path] = []
         seen: set[str] = set()
+        crontab_seen = False
         for record in self.pending:  # newest first: the newest operation on a path decides
-            path = self._path(record["path"])
+            if record["op"] in _FILE_OPS | {"crontab"} and record["existed"]:
+                self._backup(record)
+            if record["op"] == "crontab":
+                self._own_crontab(record)
+                if not crontab_seen:
+                    crontab_seen = True
+                    state = self.crontab().state()
+                    if state is not None and state not in (record.get("before"), record["after"]):
+                        edited.append(INSTALLED_CRONTAB)
+                continue
+            path = self._path(record["path"], outside_ok=record["op"] == "crontab-file")
+            if record["existed"] and not is_inside(path, self.home) and not path.parent.is_dir():
+                raise JournalError(f"{path.parent} is gone: put it back to restore {path} in it")
             if record["op"] == "install":
                 self._path(record["staged"], state_ok=True)
-            if record["op"] == "write" and record["existed"]:
-                self._backup(record)
             if record["path"] in seen:
                 continue
             seen.add(record["path"])
             current = _state_of(path)
-            if record["op"] == "write":
+            if record["op"] in _FILE_OPS:
                 ok = current is None or current in (record.get("before"), record["after"])
             elif record["op"] == "mkdir":
                 ok = current is None or (
@@ -590,9 +693,11 @@ class _Undo:
         """Everything rollback itself will take away: not a sign of an edit in a created dir."""
         ours: set[Path] = set()
         for record in self.pending:
+            if record["op"] == "crontab":
+                continue
             path = self.home / record["path"]
             ours.add(path)
-            if record["op"] == "write":
+            if record["op"] in _FILE_OPS:
                 ours.add(path.parent / record["temp"])
                 ours.add(path.parent / _temp_name(path.name, self.tag, record["n"], "cm-undo"))
             elif record["op"] == "install":
@@ -600,8 +705,20 @@ class _Undo:
                 ours.add(path.parent / _temp_name(path.name, self.tag, record["n"], "cm-trash"))
         return ours
 
-    def _path(self, rel: str, *, state_ok: bool = False) -> Path:
-        """A recorded path, refused if a folder on its way became a symlink since."""
+    def _path(self, rel: str, *, state_ok: bool = False, outside_ok: bool = False) -> Path:
+        """A recorded path, refused if a folder on its way became a symlink since.
+
+        ``outside_ok``: a crontab file, the one kind recorded by its absolute path when it
+        lies outside the home.
+        """
+        if outside_ok and os.path.isabs(rel) and os.path.normpath(rel) == rel:
+            path = Path(rel)
+            parent = os.path.realpath(path.parent)
+            if is_inside(parent, self.home):
+                raise JournalError(f"{self.journal}: recorded path {rel!r} is in the home")
+            if parent != str(path.parent):
+                raise JournalError(f"{path}: {path.parent} became a symlink since the transaction")
+            return path
         if os.path.isabs(rel) or ".." in Path(rel).parts:
             raise JournalError(f"{self.journal}: recorded path {rel!r} is not inside the home")
         path = self.home / rel
@@ -627,7 +744,7 @@ class _Undo:
     # Undo of one operation each; returns the fields of its ``undone`` record.
 
     def _write(self, record: Record) -> Record:
-        path = self._path(record["path"])
+        path = self._path(record["path"], outside_ok=record["op"] == "crontab-file")
         n = record["n"]
         self._remove(path.parent / record["temp"])
         undo_temp = path.parent / _temp_name(path.name, self.tag, n, "cm-undo")
@@ -655,6 +772,73 @@ class _Undo:
         os.rename(undo_temp, path)
         _fsync_dir(path.parent)
         return self._outcome(path, "restored", aside)
+
+    def _crontab(self, record: Record) -> Record:
+        crontab = self.crontab()
+        current = crontab.read()
+        state = None if current is None else _sha256(current)
+        if state == record.get("before"):  # both None: there was none and there is none
+            return self._crontab_outcome("unchanged" if record["existed"] else "absent", None)
+        aside = None
+        if current is not None and state != record["after"]:
+            aside = self._crontab_aside(current, record["n"])
+        if not record["existed"]:
+            self.steps()
+            crontab.remove()
+            return self._crontab_outcome("removed", aside)
+        data = self._backup(record)
+        self.steps()
+        crontab.install(data)
+        return self._crontab_outcome("restored", aside)
+
+    def _crontab_aside(self, data: bytes, n: int) -> Path:
+        """Keep an edited crontab's text in ``edited/``, or refuse without ``force``."""
+        if not self.force:
+            raise EditedSince(
+                "the installed crontab (crontab -l) was edited during the rollback",
+                (INSTALLED_CRONTAB,),
+            )
+        edited = self.txn.info.path / _EDITED
+        if not edited.is_dir():
+            _make_private_dir(edited)
+        kept = edited / f"{n:04d}-crontab"
+        if os.path.lexists(kept):  # kept by a run cut short: the crontab still holds the edit
+            os.unlink(kept)
+        self.steps()
+        _append(
+            self.journal,
+            {
+                "rec": "aside",
+                "n": n,
+                "path": str(INSTALLED_CRONTAB),
+                "crontab": True,
+                "kept": os.path.relpath(kept, self.txn.info.path),
+            },
+        )
+        self.steps()
+        _create_private(kept, data)
+        return kept
+
+    def _crontab_outcome(self, action: str, aside: Path | None) -> Record:
+        return {
+            "action": action,
+            "path": str(INSTALLED_CRONTAB),
+            "crontab": True,
+            "aside": None if aside is None else os.path.relpath(aside, self.txn.info.path),
+        }
+
+    def crontab(self) -> _Crontab:
+        if self._crontab_command is None:
+            self._crontab_command = _Crontab()
+        return self._crontab_command
+
+    def _own_crontab(self, record: Record) -> None:
+        """Only its user can put a crontab back: ``crontab`` acts on the invoking user's."""
+        if record["uid"] != os.getuid():
+            raise JournalError(
+                f"{self.journal}: operation {record['n']} replaced the crontab of "
+                f"{record.get('user', '?')} (uid {record['uid']}): roll back as that user"
+            )
 
     def _mkdir(self, record: Record) -> Record:
         path = self._path(record["path"])
@@ -718,7 +902,7 @@ class _Undo:
             {
                 "rec": "aside",
                 "n": n,
-                "path": os.path.relpath(path, self.home),
+                "path": _recorded(path, self.home),
                 "kept": os.path.relpath(kept, self.txn.info.path),
             },
         )
@@ -741,7 +925,7 @@ class _Undo:
     def _outcome(self, path: Path, action: str, aside: Path | None) -> Record:
         return {
             "action": action,
-            "path": os.path.relpath(path, self.home),
+            "path": _recorded(path, self.home),
             "aside": None if aside is None else os.path.relpath(aside, self.txn.info.path),
         }
 
@@ -757,7 +941,7 @@ def _result(home: Path, txn: _Loaded, *, already: bool) -> RollbackResult:
                 aside.append(kept)
         if record["rec"] != "undone":
             continue
-        path = home / record["path"]
+        path = INSTALLED_CRONTAB if record.get("crontab") else home / record["path"]
         if record["action"] == "restored" and path not in restored:
             restored.append(path)
         elif record["action"] == "removed" and path not in removed:
@@ -795,7 +979,8 @@ def _load(home_real: Path, folder: Path) -> _Loaded:
     files: dict[Path, None] = {}
     for record in records:
         if record["rec"] == "intent":
-            files[home_real / record["path"]] = None
+            crontab = record["op"] == "crontab"
+            files[INSTALLED_CRONTAB if crontab else home_real / record["path"]] = None
     begin_record = records[0]
     info = TransactionInfo(
         id=folder.name,
@@ -830,10 +1015,13 @@ def _read_records(journal: Path) -> list[Record]:
 
 _INTENT_KEYS = {
     "write": {"n", "path", "existed", "after", "temp", "new_mode"},
+    "crontab-file": {"n", "path", "existed", "after", "temp", "new_mode"},
     "mkdir": {"n", "path", "existed", "new_mode"},
     "install": {"n", "path", "staged", "existed"},
+    "crontab": {"n", "existed", "after", "uid"},
 }
 _REPLACE_KEYS = {"before", "mode", "uid", "gid", "xattrs", "backup"}
+_CRONTAB_REPLACE_KEYS = {"before", "backup"}
 _RECORD_KEYS = {"done": {"n"}, "undone": {"n", "action", "path"}, "aside": {"n", "path", "kept"}}
 
 
@@ -846,8 +1034,11 @@ def _well_formed(record: object) -> bool:
         needed = _INTENT_KEYS.get(op) if isinstance(op, str) else None
         if needed is None:
             return False
-        if record["op"] == "write" and record.get("existed"):
-            needed = needed | _REPLACE_KEYS
+        if record.get("existed"):
+            if record["op"] in _FILE_OPS:
+                needed = needed | _REPLACE_KEYS
+            elif record["op"] == "crontab":
+                needed = needed | _CRONTAB_REPLACE_KEYS
     else:
         needed = _RECORD_KEYS.get(record["rec"], set())
     return needed <= record.keys() and all(
@@ -938,6 +1129,85 @@ def _make_private_dir(path: Path) -> None:
 
 def _temp_name(name: str, tag: str, n: int, kind: str) -> str:
     return f".{name[:_NAME_KEEP]}.{tag}-{n}.{kind}"
+
+
+def _recorded(path: Path, home_real: Path) -> str:
+    """How the journal names a path: relative to the home, absolute outside it (crontab files)."""
+    return os.path.relpath(path, home_real) if is_inside(path, home_real) else str(path)
+
+
+def _shown(path: Path, home_real: Path) -> str:
+    return str(path) if path == INSTALLED_CRONTAB else home_relative(path, home_real)
+
+
+# --- the installed crontab -----------------------------------------------------------------
+
+
+class _Crontab:
+    """The invoking user's installed crontab, through the ``crontab`` command (never a shell)."""
+
+    def __init__(self) -> None:
+        command = shutil.which("crontab")
+        if command is None:
+            raise JournalError(
+                "the crontab command is not installed (on Debian: package cron), so the "
+                "installed crontab can be neither read nor replaced nor restored"
+            )
+        self.command = command
+
+    def read(self) -> bytes | None:
+        """``crontab -l``: the crontab's bytes, None when the user has none."""
+        done = self._run("-l")
+        if done.returncode == 0:
+            return done.stdout
+        if done.returncode == 1 and _NO_CRONTAB.search(done.stderr):
+            return None
+        raise self._failed("-l", done)
+
+    def state(self) -> str | None:
+        """sha256 of the crontab, None when there is none."""
+        data = self.read()
+        return None if data is None else _sha256(data)
+
+    def install(self, data: bytes) -> None:
+        """``crontab -`` fed ``data``: cron checks it and replaces the crontab atomically."""
+        done = self._run("-", data)
+        if done.returncode != 0:
+            raise self._failed("-", done)
+
+    def remove(self) -> None:
+        """``crontab -r``; a crontab already gone is fine."""
+        done = self._run("-r")
+        if done.returncode != 0 and not _NO_CRONTAB.search(done.stderr):
+            raise self._failed("-r", done)
+
+    def _run(self, option: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run(
+                [self.command, option],
+                input=data,
+                capture_output=True,
+                timeout=_CRONTAB_TIMEOUT,
+                env={**os.environ, "LC_ALL": "C"},
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise JournalError(
+                f"{self.command} {option} did not finish within {_CRONTAB_TIMEOUT:g} s"
+            ) from None
+        except OSError as exc:
+            raise JournalError(f"{self.command} {option} cannot run: {exc.strerror}") from None
+
+    def _failed(self, option: str, done: subprocess.CompletedProcess[bytes]) -> JournalError:
+        said = done.stderr.decode("utf-8", "replace").strip() or "it said nothing"
+        return JournalError(f"{self.command} {option} failed (exit {done.returncode}): {said}")
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 # --- files ---------------------------------------------------------------------------------

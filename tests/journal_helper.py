@@ -1,6 +1,7 @@
 """A fixture home and a journaled migration of it, runnable in a subprocess that may be killed.
 
 python journal_helper.py apply HOME            # the scenario below, committed
+python journal_helper.py apply-crontab HOME FILE [installed]  # the crontab scenario
 python journal_helper.py rollback HOME [force]
 python journal_helper.py hold HOME SECONDS     # hold home_lock, say "locked", sleep
 """
@@ -20,6 +21,15 @@ from migrate.journal import STATE_DIR, begin, home_lock, rollback
 APP = Path("webapps/app")
 NEW_SETTINGS = APP / "conf/new/deep/settings.ini"
 VENV = APP / "venv"
+
+# Crontab lines whose schedule never comes (31 February): a cron daemon may be running.
+CRONTAB_FILE_BEFORE = b'MAILTO=""\n0 0 31 2 * python3.11 $HOME/webapps/app/job.py\n'
+CRONTAB_FILE_AFTER = (
+    'MAILTO=""\n0 0 31 2 * $HOME/webapps/app/venv/bin/python $HOME/webapps/app/job.py\n'
+)
+INSTALLED_BEFORE = b"# installed before the test\n0 0 31 2 * true before\n"
+INSTALLED_AFTER = "# rewritten by the test\n0 0 31 2 * true after\n"
+INSTALLED_AFTER_AGAIN = "# rewritten twice\n0 0 31 2 * true after again\n"
 
 
 def build_home(home: Path) -> None:
@@ -66,6 +76,19 @@ def apply(home: Path) -> str:
     return txn.id
 
 
+def apply_crontab(home: Path, file: Path, *, installed: bool) -> str:
+    """Rewrite a script and the crontab file ``file`` (outside the home), with ``installed``
+    also the installed crontab, twice; commit. The caller holds home_lock."""
+    txn = begin(home, "crontab migration")
+    txn.write_file(home / APP / "bin/run.sh", b"#!/bin/sh\nexec venv/bin/python serve.py\n")
+    txn.set_crontab(CRONTAB_FILE_AFTER, file=file)
+    if installed:
+        txn.set_crontab(INSTALLED_AFTER)
+        txn.set_crontab(INSTALLED_AFTER_AGAIN)
+    txn.commit()
+    return txn.id
+
+
 def snapshot(home: Path) -> dict[str, tuple[object, ...]]:
     """Kind, mode, owner, xattrs and content hash (or link target) of everything but STATE_DIR."""
     found: dict[str, tuple[object, ...]] = {}
@@ -100,6 +123,8 @@ def main(argv: list[str]) -> int:
     with home_lock(home):
         if command == "apply":
             apply(home)
+        elif command == "apply-crontab":
+            apply_crontab(home, Path(argv[2]), installed=argv[3:] == ["installed"])
         elif command == "rollback":
             rollback(home, force=argv[2:] == ["force"])
         elif command == "hold":

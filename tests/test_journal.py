@@ -11,12 +11,26 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from journal_helper import APP, NEW_SETTINGS, VENV, apply, build_home, snapshot
+from journal_helper import (
+    APP,
+    CRONTAB_FILE_AFTER,
+    CRONTAB_FILE_BEFORE,
+    INSTALLED_AFTER,
+    INSTALLED_AFTER_AGAIN,
+    INSTALLED_BEFORE,
+    NEW_SETTINGS,
+    VENV,
+    apply,
+    apply_crontab,
+    build_home,
+    snapshot,
+)
 
+from migrate import journal as journal_module
 from migrate.journal import (
     CRASH_ENV,
     STATE_DIR,
@@ -434,3 +448,374 @@ def test_state_dir_that_is_a_symlink_is_refused(account: Path, tmp_path: Path) -
     with pytest.raises(JournalError, match="symlink"):
         transactions(account)
     assert not list((tmp_path / "elsewhere").iterdir())
+
+
+# --- the crontab ----------------------------------------------------------------------------
+
+INSTALLED = Path("crontab -l")
+EDITED_CRONTAB = b"# edited by hand after the migration\n0 0 31 2 * true edited\n"
+
+
+def crontab_l() -> bytes | None:
+    """The real installed crontab of the user running the tests; None when there is none."""
+    done = subprocess.run(["crontab", "-l"], capture_output=True, timeout=30, check=False)
+    if done.returncode == 0:
+        return done.stdout
+    assert b"no crontab for" in done.stderr, done.stderr
+    return None
+
+
+def crontab_set(data: bytes | None) -> None:
+    """Install ``data`` as the crontab, or remove it (None)."""
+    if data is None:
+        subprocess.run(["crontab", "-r"], capture_output=True, timeout=30, check=False)
+    else:
+        subprocess.run(["crontab", "-"], input=data, capture_output=True, timeout=30, check=True)
+    assert crontab_l() == data
+
+
+@pytest.fixture
+def user_crontab() -> Iterator[None]:
+    """The real crontab (root's in CI: /var/spool/cron/crontabs/root), saved and put back."""
+    if shutil.which("crontab") is None:
+        pytest.skip("crontab not installed (Debian package cron)")
+    probe = subprocess.run(["crontab", "-l"], capture_output=True, timeout=30, check=False)
+    if probe.returncode != 0 and b"no crontab for" not in probe.stderr:
+        pytest.skip(f"crontab -l does not work here: {probe.stderr.decode(errors='replace')}")
+    saved = probe.stdout if probe.returncode == 0 else None
+    writable = subprocess.run(
+        ["crontab", "-"],
+        input=b"# probe\n" if saved is None else saved,  # a failed crontab - changes nothing
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    if writable.returncode != 0:
+        said = writable.stderr.decode(errors="replace")
+        pytest.skip(f"crontab - does not work here (no cron spool dir?): {said}")
+    try:
+        yield
+    finally:
+        crontab_set(saved)
+
+
+@pytest.fixture(params=[None, INSTALLED_BEFORE], ids=["no-crontab", "crontab"])
+def installed(request: pytest.FixtureRequest, user_crontab: None) -> bytes | None:
+    """The installed crontab before the migration: none, or one."""
+    crontab_set(request.param)
+    return request.param
+
+
+@pytest.fixture(params=["file-only", "no-crontab", "crontab"])
+def cron_case(request: pytest.FixtureRequest) -> tuple[bool, bytes | None]:
+    """Whether the scenario replaces the installed crontab too (needs cron), and its text."""
+    if request.param == "file-only":
+        return False, None
+    request.getfixturevalue("user_crontab")
+    initial = INSTALLED_BEFORE if request.param == "crontab" else None
+    crontab_set(initial)
+    return True, initial
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Path:
+    """A crontab file outside the home, as ``--crontab FILE`` names one."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    file = folder / "crontab"
+    file.write_bytes(CRONTAB_FILE_BEFORE)
+    os.chmod(file, 0o640)
+    return file
+
+
+def intents(txn_path: Path) -> list[dict[str, object]]:
+    lines = (txn_path / "journal.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["rec"] == "intent"]
+
+
+def locked_apply_crontab(home: Path, file: Path, *, installed: bool) -> str:
+    with home_lock(home):
+        return apply_crontab(home, file, installed=installed)
+
+
+def test_crontab_file_outside_the_home_written_and_rolled_back_exactly(
+    account: Path, spool: Path
+) -> None:
+    before, before_spool = snapshot(account), snapshot(spool.parent)
+    fresh = spool.parent / "fresh-crontab"
+    with home_lock(account):
+        txn = begin(account, "crontab file")
+        txn.set_crontab(CRONTAB_FILE_AFTER, file=spool)
+        txn.set_crontab(CRONTAB_FILE_AFTER, file=fresh)
+        txn.commit()
+    assert spool.read_text() == CRONTAB_FILE_AFTER and mode_of(spool) == 0o640
+    assert fresh.read_text() == CRONTAB_FILE_AFTER and mode_of(fresh) == 0o600
+    assert sorted(p.name for p in spool.parent.iterdir()) == ["crontab", "fresh-crontab"]
+    assert snapshot(account) == before
+    replaced, created = intents(txn.path)
+    assert (replaced["op"], replaced["path"], replaced["mode"]) == (
+        "crontab-file",
+        str(spool),
+        "0640",
+    )
+    assert (created["op"], created["path"], created["existed"]) == (
+        "crontab-file",
+        str(fresh),
+        False,
+    )
+    [backup] = (txn.path / "backups").iterdir()
+    assert backup.read_bytes() == CRONTAB_FILE_BEFORE
+    assert transactions(account)[0].files == (spool, fresh)
+
+    result = locked_rollback(account)
+    assert (result.restored, result.removed) == ((spool,), (fresh,))
+    assert snapshot(spool.parent) == before_spool and snapshot(account) == before
+    assert locked_rollback(account).already
+
+
+def test_crontab_file_edited_since_refuses_then_force_keeps_the_edit(
+    account: Path, spool: Path
+) -> None:
+    before_spool = snapshot(spool.parent)
+    with home_lock(account):
+        txn = begin(account, "crontab file")
+        txn.set_crontab(CRONTAB_FILE_AFTER, file=spool)
+        txn.commit()
+    spool.write_bytes(b"0 0 31 2 * edited by hand\n")
+    edited, journal = snapshot(spool.parent), journal_bytes(account)
+    with pytest.raises(EditedSince) as caught:
+        locked_rollback(account)
+    assert caught.value.files == (spool,) and str(spool) in str(caught.value)
+    assert (snapshot(spool.parent), journal_bytes(account)) == (edited, journal)
+
+    result = locked_rollback(account, force=True)
+    assert snapshot(spool.parent) == before_spool
+    [kept] = result.kept_aside
+    assert kept.read_bytes() == b"0 0 31 2 * edited by hand\n"
+
+
+def test_only_the_crontab_file_may_leave_the_home(
+    account: Path, spool: Path, tmp_path: Path
+) -> None:
+    before, before_spool = snapshot(account), snapshot(spool.parent)
+    inside = account / APP / "crontab"
+    with home_lock(account):
+        txn = begin(account, "crontab file")
+        with pytest.raises(OutsideHome):
+            txn.write_file(spool, b"not through write_file\n")
+        with pytest.raises(OutsideHome):
+            txn.set_crontab(CRONTAB_FILE_AFTER, file=tmp_path / "no" / "such" / "crontab")
+        with pytest.raises(JournalError, match=STATE_DIR):
+            txn.set_crontab(CRONTAB_FILE_AFTER, file=account / STATE_DIR / "lock")
+        with pytest.raises(JournalError, match="newline"):
+            txn.set_crontab("0 0 31 2 * true", file=spool)
+        txn.set_crontab(CRONTAB_FILE_AFTER, file=inside)  # a crontab file in the home is fine
+        txn.commit()
+    assert not (tmp_path / "no").exists()
+    assert snapshot(spool.parent) == before_spool
+    assert [r["path"] for r in intents(txn.path)] == [str(inside.relative_to(account))]
+    assert transactions(account)[0].files == (inside,)
+    locked_rollback(account)
+    assert snapshot(account) == before
+
+
+def test_crontab_file_rollback_refuses_a_folder_swapped_or_gone(
+    account: Path, spool: Path, tmp_path: Path
+) -> None:
+    with home_lock(account):
+        txn = begin(account, "crontab file")
+        txn.set_crontab(CRONTAB_FILE_AFTER, file=spool)
+        txn.commit()
+    moved = tmp_path / "elsewhere"
+    spool.parent.rename(moved)
+    spool.parent.symlink_to(moved)
+    with pytest.raises(JournalError, match="became a symlink"):
+        locked_rollback(account, force=True)
+    spool.parent.unlink()
+    with pytest.raises(JournalError, match="is gone"):  # its folder is not made outside the home
+        locked_rollback(account, force=True)
+    assert not spool.parent.exists()
+    moved.rename(spool.parent)
+    locked_rollback(account)
+    assert spool.read_bytes() == CRONTAB_FILE_BEFORE and mode_of(spool) == 0o640
+
+
+def test_installed_crontab_replaced_and_rolled_back(account: Path, installed: bytes | None) -> None:
+    before = snapshot(account)
+    with home_lock(account):
+        txn = begin(account, "installed crontab")
+        txn.set_crontab(INSTALLED_AFTER)
+        txn.write_file(account / APP / "app.wsgi", b"# venv\n")
+        txn.set_crontab(INSTALLED_AFTER_AGAIN)
+        txn.commit()
+    assert crontab_l() == INSTALLED_AFTER_AGAIN.encode()
+    first, _, second = intents(txn.path)
+    assert first["op"] == second["op"] == "crontab" and "path" not in first
+    assert first["existed"] is (installed is not None) and second["existed"] is True
+    assert first["uid"] == os.getuid() and second["before"] == first["after"]
+    backups = {p.name: p.read_bytes() for p in (txn.path / "backups").iterdir()}
+    assert backups["0003-crontab"] == INSTALLED_AFTER.encode()
+    assert backups.get("0001-crontab") == installed
+    assert transactions(account)[0].files == (INSTALLED, account / APP / "app.wsgi")
+
+    result = locked_rollback(account)
+    assert crontab_l() == installed and snapshot(account) == before
+    assert INSTALLED in (result.restored if installed is not None else result.removed)
+    assert locked_rollback(account).already and crontab_l() == installed
+
+
+def test_installed_crontab_removed_since_is_simply_restored(
+    account: Path, installed: bytes | None
+) -> None:
+    with home_lock(account):
+        txn = begin(account, "installed crontab")
+        txn.set_crontab(INSTALLED_AFTER)
+        txn.commit()
+    crontab_set(None)
+    locked_rollback(account)
+    assert crontab_l() == installed
+
+
+def test_installed_crontab_edited_since_refuses_then_force_keeps_it_aside(
+    account: Path, installed: bytes | None
+) -> None:
+    with home_lock(account):
+        txn = begin(account, "installed crontab")
+        txn.set_crontab(INSTALLED_AFTER)
+        txn.commit()
+    crontab_set(EDITED_CRONTAB)
+    journal = journal_bytes(account)
+    with pytest.raises(EditedSince) as caught:
+        locked_rollback(account)
+    assert caught.value.files == (INSTALLED,) and "crontab -l" in str(caught.value)
+    assert crontab_l() == EDITED_CRONTAB and journal_bytes(account) == journal
+
+    result = locked_rollback(account, force=True)
+    assert crontab_l() == installed
+    [kept] = result.kept_aside
+    assert kept.parent == txn.path / "edited" and kept.read_bytes() == EDITED_CRONTAB
+    assert mode_of(kept) == 0o600
+
+
+def test_crontab_that_cron_refuses_changes_nothing_and_rolls_back(
+    account: Path, installed: bytes | None
+) -> None:
+    with home_lock(account):
+        txn = begin(account, "bad crontab")
+        with pytest.raises(JournalError, match="crontab - failed"):
+            txn.set_crontab("this is not a cron line\n")
+        assert crontab_l() == installed
+        with pytest.raises(JournalError, match="roll it back"):
+            txn.set_crontab(INSTALLED_AFTER)
+        result = rollback(account)
+    assert crontab_l() == installed and result.restored == result.removed == ()
+
+
+def test_crontab_rollback_only_by_its_user(account: Path, user_crontab: None) -> None:
+    crontab_set(None)
+    with home_lock(account):
+        txn = begin(account, "installed crontab")
+        txn.set_crontab(INSTALLED_AFTER)
+        txn.commit()
+    journal = txn.path / "journal.jsonl"
+    honest = journal.read_bytes()
+    journal.write_bytes(honest.replace(b'"uid":%d,' % os.getuid(), b'"uid":4242,'))
+    with pytest.raises(JournalError, match="uid 4242"):
+        locked_rollback(account)
+    assert crontab_l() == INSTALLED_AFTER.encode()
+    journal.write_bytes(honest)
+    locked_rollback(account)
+    assert crontab_l() is None
+
+
+def test_crontab_command_missing_or_hanging(
+    account: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with home_lock(account):
+        txn = begin(account, "no cron")
+        with pytest.raises(JournalError, match="crontab command is not installed"):
+            txn.set_crontab(INSTALLED_AFTER)
+        assert intents(txn.path) == []
+        hanging = empty / "crontab"
+        hanging.write_text(f"#!/bin/sh\nexec {sleep} 30\n")
+        hanging.chmod(0o755)
+        monkeypatch.setattr(journal_module, "_CRONTAB_TIMEOUT", 0.5)
+        started = time.monotonic()
+        with pytest.raises(JournalError, match=r"did not finish within 0\.5 s"):
+            txn.set_crontab(INSTALLED_AFTER)
+        assert time.monotonic() - started < 10
+        txn.commit()  # refused before any step: the transaction is still good
+
+
+def test_crash_at_every_step_of_a_crontab_transaction_then_rollback_is_exact(
+    account: Path, spool: Path, cron_case: tuple[bool, bytes | None]
+) -> None:
+    installed, initial = cron_case
+    before, before_spool = snapshot(account), snapshot(spool.parent)
+    seen_temp = []
+
+    def after_each(crashed: bool) -> None:
+        seen_temp.append(any(p.name.endswith(".cm-tmp") for p in spool.parent.iterdir()))
+        if not crashed:
+            assert spool.read_text() == CRONTAB_FILE_AFTER
+            assert not installed or crontab_l() == INSTALLED_AFTER_AGAIN.encode()
+        if transactions(account):
+            locked_rollback(account)
+        else:
+            with pytest.raises(UnknownTransaction):
+                locked_rollback(account)
+        assert not installed or crontab_l() == initial, "crontab not restored"
+        assert snapshot(spool.parent) == before_spool, "crontab file not restored exactly"
+        assert snapshot(account) == before, "home not restored exactly"
+
+    args = ["apply-crontab", str(account), str(spool)] + (["installed"] if installed else [])
+    steps = crash_loop(args, lambda: None, after_each)
+    # begin 2; a script replaced 5; the crontab file replaced 5; the installed crontab
+    # replaced 4 (3 when there was none: no backup), then again 4; commit 1.
+    crontab_steps = (3 if initial is None else 4) + 4 if installed else 0
+    assert steps == 2 + 5 + 5 + crontab_steps + 1
+    assert any(seen_temp)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_crash_at_every_step_of_a_crontab_rollback_then_resume_is_exact(
+    account: Path, spool: Path, cron_case: tuple[bool, bytes | None], force: bool
+) -> None:
+    installed, initial = cron_case
+    before, before_spool = snapshot(account), snapshot(spool.parent)
+    edit = b"0 0 31 2 * edited file\n"
+
+    def before_each() -> None:
+        locked_apply_crontab(account, spool, installed=installed)
+        if force:
+            spool.write_bytes(edit)
+            if installed:
+                crontab_set(EDITED_CRONTAB)
+
+    def after_each(crashed: bool) -> None:
+        result = locked_rollback(account, force=force)
+        assert result.already == (not crashed)
+        assert not installed or crontab_l() == initial, "crontab not restored"
+        assert snapshot(spool.parent) == before_spool, "crontab file not restored exactly"
+        assert snapshot(account) == before, "home not restored exactly"
+        if force:
+            kept = {p.name: p.read_bytes() for p in result.kept_aside}
+            assert kept == {"0002-crontab": edit} | (
+                {"0004-crontab": EDITED_CRONTAB} if installed else {}
+            )
+
+    args = ["rollback", str(account)] + (["force"] if force else [])
+    steps = crash_loop(args, before_each, after_each)
+    # rollback-begin 1; an undone record per operation (2, or 4 with the installed
+    # crontab); the crontab file and the script restored (temp, rename) 2 + 2; the installed
+    # crontab put back twice (crontab -, or crontab -r for the first when there was none)
+    # 1 + 1; rolled-back 1. Force: the edited file moved aside (append, move) 2 and the
+    # installed crontab's edited text kept aside (append, write) 2.
+    per_crontab = 1 + 1 + (2 if force else 0)
+    expected = 1 + 2 + 2 + 2 + 1 + (2 if force else 0) + (2 + per_crontab if installed else 0)
+    assert steps == expected, steps
