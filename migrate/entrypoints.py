@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -119,6 +119,15 @@ def _lib_versions(account: Account, app: str | None) -> list[str]:
         {lib.python for lib in account.lib_dirs if lib.app == app},
         key=lambda v: tuple(int(p) for p in v.split(".")),
     )
+
+
+def _named_or_lib_python(
+    version: str | None, named_reason: str, account: Account, group: str
+) -> tuple[str | None, str]:
+    """The X.Y the command names, else the one the group's lib dirs are for."""
+    if version:
+        return version, named_reason
+    return _from_lib_versions(_lib_versions(account, None if group == ACCOUNT_GROUP else group))
 
 
 def _from_lib_versions(versions: list[str]) -> tuple[str | None, str]:
@@ -267,12 +276,8 @@ def _shebang_scripts(directory: Path, group: str, account: Account) -> list[Entr
         if found is None:
             continue
         interpreter, version = found
-        python, reason = (
-            (version, f"shebang names {interpreter}")
-            if version
-            else _from_lib_versions(
-                _lib_versions(account, None if group == ACCOUNT_GROUP else group)
-            )
+        python, reason = _named_or_lib_python(
+            version, f"shebang names {interpreter}", account, group
         )
         out.append(
             EntryPoint(
@@ -319,13 +324,7 @@ def _cron_command(
         path = _expand(script, account.home, cwd) if script else cwd
         version = match["version"] if match["version"] and "." in match["version"] else None
         group = group_of(path, account.home)
-        python, reason = (
-            (version, f"crontab runs {program}")
-            if version
-            else _from_lib_versions(
-                _lib_versions(account, None if group == ACCOUNT_GROUP else group)
-            )
-        )
+        python, reason = _named_or_lib_python(version, f"crontab runs {program}", account, group)
         return EntryPoint(
             path, "cron", group, python, reason, source, program, pythonpath,
             upward_scan=True, module=module,
@@ -336,13 +335,10 @@ def _cron_command(
         return None
     interpreter, version = shebang
     group = group_of(path, account.home)
-    python, reason = (
-        (version, f"shebang names {interpreter}")
-        if version
-        else _from_lib_versions(_lib_versions(account, None if group == ACCOUNT_GROUP else group))
+    python, reason = _named_or_lib_python(version, f"shebang names {interpreter}", account, group)
+    return EntryPoint(
+        path, "cron", group, python, reason, source, interpreter, pythonpath, upward_scan=True
     )
-    entry = EntryPoint(path, "cron", group, python, reason, source, interpreter, pythonpath)
-    return replace(entry, upward_scan=True)
 
 
 def _script_argument(args: tuple[str, ...]) -> tuple[str | None, str | None]:
