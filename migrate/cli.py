@@ -461,7 +461,10 @@ def journal_command(settings: Settings, as_json: bool) -> None:
 )
 @click.pass_context
 def demo(ctx: click.Context, directory: Path) -> None:
-    """Build a sample WebFaction-style account in DIRECTORY (offline); inventory and plan it.
+    """Build a sample WebFaction-style account in DIRECTORY (offline) and run the story on it.
+
+    inventory, plan, requirements (as a diff, then written through the journal), journal
+    and rollback, each printed with the command that runs it.
 
     DIRECTORY defaults to ./concentric-demo; the account is DIRECTORY/home and its
     crontab DIRECTORY/crontab. A directory made by an earlier demo is rebuilt; any
@@ -478,9 +481,15 @@ def demo(ctx: click.Context, directory: Path) -> None:
     prefix = f"concentric-migrate --home {account.home} --crontab {account.crontab}"
     if settings.verbosity >= 0:
         click.echo(f"Built a sample account in {account.home} (crontab: {account.crontab}).")
+    pin = {"apps": (), "out": None, "mode": "exact", "find_links": (), "no_index": False}
+    pin |= {"hashes": False, "as_json": False}
     for step, command, kwargs in (
         ("inventory", inventory, {"as_json": False}),
         ("plan", plan, {"apps": (), "trace": False, "pythons": (), "as_json": False}),
+        ("requirements --dry-run", requirements, {**pin, "dry_run": True}),
+        ("requirements", requirements, {**pin, "dry_run": False}),
+        ("journal", journal_command, {"as_json": False}),
+        ("rollback", rollback, {"transaction": None, "force": False, "as_json": False}),
     ):
         if settings.verbosity >= 0:
             click.echo(f"\n$ {prefix} {step}\n")

@@ -126,6 +126,10 @@ def test_demo_builds_an_account_and_inventories_every_kind(tmp_path: Path) -> No
     assert "__plen wrapper" in result.stdout
     assert "static_site (no Python)" in result.stdout
     assert "leaked    acme-utils" in result.stdout, "the demo also plans the account"
+    assert "+tinyhttp==1.8" in result.stdout, "requirements as a diff first"
+    assert f"written   {target / 'home' / 'webapps' / 'shop' / 'requirements.txt'}" in result.stdout
+    assert "rolled back " in result.stdout
+    assert not list((target / "home" / "webapps").glob("*/requirements.*")), "and undone"
     assert (target / "home" / "webapps" / "blog" / "apache2" / "conf" / "httpd.conf").is_file()
     assert (target / "crontab").is_file()
 
