@@ -16,9 +16,9 @@ from typing import Any
 
 from migrate.lock import compile_with_pip_tools, lock_app, pins_for, wheel_hashes
 from migrate.resolve import Plan
+from migrate.wheelhouse import wheelhouse_dir
 
 ACCOUNT_OUT_DIR = "_account"
-WHEELHOUSE = Path(".concentric-migrate") / "wheels"
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def requirement_files(
 ) -> list[PlannedFile]:
     """requirements.in and requirements.txt of every Python app in the plan."""
     files: list[PlannedFile] = []
-    wheel_dirs = [plan.home / WHEELHOUSE, *find_links]
+    wheel_dirs = [wheelhouse_dir(plan.home), *find_links]
     for app in plan.apps:
         if not app.has_python or not app.entry_points:
             continue

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import re
+import stat
 import zipfile
 from base64 import urlsafe_b64encode
 from collections.abc import Iterable, Mapping
@@ -47,7 +48,7 @@ def write_wheel(path: Path, dist_info: str, members: Mapping[str, bytes]) -> Pat
 
 def _write_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
-    info.external_attr = (0o755 if name.endswith(("/", ".sh")) else 0o644) << 16
+    info.external_attr = (stat.S_IFREG | (0o755 if name.endswith(".sh") else 0o644)) << 16
     info.compress_type = zipfile.ZIP_DEFLATED
     archive.writestr(info, data)
 
