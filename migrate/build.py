@@ -1,0 +1,372 @@
+"""One app's virtualenv from the files installed today, renamed into place by the journal.
+
+``build_app`` pins what the app uses (:func:`migrate.lock.pins_for`), repacks each pinned
+copy into a wheel (:mod:`migrate.wheelhouse`), builds the venv aside in
+``HOME/.concentric-migrate/tmp-*`` (same file system as the home, so the final step is a
+rename), installs exactly those wheels, checks them, rewrites the staging path to the
+destination and hands the folder to ``Transaction.install_dir``: rollback removes it.
+
+``verify_app`` proves a venv stands alone: in its python, isolated from ``PYTHONPATH`` and
+the user site, every top-level name the app uses imports (from the venv, not the old lib
+dirs) and every pinned distribution has the pinned version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from migrate.entrypoints import ACCOUNT_GROUP
+from migrate.interpreters import find_interpreter
+from migrate.inventory.model import Distribution
+from migrate.journal import STATE_DIR, Transaction
+from migrate.lock import Pin, pins_for
+from migrate.paths import home_relative, is_inside
+from migrate.resolve import AppPlan
+from migrate.venv import (
+    VenvError,
+    clean_env,
+    create_venv,
+    helpers_dir,
+    install,
+    relocate,
+    venv_python,
+)
+from migrate.wheelhouse import RepackedWheel, RepackError, repack, wheelhouse_dir
+
+ACCOUNT_VENV = Path(".venvs") / "account"
+_VERIFY_TIMEOUT = 300
+
+
+class BuildError(Exception):
+    """An app's venv cannot be built; nothing of it was installed. The message says what to do."""
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """Progress: ``done`` of ``total`` units of ``stage`` (one per pin for ``repack``)."""
+
+    app: str
+    stage: str
+    done: int
+    total: int
+    detail: str = ""
+
+
+Progress = Callable[[BuildStep], None]
+
+
+@dataclass(frozen=True)
+class BuiltVenv:
+    app: str
+    path: Path
+    python: str
+    pins: tuple[Pin, ...]
+    wheels: tuple[RepackedWheel, ...]
+
+
+def venv_dir(home: Path, app: AppPlan) -> Path:
+    """Where an app's venv goes: ``HOME/webapps/APP/venv``; the account group's in HOME/.venvs."""
+    if app.name == ACCOUNT_GROUP or app.path is None:
+        return home / ACCOUNT_VENV
+    return app.path / "venv"
+
+
+def build_app(
+    home: Path,
+    app: AppPlan,
+    transaction: Transaction,
+    *,
+    interpreters: Mapping[str, Path] | None = None,
+    progress: Progress | None = None,
+) -> BuiltVenv:
+    """Build ``app``'s venv offline and install it at :func:`venv_dir` through ``transaction``.
+
+    The caller holds ``home_lock`` and owns the transaction (commit or rollback). On any
+    failure before the rename the staging folder is removed and BuildError (or the
+    journal's error) raised.
+    """
+    report = progress or (lambda step: None)
+    if not app.has_python or app.python is None:
+        raise BuildError(f"{app.name} runs no Python: it needs no venv")
+    dest = venv_dir(home, app)
+    if os.path.lexists(dest):
+        raise BuildError(
+            f"{home_relative(dest, home)} exists already: move it away (or roll back the "
+            "migration that made it) before building"
+        )
+    interpreter = find_interpreter(app.python, interpreters)
+    if interpreter is None:
+        raise BuildError(
+            f"{app.name} needs Python {app.python}, which is not on PATH nor in pyenv: install "
+            f"it (pyenv install {app.python}) or name it with --python {app.python}=/path"
+        )
+    state = home / STATE_DIR
+    _same_file_system(state, dest)
+
+    pins = pins_for(app, home)
+    wheels = []
+    for number, pin in enumerate(pins, 1):
+        report(BuildStep(app.name, "repack", number - 1, len(pins), pin.name))
+        wheels.append(_repack(pin, home, app.python))
+    report(BuildStep(app.name, "repack", len(pins), len(pins)))
+
+    staged = state / f"tmp-{secrets.token_hex(8)}"
+    try:
+        report(BuildStep(app.name, "venv", 0, 1, f"Python {app.python}"))
+        create_venv(staged, interpreter, helpers=helpers_dir(home), prompt=app.name)
+        report(BuildStep(app.name, "install", 0, 1, f"{len(wheels)} wheels"))
+        install(staged, [wheel.path for wheel in wheels])
+        report(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
+        relocate(staged, dest)
+        report(BuildStep(app.name, "rename", 0, 1, home_relative(dest, home)))
+        transaction.install_dir(staged, dest)
+    except VenvError as exc:
+        raise BuildError(f"{app.name}: {exc}") from None
+    finally:
+        if os.path.lexists(staged):  # never renamed in: a leftover of ours alone
+            shutil.rmtree(staged, ignore_errors=True)
+    report(BuildStep(app.name, "rename", 1, 1, home_relative(dest, home)))
+    return BuiltVenv(app.name, dest, app.python, pins, tuple(wheels))
+
+
+def _repack(pin: Pin, home: Path, python: str) -> RepackedWheel:
+    dist = pin.row.dist
+    try:
+        return repack(dist, wheelhouse_dir(home), python=python)
+    except RepackError as exc:
+        raise BuildError(
+            f"{pin.name} {pin.version} ({home_relative(dist.path, home)}) cannot be built "
+            f"from its installed files: {exc}. Repair or reinstall it in place, or drop it "
+            "from the app, then build again"
+        ) from None
+
+
+def _same_file_system(state: Path, dest: Path) -> None:
+    """The venv is built in ``state`` and renamed to ``dest``: a rename needs one file system."""
+    existing = dest.parent
+    while not existing.exists():
+        existing = existing.parent
+    if os.stat(state).st_dev != os.stat(existing).st_dev:
+        raise BuildError(
+            f"{state} and {existing} are on different file systems, so the venv cannot be "
+            "renamed into place atomically"
+        )
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@dataclass(frozen=True)
+class ImportCheck:
+    name: str
+    file: str | None
+    error: str | None = None
+    via: tuple[str, ...] = ()
+    """For a namespace only a ``.pth`` file makes: the submodules imported instead."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class VersionCheck:
+    name: str
+    expected: str
+    found: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.found is not None and _same_version(self.found, self.expected)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    app: str
+    venv: Path
+    imports: tuple[ImportCheck, ...] = ()
+    versions: tuple[VersionCheck, ...] = ()
+    error: str | None = None
+    """The check itself could not run (no venv, python broken)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(c.ok for c in (*self.imports, *self.versions))
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        found = [self.error] if self.error else []
+        found += [f"import {c.name}: {c.error}" for c in self.imports if not c.ok]
+        found += [
+            f"{c.name}: expected {c.expected}, found {c.found or 'not installed'}"
+            for c in self.versions
+            if not c.ok
+        ]
+        return tuple(found)
+
+
+# Runs in the venv's python (2.7 included): reads {"imports": [[name, [children]]...],
+# "dists": [...]} on stdin, prints what each import loaded and each distribution's version.
+_VERIFY_SCRIPT = r"""
+import importlib, json, os, re, sys
+
+def load(name):
+    try:
+        module = importlib.import_module(name)
+    except BaseException as exc:
+        return None, "%s: %s" % (type(exc).__name__, exc)
+    where = getattr(module, "__file__", None)
+    if where is None:
+        where = (list(getattr(module, "__path__", None) or []) or [None])[0]
+    return where, None
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+def scanned():
+    found = {}
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for folder in names:
+            if not folder.endswith(".dist-info"):
+                continue
+            name = version = None
+            try:
+                with open(os.path.join(entry, folder, "METADATA")) as handle:
+                    for line in handle:
+                        if not line.strip():
+                            break
+                        key, _, value = line.partition(":")
+                        if key == "Name":
+                            name = value.strip()
+                        elif key == "Version":
+                            version = value.strip()
+            except (IOError, OSError):
+                continue
+            if name and canonical(name) not in found:
+                found[canonical(name)] = version
+    return found
+
+def version_of(name, fallback):
+    try:
+        from importlib import metadata
+        return metadata.version(name)
+    except Exception:
+        return fallback.get(canonical(name))
+
+spec = json.loads(sys.stdin.read())
+imports = {}
+for name, children in spec["imports"]:
+    where, error = load(name)
+    via = []
+    if error is not None and children:
+        results = [(child, load(child)) for child in children]
+        errors = ["%s: %s" % (child, e) for child, (_, e) in results if e is not None]
+        if not errors:
+            where, error, via = results[0][1][0], None, children
+    imports[name] = {"file": where, "error": error, "via": via}
+fallback = scanned()
+versions = dict((name, version_of(name, fallback)) for name in spec["dists"])
+base = getattr(sys, "real_prefix", None) or getattr(sys, "base_prefix", sys.prefix)
+json.dump({"imports": imports, "versions": versions, "base": base}, sys.stdout)
+"""
+
+
+def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
+    """Import every used top-level name and compare every pinned version, inside ``venv``.
+
+    Isolated (``-I``; ``-E -s`` on 2.7), from an empty working directory: nothing of the
+    old concentric path can help. A module loaded from inside the home but outside the
+    venv counts as an error: the venv did not carry it.
+    """
+    pins = pins_for(app, home)
+    python = venv_python(venv)
+    if not python.exists():
+        return VerifyReport(app.name, venv, error=f"{python} does not exist: build first")
+    targets: dict[str, tuple[str, ...]] = {}
+    for pin in pins:
+        for top in pin.row.dist.top_level:
+            if top.isidentifier():  # top_level.txt may hold what no import statement names
+                targets.setdefault(top, _namespace_children(pin.row.dist, top))
+    spec = {"imports": sorted(targets.items()), "dists": [pin.name for pin in pins]}
+    flags = ["-E", "-s"] if app.python and app.python.startswith("2.") else ["-I"]
+    with tempfile.TemporaryDirectory(prefix="concentric-verify-") as empty:
+        try:
+            done = subprocess.run(
+                [str(python), *flags, "-c", _VERIFY_SCRIPT],
+                input=json.dumps(spec), capture_output=True, text=True, cwd=empty,
+                env=clean_env(), timeout=_VERIFY_TIMEOUT, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return VerifyReport(app.name, venv, error=f"imports took over {_VERIFY_TIMEOUT} s")
+        except OSError as exc:
+            return VerifyReport(app.name, venv, error=f"{python} cannot run: {exc.strerror}")
+    try:
+        found = json.loads(done.stdout)
+    except ValueError:
+        said = (done.stderr or done.stdout).strip()[-2000:]
+        return VerifyReport(app.name, venv, error=f"the check failed in {python}: {said}")
+    base = Path(os.path.realpath(found["base"]))
+    imports = []
+    for name in sorted(targets):
+        result = found["imports"][name]
+        error = result["error"] or _leak(result["file"], venv, home, base)
+        imports.append(ImportCheck(name, result["file"], error, tuple(result["via"])))
+    versions = tuple(
+        VersionCheck(pin.name, pin.version, found["versions"].get(pin.name)) for pin in pins
+    )
+    return VerifyReport(app.name, venv, tuple(imports), versions)
+
+
+def _leak(file: str | None, venv: Path, home: Path, base: Path) -> str | None:
+    """Loaded from the home but not from the venv (nor the interpreter's own install)."""
+    if file is None:
+        return None
+    real = os.path.realpath(file)
+    if is_inside(real, os.path.realpath(venv)) or is_inside(real, base):
+        return None
+    if is_inside(real, os.path.realpath(home)):
+        return f"loaded from {real}, outside the venv"
+    return None
+
+
+def _namespace_children(dist: Distribution, top: str) -> tuple[str, ...]:
+    """Submodules to import instead of ``top`` when this dist gives ``top`` no module of its
+    own (a namespace a ``-nspkg.pth`` or ``declare_namespace`` makes, which may not import
+    alone on an old Python without setuptools)."""
+    if dist.files is None:
+        return ()
+    children: set[str] = set()
+    for rel in dist.files:
+        parts = rel.replace(os.sep, "/").split("/")
+        if parts[0] != top:
+            if parts[0].split(".")[0] == top and len(parts) == 1:
+                return ()  # top.py, top.so: a module of its own
+            continue
+        if len(parts) == 2 and parts[1].startswith("__init__."):
+            return ()
+        if len(parts) >= 2 and parts[1] != "__pycache__":
+            child = parts[1] if len(parts) > 2 else parts[1].split(".")[0]
+            if child.isidentifier():
+                children.add(f"{top}.{child}")
+    return tuple(sorted(children))
+
+
+def _same_version(found: str, expected: str) -> bool:
+    try:
+        return Version(found) == Version(expected)
+    except InvalidVersion:
+        return found == expected

@@ -1,0 +1,286 @@
+"""Real venvs from real fixture accounts: built offline, verified isolated, rolled back exactly.
+
+The demo account's apps are built once for the module (inside one journal transaction),
+then each test looks at the result; the rollback test is last and undoes it all.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from accounts import PY, install_wheels, write_files
+from journal_helper import snapshot
+
+from migrate.account import discover
+from migrate.build import BuildError, BuiltVenv, build_app, venv_dir, verify_app
+from migrate.crontab import parse_crontab
+from migrate.demo import build_demo_account
+from migrate.interpreters import find_interpreter
+from migrate.inventory import take_inventory
+from migrate.journal import STATE_DIR, begin, home_lock, rollback
+from migrate.resolve import AppPlan, Plan, plan_account
+from migrate.venv import (
+    HelperUnavailable,
+    create_venv,
+    install,
+    legacy_helper,
+    needs_legacy,
+    relocate,
+)
+from migrate.wheelfile import WheelSpec, build_wheel
+
+GREETER = WheelSpec(
+    "greeter",
+    "1.0",
+    {
+        "greeter/__init__.py": b'__version__ = "1.0"\n\ndef main():\n    print("hello from greeter")\n',
+        "greeter-1.0.dist-info/entry_points.txt": b"[console_scripts]\ngreet = greeter:main\n",
+    },
+    tag="py2.py3-none-any",
+)
+
+
+def plan_of(home: Path, crontab: Path | None = None) -> Plan:
+    account = discover(home)
+    parsed = parse_crontab(crontab.read_text(), crontab) if crontab else None
+    return plan_account(account, take_inventory(account), parsed)
+
+
+def buildable(plan: Plan) -> list[AppPlan]:
+    return [app for app in plan.apps if app.has_python and app.entry_points]
+
+
+def run(*command: str | Path) -> str:
+    done = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, check=False,
+        env={"PATH": os.environ["PATH"], "HOME": "/nonexistent"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+# --------------------------------------------------------------------------- relocation
+
+
+def test_a_relocated_venv_works_after_the_rename_and_names_no_staging_path(
+    tmp_path: Path,
+) -> None:
+    interpreter = find_interpreter(f"{sys.version_info[0]}.{sys.version_info[1]}")
+    assert interpreter is not None
+    wheel = build_wheel(GREETER, tmp_path / "wheels")
+    staged = tmp_path / "staging" / "tmp-abc"
+    dest = tmp_path / "home" / "webapps" / "app" / "venv"
+    create_venv(staged, interpreter, helpers=tmp_path / "helpers", prompt="app")
+    install(staged, [wheel])
+    relocate(staged, dest)
+    dest.parent.mkdir(parents=True)
+    staged.rename(dest)
+    staged.parent.rmdir()  # the staging dir is gone, nothing can fall back on it
+
+    assert "hello from greeter" in run(dest / "bin" / "greet")
+    assert run(dest / "bin" / "python", "-c", "import sys; print(sys.prefix)").strip() == str(dest)
+    assert str(dest) in run(dest / "bin" / "pip", "--version")
+    assert str(dest) in (dest / "bin" / "activate").read_text()
+    mentions = [
+        path
+        for path in dest.rglob("*")
+        if path.is_file() and not path.is_symlink() and os.fsencode(staged) in path.read_bytes()
+    ]
+    assert mentions == []  # scripts, activate files and bytecode all name the destination
+
+
+# --------------------------------------------------------------------------- the demo account
+
+
+@dataclass(frozen=True)
+class Built:
+    home: Path
+    crontab: Path
+    plan: Plan
+    before: dict[str, tuple[object, ...]]
+    venvs: dict[str, BuiltVenv]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    demo = build_demo_account(tmp_path_factory.mktemp("build") / "demo")
+    plan = plan_of(demo.home, demo.crontab)
+    before = snapshot(demo.home)
+    venvs = {}
+    with home_lock(demo.home):
+        transaction = begin(demo.home, "build")
+        for app in buildable(plan):
+            venvs[app.name] = build_app(demo.home, app, transaction)
+        transaction.commit()
+    yield Built(demo.home, demo.crontab, plan, before, venvs)
+
+
+def test_every_python_app_gets_its_venv_at_its_place_and_it_verifies(built: Built) -> None:
+    home = built.home
+    assert set(built.venvs) == {"blog", "shop", "~"}
+    assert built.venvs["blog"].path == home / "webapps" / "blog" / "venv"
+    assert built.venvs["~"].path == home / ".venvs" / "account"
+    assert not list((home / STATE_DIR).glob("tmp-*"))  # every staging dir renamed in
+    for app in buildable(built.plan):
+        venv = built.venvs[app.name]
+        assert (venv.path / "bin" / "python").exists()
+        report = verify_app(venv.path, app, home)
+        assert report.ok, report.problems
+        assert {c.name for c in report.versions} == {p.name for p in venv.pins}
+    blog_report = verify_app(built.venvs["blog"].path, app_named(built, "blog"), home)
+    blog = {c.name: c for c in blog_report.versions}
+    assert blog["tinyhttp"].found == "1.8"  # the blog's own shadowing copy, not the account's
+    assert blog["oldlib"].found == "0.4"
+
+
+def test_the_locally_patched_file_is_in_the_venv_patched(built: Built) -> None:
+    for name in ("blog", "shop", "~"):
+        venv = built.venvs[name].path
+        patched = next(venv.glob("lib/python*/site-packages/acme_utils/__init__.py"))
+        assert "# hotfix 2019-03-02: strip whitespace too" in patched.read_text()
+
+
+def test_a_second_build_of_a_built_app_is_refused(built: Built) -> None:
+    with home_lock(built.home):
+        transaction = begin(built.home, "again")
+        with pytest.raises(BuildError, match="exists already"):
+            build_app(built.home, app_named(built, "shop"), transaction)
+        transaction.commit()
+        rollback(built.home)  # the empty transaction; the build one stays
+
+
+def test_the_venvs_stand_alone_without_the_concentric_lib_dirs(built: Built) -> None:
+    home = built.home
+    moved = [lib for lib in (home / "lib", *home.glob("webapps/*/lib")) if lib.is_dir()]
+    for lib in moved:
+        lib.rename(lib.with_name("lib.away"))
+    try:
+        for app in buildable(built.plan):
+            report = verify_app(built.venvs[app.name].path, app, home)
+            assert report.ok, (app.name, report.problems)
+            assert all(str(home / "lib") not in (c.file or "") for c in report.imports)
+    finally:
+        for lib in moved:
+            lib.with_name("lib.away").rename(lib)
+
+
+def test_verify_reports_what_a_venv_lacks(built: Built, tmp_path: Path) -> None:
+    shop = app_named(built, "shop")
+    interpreter = find_interpreter(shop.python or "")
+    assert interpreter is not None
+    empty = tmp_path / "empty"
+    create_venv(empty, interpreter, helpers=built.home / STATE_DIR / "helpers")
+    install(empty, [built.venvs["shop"].wheels[0].path])  # acme-utils only
+    report = verify_app(empty, shop, built.home)
+    assert not report.ok
+    failed = {c.name for c in report.imports if not c.ok}
+    assert failed == {"tinyhttp", "webframe"}
+    assert {c.name: c.found for c in report.versions if not c.ok} == {
+        "tinyhttp": None,
+        "webframe": None,
+    }
+
+
+def test_rollback_removes_the_venvs_and_restores_the_home_byte_for_byte(built: Built) -> None:
+    """Last in the module: it undoes the build the other tests look at."""
+    with home_lock(built.home):
+        result = rollback(built.home)
+    assert not result.already
+    for venv in built.venvs.values():
+        assert not os.path.lexists(venv.path)
+    assert snapshot(built.home) == built.before
+
+
+def app_named(built: Built, name: str) -> AppPlan:
+    return next(app for app in built.plan.apps if app.name == name)
+
+
+def test_a_failed_pip_check_leaves_nothing_behind(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    app_dir = home / "webapps" / "needy"
+    needy = WheelSpec(
+        "needy", "2.0", {"needy/__init__.py": b'__version__ = "2.0"\n'}, requires=("absent-dep>=1",)
+    )
+    install_wheels(app_dir / "lib" / f"python{PY}", [needy], tmp_path / "wheels")
+    write_files(
+        app_dir,
+        {
+            "needy.wsgi": f"import sys\nsys.path.insert(0, '{app_dir}/lib/python{PY}')\nimport needy\n"
+        },
+    )
+    (app,) = buildable(plan_of(home))
+    before = snapshot(home)
+    with home_lock(home):
+        transaction = begin(home, "build")
+        with pytest.raises(BuildError, match=r"(?s)pip check.*absent-dep"):
+            build_app(home, app, transaction)
+        transaction.commit()
+        assert not list((home / STATE_DIR).glob("tmp-*"))
+        assert not venv_dir(home, app).exists()
+        rollback(home)
+    assert snapshot(home) == before
+
+
+# --------------------------------------------------------------------------- old interpreters
+
+
+@pytest.mark.legacy
+@pytest.mark.parametrize("version", ["3.6", "2.7"])
+def test_an_old_python_app_builds_verifies_and_rolls_back(
+    version: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    interpreter = find_interpreter(version)
+    if interpreter is None:
+        pytest.skip(f"no python{version} on PATH or in pyenv versions")
+    assert needs_legacy(version)
+    helpers = Path(request.config.cache.mkdir("concentric-build-helpers"))
+    try:
+        legacy_helper(helpers)  # built once, then cached across runs
+    except HelperUnavailable as exc:
+        pytest.skip(f"the legacy virtualenv helper cannot be fetched: {exc}")
+
+    home = tmp_path / "home"
+    app_dir = home / "webapps" / "old"
+    install_wheels(app_dir / "lib" / f"python{version}", [GREETER], tmp_path / "wheels")
+    write_files(app_dir, {
+        "old.wsgi": textwrap.dedent(f"""\
+            import sys
+            sys.path.insert(0, '{app_dir}/lib/python{version}')
+            import greeter
+
+            def application(environ, start_response):
+                start_response('200 OK', [])
+                return [greeter.__version__.encode()]
+            """),
+    })  # fmt: skip
+    plan = plan_of(home)
+    (app,) = buildable(plan)
+    assert app.python == version
+    before = snapshot(home)
+    # Share the cached helper (and virtualenv's app data) with this fresh home.
+    (home / STATE_DIR).mkdir(mode=0o700)
+    (home / STATE_DIR / "helpers").symlink_to(helpers)
+    with home_lock(home):
+        transaction = begin(home, "build")
+        result = build_app(home, app, transaction)
+        transaction.commit()
+    venv = venv_dir(home, app)
+    assert result.path == venv
+    report = verify_app(venv, app, home)
+    assert report.ok, report.problems
+    assert "hello from greeter" in run(venv / "bin" / "greet")
+    assert run(venv / "bin" / "python", "-c", "import sys; print(sys.version[:3])").strip() == (
+        version
+    )
+
+    with home_lock(home):
+        rollback(home)
+    assert not venv.exists()
+    assert snapshot(home) == before
