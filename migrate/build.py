@@ -19,9 +19,10 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -44,6 +45,8 @@ from migrate.venv import (
 from migrate.wheelhouse import RepackedWheel, RepackError, repack, wheelhouse_dir
 
 ACCOUNT_VENV = Path(".venvs") / "account"
+MANIFEST = "concentric-migrate.json"
+"""Written into each venv by the build: its pins and the names to import (what verify checks)."""
 _VERIFY_TIMEOUT = 300
 
 
@@ -126,6 +129,8 @@ def build_app(
         create_venv(staged, interpreter, helpers=helpers_dir(home), prompt=app.name)
         report(BuildStep(app.name, "install", 0, 1, f"{len(wheels)} wheels"))
         install(staged, [wheel.path for wheel in wheels])
+        manifest = {"app": app.name, "python": app.python, **_expectations(pins)}
+        (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         report(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
         relocate(staged, dest)
         report(BuildStep(app.name, "rename", 0, 1, home_relative(dest, home)))
@@ -285,23 +290,39 @@ json.dump({"imports": imports, "versions": versions, "base": base}, sys.stdout)
 """
 
 
-def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
-    """Import every used top-level name and compare every pinned version, inside ``venv``.
-
-    Isolated (``-I``; ``-E -s`` on 2.7), from an empty working directory: nothing of the
-    old concentric path can help. A module loaded from inside the home but outside the
-    venv counts as an error: the venv did not carry it.
-    """
-    pins = pins_for(app, home)
-    python = venv_python(venv)
-    if not python.exists():
-        return VerifyReport(app.name, venv, error=f"{python} does not exist: build first")
+def _expectations(pins: Sequence[Pin]) -> dict[str, Any]:
+    """What a venv must provide: the pins, and the top-level names to import (with the
+    submodules to try for namespaces)."""
     targets: dict[str, tuple[str, ...]] = {}
     for pin in pins:
         for top in pin.row.dist.top_level:
             if top.isidentifier():  # top_level.txt may hold what no import statement names
                 targets.setdefault(top, _namespace_children(pin.row.dist, top))
-    spec = {"imports": sorted(targets.items()), "dists": [pin.name for pin in pins]}
+    return {
+        "pins": [[pin.name, pin.version] for pin in pins],
+        "imports": [[name, list(children)] for name, children in sorted(targets.items())],
+    }
+
+
+def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
+    """Import every used top-level name and compare every pinned version, inside ``venv``.
+
+    What is expected comes from the manifest the build wrote into the venv (the lock as
+    built), so verify still means something after ``~/lib`` is gone; a venv without one
+    is checked against today's plan. Isolated (``-I``; ``-E -s`` on 2.7), from an empty
+    working directory: nothing of the old concentric path can help. A module loaded from
+    inside the home but outside the venv counts as an error: the venv did not carry it.
+    """
+    python = venv_python(venv)
+    if not python.exists():
+        return VerifyReport(app.name, venv, error=f"{python} does not exist: build first")
+    try:
+        expected = json.loads((venv / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        expected = _expectations(pins_for(app, home))
+    pins = [(str(name), str(version)) for name, version in expected["pins"]]
+    targets = {str(name): tuple(children) for name, children in expected["imports"]}
+    spec = {"imports": sorted(targets.items()), "dists": [name for name, _ in pins]}
     flags = ["-E", "-s"] if app.python and app.python.startswith("2.") else ["-I"]
     with tempfile.TemporaryDirectory(prefix="concentric-verify-") as empty:
         try:
@@ -326,7 +347,7 @@ def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
         error = result["error"] or _leak(result["file"], venv, home, base)
         imports.append(ImportCheck(name, result["file"], error, tuple(result["via"])))
     versions = tuple(
-        VersionCheck(pin.name, pin.version, found["versions"].get(pin.name)) for pin in pins
+        VersionCheck(name, version, found["versions"].get(name)) for name, version in pins
     )
     return VerifyReport(app.name, venv, tuple(imports), versions)
 

@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,11 +19,12 @@ import click
 from migrate import __version__
 from migrate.account import AccountError, discover
 from migrate.inventory import take_inventory
-from migrate.paths import is_inside
+from migrate.paths import home_relative, is_inside
 from migrate.render import table
 
 if TYPE_CHECKING:
     from migrate.actions import PlannedFile
+    from migrate.build import BuildStep
     from migrate.crontab import Crontab
     from migrate.resolve import Plan, Tracer
 
@@ -358,6 +359,163 @@ def _write_or_show(
         click.echo(
             f"journal: {txn_id}; undo with: concentric-migrate --home {settings.home} rollback"
         )
+
+
+PYTHON_OPTION = click.option(
+    "--python",
+    "pythons",
+    multiple=True,
+    metavar="X.Y=PATH",
+    help="Use this interpreter for Python X.Y (repeatable).",
+)
+
+
+@cli.command()
+@APP_OPTION
+@PYTHON_OPTION
+@json_option("Print one JSON document of the venvs built.")
+@click.pass_obj
+def build(
+    settings: Settings, apps: tuple[str, ...], pythons: tuple[str, ...], as_json: bool
+) -> None:
+    """Build one virtualenv per app (and ~) from the files installed today, offline.
+
+    Each used distribution is repacked into a wheel (HOME/.concentric-migrate/wheels), so
+    patched packages and ones no index has survive; the venv is made with the app's Python
+    (old Pythons through a cached legacy virtualenv), filled with its own pip from exactly
+    those wheels, checked with `pip check`, and renamed into HOME/webapps/APP/venv
+    (~: HOME/.venvs/account) as one journaled transaction: `rollback` removes them. If any
+    app fails, everything this command built is rolled back.
+    """
+    from migrate.build import BuildError, build_app
+    from migrate.journal import JournalError, LockHeld, begin, home_lock
+    from migrate.journal import rollback as undo
+
+    overrides = _parse_python_overrides(pythons)
+    result = _plan(settings, apps, interpreters=overrides)
+    buildable = [app for app in result.apps if app.has_python and app.entry_points]
+    home = settings.home
+    show = not as_json and settings.verbosity >= 0
+    built = []
+    try:
+        with home_lock(home):
+            transaction = begin(
+                home, "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
+            )
+            try:
+                for app in buildable:
+                    with _progress(show, app.name) as step:
+                        built.append(
+                            build_app(home, app, transaction, interpreters=overrides, progress=step)
+                        )
+                transaction.commit()
+            except (BuildError, JournalError, OSError) as exc:
+                undo(home, transaction.id, force=True)
+                raise Failed(
+                    f"{exc}\nNothing was kept: the venvs built so far were rolled back."
+                ) from exc
+    except LockHeld as exc:
+        raise Failed(str(exc)) from exc
+    except JournalError as exc:
+        raise Failed(str(exc)) from exc
+    if as_json:
+        _echo_json(
+            {
+                "transaction": transaction.id,
+                "apps": [
+                    {
+                        "app": b.app,
+                        "venv": str(b.path),
+                        "python": b.python,
+                        "pins": [
+                            {
+                                "name": p.name,
+                                "version": p.version,
+                                "wheel": str(w.path),
+                                "sha256": w.sha256,
+                            }
+                            for p, w in zip(b.pins, b.wheels, strict=True)
+                        ],
+                    }
+                    for b in built
+                ],
+            }
+        )
+        return
+    for venv in built:
+        where = home_relative(venv.path, home)
+        click.echo(f"{venv.app} -> {where} ({len(venv.pins)} package(s), Python {venv.python})")
+    click.echo(f"journal: {transaction.id}; undo with: concentric-migrate --home {home} rollback")
+
+
+@contextlib.contextmanager
+def _progress(show: bool, label: str) -> Iterator[Callable[[BuildStep], None]]:
+    """A progress bar per app on stderr (terminals only), fed by the library's steps."""
+    if not show or not sys.stderr.isatty():
+        yield lambda _step: None
+        return
+    with click.progressbar(length=1, label=f"building {label}", file=sys.stderr) as bar:
+
+        def step(update: BuildStep) -> None:
+            bar.length = update.total + 4 if update.stage == "repack" else bar.length
+            bar.label = f"{label}: {update.stage} {update.detail}".rstrip()
+            bar.update(1)
+
+        yield step
+
+
+@cli.command()
+@APP_OPTION
+@PYTHON_OPTION
+@json_option("Print one JSON document: every import and version checked, per app.")
+@click.pass_obj
+def verify(
+    settings: Settings, apps: tuple[str, ...], pythons: tuple[str, ...], as_json: bool
+) -> None:
+    """Prove each app's venv imports what the app uses, at the pinned versions.
+
+    Runs the venv's Python in isolated mode (no user site, no PYTHONPATH, no ~/lib):
+    every used top-level name is imported and every distribution's version compared with
+    the pin. Exit 1 on any mismatch, missing venv or import error.
+    """
+    from migrate.build import venv_dir, verify_app
+
+    result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons))
+    reports = [
+        verify_app(venv_dir(result.home, app), app, result.home)
+        for app in result.apps
+        if app.has_python and app.entry_points
+    ]
+    if as_json:
+        _echo_json(
+            {
+                "ok": all(r.ok for r in reports),
+                "apps": [
+                    {
+                        "app": r.app,
+                        "venv": str(r.venv),
+                        "ok": r.ok,
+                        "problems": list(r.problems),
+                        "imports": [{"name": c.name, "ok": c.ok} for c in r.imports],
+                        "versions": [
+                            {"name": c.name, "expected": c.expected, "found": c.found}
+                            for c in r.versions
+                        ],
+                    }
+                    for r in reports
+                ],
+            }
+        )
+    else:
+        for report in reports:
+            state = "ok" if report.ok else "FAILED"
+            counts = f"{len(report.imports)} import(s), {len(report.versions)} version(s)"
+            where = home_relative(report.venv, result.home)
+            click.echo(f"{report.app:12} {state:7} {counts} checked in {where}")
+            for problem in report.problems:
+                click.echo(f"    {problem}")
+    if not all(r.ok for r in reports):
+        raise SystemExit(EXIT_FAILED)
 
 
 @cli.command()

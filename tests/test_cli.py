@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,38 @@ def test_verbose_inventory_names_modified_files_and_pth_lines(home: Path, tmp_pa
     assert "1 file(s) modified" in quiet.output and "modified: one: one.py" not in quiet.output
     assert "modified: one: one.py" in loud.output
     assert "import  import os" in loud.output
+
+
+def test_build_verify_and_rollback_from_the_command_line(tmp_path: Path) -> None:
+    from migrate.demo import build_demo_account
+
+    demo = build_demo_account(tmp_path / "demo")
+    base = ["--home", str(demo.home), "--crontab", str(demo.crontab)]
+    runner = CliRunner()
+
+    built = runner.invoke(cli, [*base, "build", "--json"])
+    assert built.exit_code == 0, built.output
+    venvs = {a["app"]: Path(a["venv"]) for a in json.loads(built.output)["apps"]}
+    assert venvs == {
+        "blog": demo.home / "webapps/blog/venv",
+        "shop": demo.home / "webapps/shop/venv",
+        "~": demo.home / ".venvs/account",
+    }
+    again = runner.invoke(cli, [*base, "build"])
+    assert again.exit_code == 1 and "exists already" in again.output, "nothing is built twice"
+
+    for lib in [demo.home / "lib", *demo.home.glob("webapps/*/lib")]:
+        lib.rename(lib.with_name("lib.away"))
+    verified = runner.invoke(cli, [*base, "verify", "--json"])
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.output)["ok"] is True, "the venvs need none of the concentric dirs"
+
+    site = next((venvs["shop"] / "lib").glob("python*/site-packages"))
+    for path in site.glob("webframe*"):
+        shutil.rmtree(path)
+    broken = runner.invoke(cli, [*base, "verify", "--app", "shop"])
+    assert broken.exit_code == 1 and "import webframe" in broken.output
+
+    undone = runner.invoke(cli, [*base, "rollback", "--force"])
+    assert undone.exit_code == 0, undone.output
+    assert not any(path.exists() for path in venvs.values())
