@@ -107,7 +107,8 @@ def cli(ctx: click.Context, home: Path, crontab: Path | None, verbose: int, quie
 
     Start with `demo` to try it all on a sample account built offline. On your own
     account: `inventory` (what is installed where), `plan` (what each app really uses),
-    `requirements` (pin it); every write is journaled and `rollback` undoes it.
+    `requirements` (pin it), `build` (one venv per app), `verify` (prove it); every write
+    is journaled and `rollback` undoes it.
     """
     if crontab is not None and not crontab.is_file():
         raise BadInput(f"--crontab {crontab}: no such file")
@@ -621,8 +622,9 @@ def journal_command(settings: Settings, as_json: bool) -> None:
 def demo(ctx: click.Context, directory: Path) -> None:
     """Build a sample WebFaction-style account in DIRECTORY (offline) and run the story on it.
 
-    inventory, plan, requirements (as a diff, then written through the journal), journal
-    and rollback, each printed with the command that runs it.
+    inventory, plan, requirements (as a diff, then written through the journal), build,
+    verify, journal, and rollback twice (the venvs, then the requirement files), each
+    printed with the command that runs it.
 
     DIRECTORY defaults to ./concentric-demo; the account is DIRECTORY/home and its
     crontab DIRECTORY/crontab. A directory made by an earlier demo is rebuilt; any
@@ -646,7 +648,10 @@ def demo(ctx: click.Context, directory: Path) -> None:
         ("plan", plan, {"apps": (), "trace": False, "pythons": (), "as_json": False}),
         ("requirements --dry-run", requirements, {**pin, "dry_run": True}),
         ("requirements", requirements, {**pin, "dry_run": False}),
+        ("build", build, {"apps": (), "pythons": (), "as_json": False}),
+        ("verify", verify, {"apps": (), "pythons": (), "as_json": False}),
         ("journal", journal_command, {"as_json": False}),
+        ("rollback", rollback, {"transaction": None, "force": False, "as_json": False}),
         ("rollback", rollback, {"transaction": None, "force": False, "as_json": False}),
     ):
         if settings.verbosity >= 0:

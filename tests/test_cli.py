@@ -129,7 +129,9 @@ def test_demo_builds_an_account_and_inventories_every_kind(tmp_path: Path) -> No
     assert "leaked    acme-utils" in result.stdout, "the demo also plans the account"
     assert "+tinyhttp==1.8" in result.stdout, "requirements as a diff first"
     assert f"written   {target / 'home' / 'webapps' / 'shop' / 'requirements.txt'}" in result.stdout
-    assert "rolled back " in result.stdout
+    assert "blog -> ~/webapps/blog/venv" in result.stdout and "shop         ok" in result.stdout
+    assert result.stdout.count("rolled back ") == 2
+    assert not (target / "home" / "webapps" / "blog" / "venv").exists()
     assert not list((target / "home" / "webapps").glob("*/requirements.*")), "and undone"
     assert (target / "home" / "webapps" / "blog" / "apache2" / "conf" / "httpd.conf").is_file()
     assert (target / "crontab").is_file()
