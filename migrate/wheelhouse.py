@@ -45,6 +45,7 @@ from packaging.tags import Tag, parse_tag
 from packaging.version import InvalidVersion, Version
 
 from migrate.inventory._files import top_level_from_files
+from migrate.inventory.egglink import find_egg_info
 from migrate.inventory.metadata import canonical, decode_text, header_fields, text_lines
 from migrate.inventory.model import Distribution
 from migrate.lock import LOCAL_VERSION
@@ -505,7 +506,7 @@ def _from_source_tree(dist: Distribution, names: _Names) -> _Contents:
         top_level = dist.top_level or tuple(sorted(mapping))
         files = _tree_files(dist, top_level, mapping, [*roots, target, target / "src"])
         return _Contents(files, metadata, meta_files, required=True)
-    egg_info = _find_egg_info(target, dist.name)
+    egg_info = find_egg_info(target, dist.name)
     if egg_info is None and not any(
         (target / marker).is_file() for marker in ("setup.py", "setup.cfg", "pyproject.toml")
     ):
@@ -519,18 +520,6 @@ def _from_source_tree(dist: Distribution, names: _Names) -> _Contents:
     top_level = dist.top_level or _tree_packages(target)
     files = _tree_files(dist, top_level, {}, [target])
     return _Contents(files, _converted_metadata(pkg_info, dist, names), meta, required=True)
-
-
-def _find_egg_info(target: Path, name: str) -> Path | None:
-    try:
-        entries = sorted(target.iterdir())
-    except OSError:
-        return None
-    for entry in entries:
-        stem = entry.name.removesuffix(".egg-info")
-        if stem != entry.name and entry.is_dir() and canonical(stem.split("-")[0]) == name:
-            return entry
-    return None
 
 
 def _tree_packages(target: Path) -> tuple[str, ...]:

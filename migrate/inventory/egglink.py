@@ -30,7 +30,7 @@ def read_egg_link(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Findin
         finding = Finding(path, "error", f"egg-link target {target} does not exist (dangling)")
         return replace(base, target=target, target_exists=False), (finding,)
     linked = replace(base, target=target, target_exists=True)
-    egg_info = _find_egg_info(target, linked.name)
+    egg_info = find_egg_info(target, linked.name)
     if egg_info is None:
         finding = Finding(path, "warning", f"no {display}.egg-info in {target}; version unknown")
         return linked, (finding,)
@@ -47,7 +47,7 @@ def read_egg_link(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Findin
     )
 
 
-def _find_egg_info(target: Path, name: str) -> Path | None:
+def find_egg_info(target: Path, name: str) -> Path | None:
     """The project's ``NAME.egg-info`` in the directory the egg-link names."""
     try:
         entries = sorted(target.iterdir())
@@ -55,6 +55,6 @@ def _find_egg_info(target: Path, name: str) -> Path | None:
         return None
     for entry in entries:
         stem = entry.name.removesuffix(".egg-info")
-        if stem != entry.name and canonical(stem.split("-")[0]) == name:
+        if stem != entry.name and entry.is_dir() and canonical(stem.split("-")[0]) == name:
             return entry
     return None
