@@ -34,12 +34,17 @@ from migrate.lock import Pin, pins_for
 from migrate.paths import home_relative, is_inside
 from migrate.resolve import AppPlan
 from migrate.venv import (
+    LinkResult,
     VenvError,
+    can_link,
     clean_env,
     create_venv,
+    embedded_pip,
     helpers_dir,
     install,
+    install_linked,
     relocate,
+    store_dir,
     venv_python,
 )
 from migrate.wheelhouse import RepackedWheel, RepackError, repack, wheelhouse_dir
@@ -75,6 +80,8 @@ class BuiltVenv:
     python: str
     pins: tuple[Pin, ...]
     wheels: tuple[RepackedWheel, ...]
+    linked: LinkResult | None = None
+    """How the store path filled the venv; None when pip installed everything."""
 
 
 def venv_dir(home: Path, app: AppPlan) -> Path:
@@ -91,12 +98,18 @@ def build_app(
     *,
     interpreters: Mapping[str, Path] | None = None,
     progress: Progress | None = None,
+    link: bool = True,
 ) -> BuiltVenv:
     """Build ``app``'s venv offline and install it at :func:`venv_dir` through ``transaction``.
 
     The caller holds ``home_lock`` and owns the transaction (commit or rollback). On any
     failure before the rename the staging folder is removed and BuildError (or the
     journal's error) raised.
+
+    With ``link`` (the default, where the target allows it: not a legacy Python, and this
+    tool's pip >= 22.3 to check the venv) each wheel is unpacked once into the shared store
+    and hardlinked into the venv (:func:`migrate.venv.install_linked`); without, the venv
+    is seeded with pip, which installs the wheels.
     """
     report = progress or (lambda step: None)
     if not app.has_python or app.python is None:
@@ -125,14 +138,24 @@ def build_app(
 
     staged = state / f"tmp-{secrets.token_hex(8)}"
     try:
+        linking = link and can_link(interpreter)
         report(BuildStep(app.name, "venv", 0, 1, f"Python {app.python}"))
-        create_venv(staged, interpreter, helpers=helpers_dir(home), prompt=app.name)
+        create_venv(
+            staged, interpreter, helpers=helpers_dir(home), prompt=app.name, seed=not linking
+        )
         report(BuildStep(app.name, "install", 0, 1, f"{len(wheels)} wheels"))
-        install(staged, [wheel.path for wheel in wheels])
+        linked = None
+        if linking:
+            # The venv keeps a pip of its own (as a seeded venv would), linked like the rest.
+            items = [(w.path, w.sha256) for w in wheels]
+            items += [seed] if (seed := embedded_pip(app.python)) else []
+            linked = install_linked(staged, items, store_dir(home), python=app.python)
+        else:
+            install(staged, [wheel.path for wheel in wheels])
         manifest = {"app": app.name, "python": app.python, **_expectations(pins)}
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         report(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
-        relocate(staged, dest)
+        relocate(staged, dest, compile=linked is None or bool(linked.by_pip))
         report(BuildStep(app.name, "rename", 0, 1, home_relative(dest, home)))
         transaction.install_dir(staged, dest)
     except VenvError as exc:
@@ -141,7 +164,7 @@ def build_app(
         if os.path.lexists(staged):  # never renamed in: a leftover of ours alone
             shutil.rmtree(staged, ignore_errors=True)
     report(BuildStep(app.name, "rename", 1, 1, home_relative(dest, home)))
-    return BuiltVenv(app.name, dest, app.python, pins, tuple(wheels))
+    return BuiltVenv(app.name, dest, app.python, pins, tuple(wheels), linked)
 
 
 def _repack(pin: Pin, home: Path, python: str) -> RepackedWheel:

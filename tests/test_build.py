@@ -6,6 +6,10 @@ then each test looks at the result; the rollback test is last and undoes it all.
 
 from __future__ import annotations
 
+import csv
+import errno
+import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -28,13 +32,16 @@ from migrate.journal import STATE_DIR, begin, home_lock, rollback
 from migrate.resolve import AppPlan, Plan, plan_account
 from migrate.venv import (
     HelperUnavailable,
+    check,
     create_venv,
     install,
+    install_linked,
     legacy_helper,
     needs_legacy,
     relocate,
+    store_dir,
 )
-from migrate.wheelfile import WheelSpec, build_wheel
+from migrate.wheelfile import WheelSpec, build_wheel, record_digest
 
 GREETER = WheelSpec(
     "greeter",
@@ -94,6 +101,78 @@ def test_a_relocated_venv_works_after_the_rename_and_names_no_staging_path(
         if path.is_file() and not path.is_symlink() and os.fsencode(staged) in path.read_bytes()
     ]
     assert mentions == []  # scripts, activate files and bytecode all name the destination
+
+
+def _store_install(tmp_path: Path, spec: WheelSpec, staged: Path) -> tuple[Path, Path]:
+    """``spec`` installed from a store under ``tmp_path`` into an unseeded venv at ``staged``."""
+    interpreter = find_interpreter(f"{sys.version_info[0]}.{sys.version_info[1]}")
+    assert interpreter is not None
+    wheel = build_wheel(spec, tmp_path / "wheels")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    create_venv(staged, interpreter, helpers=tmp_path / "helpers", seed=False)
+    result = install_linked(staged, [(wheel, sha)], tmp_path / "store", python=interpreter.version)
+    assert result.by_pip == ()
+    return tmp_path / "store" / sha, wheel
+
+
+def test_relocating_a_linked_venv_replaces_files_and_never_writes_through_to_the_store(
+    tmp_path: Path,
+) -> None:
+    staged = tmp_path / "staging" / "tmp-abc"
+    dest = tmp_path / "home" / "webapps" / "app" / "venv"
+    # A script the store links (no #!python line to rewrite) that names the staging path,
+    # as a script written for the venv would: relocate must rewrite it in this venv only.
+    tool = f"#!/bin/sh\necho {staged}/bin/python\n".encode()
+    dist_info = "linked-1.0.dist-info"
+    spec = WheelSpec("linked", "1.0", {
+        "linked/__init__.py": b"def main():\n    print('hello from linked')\n",
+        "linked-1.0.data/scripts/tool": tool,
+        "linked-1.0.data/scripts/hello": b"#!python\nimport linked\nlinked.main()\n",
+        f"{dist_info}/entry_points.txt": b"[console_scripts]\nlinked-hi = linked:main\n",
+    })  # fmt: skip
+    tree, _ = _store_install(tmp_path, spec, staged)
+    stored = tree / "linked-1.0.data" / "scripts" / "tool"
+    assert os.stat(staged / "bin" / "tool").st_ino == os.stat(stored).st_ino
+    before = {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()}
+
+    relocate(staged, dest, compile=False)
+    dest.parent.mkdir(parents=True)
+    staged.rename(dest)
+
+    assert {p: p.read_bytes() for p in tree.rglob("*") if p.is_file()} == before
+    assert stored.read_bytes() == tool  # the store (and every other venv) kept its bytes
+    assert (dest / "bin" / "tool").read_bytes() == tool.replace(
+        os.fsencode(staged), os.fsencode(dest)
+    )
+    assert os.stat(dest / "bin" / "tool").st_ino != os.stat(stored).st_ino
+    assert os.stat(dest / "bin" / "tool").st_mode & 0o111  # still executable
+    # console script and #!python script name the destination's python and run
+    assert "hello from linked" in run(dest / "bin" / "linked-hi")
+    assert "hello from linked" in run(dest / "bin" / "hello")
+    assert (dest / "bin" / "hello").read_bytes().startswith(f"#!{dest}/bin/python\n".encode())
+    assert str(dest / "bin" / "python") in run(dest / "bin" / "tool")
+    check(dest)
+
+
+def test_a_file_system_that_refuses_hardlinks_gets_copies_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    interpreter = find_interpreter(f"{sys.version_info[0]}.{sys.version_info[1]}")
+    assert interpreter is not None
+    wheel = build_wheel(GREETER, tmp_path / "wheels")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    venv = tmp_path / "venv"
+    create_venv(venv, interpreter, helpers=tmp_path / "helpers", seed=False)
+    monkeypatch.setattr(os, "link", refuse)
+    result = install_linked(venv, [(wheel, sha)], tmp_path / "store", python=interpreter.version)
+    assert result.linked == 0 and result.copied > 0
+    assert result.copy_reason is not None and "copied" in result.copy_reason
+    (copy,) = venv.glob("lib/python*/site-packages/greeter/__init__.py")
+    assert os.stat(copy).st_nlink == 1
+    assert "hello from greeter" in run(venv / "bin" / "greet")
 
 
 # --------------------------------------------------------------------------- the demo account
@@ -186,6 +265,55 @@ def test_verify_reports_what_a_venv_lacks(built: Built, tmp_path: Path) -> None:
         "tinyhttp": None,
         "webframe": None,
     }
+
+
+def test_apps_sharing_a_wheel_share_its_files_with_the_store(built: Built) -> None:
+    store = store_dir(built.home)
+    for venv in built.venvs.values():
+        assert venv.linked is not None and venv.linked.by_pip == ()
+        assert venv.linked.linked > 0 and venv.linked.copied == 0
+    files = [
+        next(built.venvs[name].path.glob("lib/python*/site-packages/acme_utils/__init__.py"))
+        for name in ("blog", "shop", "~")
+    ]
+    (stored,) = store.glob("*/acme_utils/__init__.py")
+    inodes = {os.stat(path).st_ino for path in (*files, stored)}
+    assert inodes == {os.stat(stored).st_ino}
+    assert os.stat(stored).st_nlink >= 4  # the store and three venvs: one copy on disk
+    assert not os.access(stored, os.W_OK) or os.geteuid() == 0  # read-only: no edit in place
+
+
+def test_linked_venvs_have_their_own_record_and_installer_and_pass_pip_check(
+    built: Built,
+) -> None:
+    for venv in built.venvs.values():
+        check(venv.path)  # the tool's pip, run by the venv's python
+        own_pip = subprocess.run(
+            [str(venv.path / "bin" / "pip"), "--version"], capture_output=True, text=True
+        )
+        assert own_pip.returncode == 0 and str(venv.path) in own_pip.stdout, (
+            "each venv keeps its pip"
+        )
+        (site,) = venv.path.glob("lib/python*/site-packages")
+        infos = sorted(i for i in site.glob("*.dist-info") if not i.name.startswith("pip-"))
+        assert len(infos) == len(venv.pins)
+        for info in infos:
+            assert (info / "INSTALLER").read_text() == "concentric-migrate\n"
+            rows = list(csv.reader((info / "RECORD").read_text().splitlines()))
+            assert [info.name + "/RECORD", "", ""] in rows
+            for name, digest, size in rows:
+                path = site / name
+                assert path.is_file(), name
+                if digest:
+                    data = path.read_bytes()
+                    assert (record_digest(data), str(len(data))) == (digest, size), name
+        # bytecode compiled once in the store, linked, and valid for the linked source
+        source = next(site.glob("acme_utils/__init__.py"))
+        pyc = Path(importlib.util.cache_from_source(str(source)))
+        assert pyc.is_file() and os.stat(pyc).st_nlink >= 2
+        flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+        if flags == 0:  # timestamp-based: the source's mtime and size, as the link has them
+            assert int.from_bytes(pyc.read_bytes()[8:12], "little") == int(os.stat(source).st_mtime)
 
 
 def test_rollback_removes_the_venvs_and_restores_the_home_byte_for_byte(built: Built) -> None:
