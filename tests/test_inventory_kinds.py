@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import py_compile
 import shutil
 import subprocess
@@ -217,9 +218,9 @@ def test_zipped_and_directory_eggs_are_read_without_unpacking(home: Path) -> Non
 
 
 def test_egg_link_develop_install_from_real_setuptools(home: Path, tmp_path: Path) -> None:
-    pytest.importorskip(
-        "setuptools", reason="the current interpreter has no setuptools for `setup.py develop`"
-    )
+    # Only look: importing setuptools here would fight an already imported stdlib distutils.
+    if importlib.util.find_spec("setuptools") is None:
+        pytest.skip("the current interpreter has no setuptools for `setup.py develop`")
     lib = account_lib(home)
     project = tmp_path / "src" / "devpkg"
     write_files(
