@@ -26,9 +26,13 @@ _EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 GENERATOR = "concentric-migrate"
 
 
+def record_form(digest: bytes, algorithm: str = "sha256") -> str:
+    """A hash as RECORD writes it: ``<algorithm>=<urlsafe base64, no padding>``."""
+    return f"{algorithm}=" + urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 def record_digest(data: bytes) -> str:
-    digest = hashlib.sha256(data).digest()
-    return "sha256=" + urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return record_form(hashlib.sha256(data).digest())
 
 
 def write_wheel(path: Path, dist_info: str, members: Mapping[str, bytes]) -> Path:

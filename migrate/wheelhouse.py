@@ -33,7 +33,6 @@ import stat
 import sysconfig
 import tempfile
 import zipfile
-from base64 import urlsafe_b64encode
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from migrate.inventory.egglink import find_egg_info
 from migrate.inventory.metadata import canonical, decode_text, header_fields, text_lines
 from migrate.inventory.model import Distribution
 from migrate.lock import LOCAL_VERSION
+from migrate.wheelfile import record_form
 
 FORMAT = 1
 """Bumped whenever the same installed files would be packed into different bytes."""
@@ -1044,8 +1044,7 @@ def _digest(member: _Member) -> _Digest:
     for block in member.chunks():
         hasher.update(block)
         size += len(block)
-    record = "sha256=" + urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode("ascii")
-    return _Digest(hasher.hexdigest(), record, size)
+    return _Digest(hasher.hexdigest(), record_form(hasher.digest()), size)
 
 
 def _order(name: str, dist_info: str) -> tuple[bool, str]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from base64 import urlsafe_b64encode
 from pathlib import Path
+
+from migrate.wheelfile import record_form
 
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 """Larger metadata files are refused: nothing legitimate comes close."""
@@ -42,7 +43,7 @@ def record_hash(path: str | Path, algorithm: str = "sha256") -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 16), b""):
             digest.update(block)
-    return f"{algorithm}=" + urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
+    return record_form(digest.digest(), algorithm)
 
 
 _MODULE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd")
