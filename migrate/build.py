@@ -14,12 +14,14 @@ dirs) and every pinned distribution has the pinned version.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import secrets
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,14 @@ def venv_dir(home: Path, app: AppPlan) -> Path:
     return app.path / "venv"
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A venv built aside (``staged``), ready to be renamed to ``venv.path`` by the journal."""
+
+    staged: Path
+    venv: BuiltVenv
+
+
 def build_app(
     home: Path,
     app: AppPlan,
@@ -99,6 +109,7 @@ def build_app(
     interpreters: Mapping[str, Path] | None = None,
     progress: Progress | None = None,
     link: bool = True,
+    bytecode: bool = True,
 ) -> BuiltVenv:
     """Build ``app``'s venv offline and install it at :func:`venv_dir` through ``transaction``.
 
@@ -106,11 +117,29 @@ def build_app(
     failure before the rename the staging folder is removed and BuildError (or the
     journal's error) raised.
 
-    With ``link`` (the default, where the target allows it: not a legacy Python, and this
-    tool's pip >= 22.3 to check the venv) each wheel is unpacked once into the shared store
-    and hardlinked into the venv (:func:`migrate.venv.install_linked`); without, the venv
-    is seeded with pip, which installs the wheels.
+    With ``link`` (the default, where the target allows it: not a legacy Python) each wheel
+    is unpacked once into the shared store and hardlinked into the venv
+    (:func:`migrate.venv.install_linked`, bytecode compiled there once unless
+    ``bytecode`` is false); without, the venv is seeded with pip, which installs the wheels.
     """
+    staged = stage_app(
+        home, app, interpreters=interpreters, progress=progress, link=link, bytecode=bytecode
+    )
+    return install_staged(home, staged, transaction, progress=progress)
+
+
+def stage_app(
+    home: Path,
+    app: AppPlan,
+    *,
+    interpreters: Mapping[str, Path] | None = None,
+    progress: Progress | None = None,
+    link: bool = True,
+    bytecode: bool = True,
+) -> Staged:
+    """Everything of :func:`build_app` but the rename: writes only the tool's own state
+    (wheelhouse, store, ``HOME/.concentric-migrate/tmp-*``), so apps can be staged in
+    parallel while one journal installs them. On failure nothing staged is left."""
     report = progress or (lambda step: None)
     if not app.has_python or app.python is None:
         raise BuildError(f"{app.name} runs no Python: it needs no venv")
@@ -149,22 +178,94 @@ def build_app(
             # The venv keeps a pip of its own (as a seeded venv would), linked like the rest.
             items = [(w.path, w.sha256) for w in wheels]
             items += [seed] if (seed := embedded_pip(app.python)) else []
-            linked = install_linked(staged, items, store_dir(home), python=app.python)
+            linked = install_linked(
+                staged, items, store_dir(home), python=app.python, bytecode=bytecode
+            )
         else:
             install(staged, [wheel.path for wheel in wheels])
         manifest = {"app": app.name, "python": app.python, **_expectations(pins)}
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         report(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
-        relocate(staged, dest, compile=linked is None or bool(linked.by_pip))
-        report(BuildStep(app.name, "rename", 0, 1, home_relative(dest, home)))
-        transaction.install_dir(staged, dest)
+        relocate(staged, dest, compile=bytecode and (linked is None or bool(linked.by_pip)))
     except VenvError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
         raise BuildError(f"{app.name}: {exc}") from None
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return Staged(staged, BuiltVenv(app.name, dest, app.python, pins, tuple(wheels), linked))
+
+
+def install_staged(
+    home: Path, staged: Staged, transaction: Transaction, *, progress: Progress | None = None
+) -> BuiltVenv:
+    """Rename a staged venv into place through the journal (rollback removes it)."""
+    report = progress or (lambda step: None)
+    venv = staged.venv
+    where = home_relative(venv.path, home)
+    report(BuildStep(venv.app, "rename", 0, 1, where))
+    try:
+        transaction.install_dir(staged.staged, venv.path)
     finally:
-        if os.path.lexists(staged):  # never renamed in: a leftover of ours alone
-            shutil.rmtree(staged, ignore_errors=True)
-    report(BuildStep(app.name, "rename", 1, 1, home_relative(dest, home)))
-    return BuiltVenv(app.name, dest, app.python, pins, tuple(wheels), linked)
+        if os.path.lexists(staged.staged):  # never renamed in: a leftover of ours alone
+            shutil.rmtree(staged.staged, ignore_errors=True)
+    report(BuildStep(venv.app, "rename", 1, 1, where))
+    return venv
+
+
+def build_apps(
+    home: Path,
+    apps: Sequence[AppPlan],
+    transaction: Transaction,
+    *,
+    jobs: int = 1,
+    interpreters: Mapping[str, Path] | None = None,
+    progress: Progress | None = None,
+    link: bool = True,
+    bytecode: bool = True,
+) -> list[BuiltVenv]:
+    """Build every app's venv; with ``jobs`` > 1, that many apps are staged at once.
+
+    Staging writes only the tool's state, so it runs in worker processes; the journal
+    stays in this process and installs the staged venvs one by one, in ``apps`` order. On
+    the first failure the other staged venvs are removed and the error raised; the caller
+    rolls back what was installed. With workers, ``progress`` hears one step per app.
+    """
+    options = {"interpreters": interpreters, "link": link, "bytecode": bytecode}
+    if jobs <= 1 or len(apps) <= 1:
+        return [
+            build_app(home, app, transaction, progress=progress, **options)  # type: ignore[arg-type]
+            for app in apps
+        ]
+    report = progress or (lambda step: None)
+    context = multiprocessing.get_context("fork")
+    futures: dict[Future[Staged], AppPlan] = {}
+    installed: set[Path] = set()
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {
+                pool.submit(stage_app, home, app, **options): app  # type: ignore[arg-type]
+                for app in apps
+            }
+            for done, future in enumerate(as_completed(futures), 1):
+                if future.exception() is not None:
+                    for other in futures:
+                        other.cancel()
+                    raise future.exception()  # type: ignore[misc]
+                report(BuildStep("apps", "staged", done, len(apps), futures[future].name))
+        by_app = {app.name: future.result() for future, app in futures.items()}
+        built = []
+        for app in apps:
+            staged = by_app[app.name]
+            installed.add(staged.staged)
+            built.append(install_staged(home, staged, transaction))
+        return built
+    finally:
+        for future in futures:  # staged by a worker, never installed: ours alone
+            if future.done() and not future.cancelled() and future.exception() is None:
+                leftover = future.result().staged
+                if leftover not in installed:
+                    shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _repack(pin: Pin, home: Path, python: str) -> RepackedWheel:

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrate.depcheck import unmet_requirements
 from migrate.interpreters import Interpreter, find_interpreter
 from migrate.wheelfile import record_digest
 
@@ -383,8 +384,8 @@ def tool_pip_runner() -> Path | None:
 
 
 def can_link(interpreter: Interpreter) -> bool:
-    """The store path serves this target: a modern venv, checked by the tool's own pip."""
-    return not needs_legacy(interpreter.version) and tool_pip_runner() is not None
+    """The store path serves this target: a modern venv (legacy ones get a seeded pip)."""
+    return not needs_legacy(interpreter.version)
 
 
 def _pip_command(venv: Path) -> list[str]:
@@ -411,14 +412,21 @@ def embedded_pip(python: str) -> tuple[Path, str] | None:
 
 
 def install_linked(
-    venv: Path, wheels: Sequence[tuple[Path, str]], store: Path, *, python: str
+    venv: Path,
+    wheels: Sequence[tuple[Path, str]],
+    store: Path,
+    *,
+    python: str,
+    bytecode: bool = True,
 ) -> LinkResult:
-    """Install ``(wheel, sha256)`` pairs into ``venv`` from the shared store, then ``pip check``.
+    """Install ``(wheel, sha256)`` pairs into ``venv`` from the shared store, then check them.
 
     Each wheel is unpacked once into ``store/<sha256>/`` (read-only files, bytecode compiled
     there once per Python version) and its files are hardlinked into the venv; only what
     names the venv is written per venv: ``RECORD``, ``INSTALLER``, console-script launchers
     and ``#!python`` scripts. A wheel the store cannot take as it is goes to pip.
+    Without ``bytecode`` nothing is compiled now (as uv does by default): the app's Python
+    writes ``__pycache__`` in the venv on first import.
     """
     site = _site_dirs(venv)
     if len(site) != 1:
@@ -431,7 +439,8 @@ def install_linked(
             trees.append(unpack_to_store(wheel, sha, store))
         except _Unusual as exc:
             by_pip.append((wheel.name, str(exc)))
-    _compile_store(trees, store, venv, python)
+    if bytecode:
+        _compile_store(trees, store, venv, python)
     for tree in trees:
         _link_wheel(tree, venv, site[0], python, counts)
     if by_pip:
@@ -441,7 +450,9 @@ def install_linked(
              "--no-compile", "--no-warn-script-location", *pip_wheels],
             f"pip install into {venv}",
         )  # fmt: skip
-    check(venv)
+    unmet = unmet_requirements(site[0], python)
+    if unmet:
+        raise VenvError(f"requirements not met in {venv}:\n" + "\n".join(map(str, unmet)))
     return LinkResult(counts.linked, counts.copied, counts.reason, tuple(by_pip))
 
 
@@ -468,22 +479,29 @@ def unpack_to_store(wheel: Path, sha: str, store: Path) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             dist_info, record = _wheel_record(archive, wheel)
             _check_wheel_file(archive, dist_info, wheel)
+            root, made = os.fspath(temp), {os.fspath(temp)}
+            scripts = f"{dist_info[: -len('.dist-info')]}.data/scripts/"
             for info in archive.infolist():
                 if info.is_dir():
                     continue
                 name = info.filename
-                target = temp / name
-                target.parent.mkdir(parents=True, exist_ok=True)
+                target = f"{root}/{name}"
+                parent = os.path.dirname(target)
+                if parent not in made:
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
                 data = archive.read(info)
                 if name != f"{dist_info}/RECORD":
                     expected = record.get(name)
                     if expected is None or expected[0] != record_digest(data):
                         raise _Unusual(f"{name} does not match the wheel's RECORD")
-                target.write_bytes(data)
                 # scripts are executable wherever they go (pip makes them so)
-                script = name.startswith(f"{dist_info[: -len('.dist-info')]}.data/scripts/")
-                executable = script or (info.external_attr >> 16) & 0o111
-                os.chmod(target, 0o555 if executable else 0o444)
+                executable = name.startswith(scripts) or (info.external_attr >> 16) & 0o111
+                mode = 0o555 if executable else 0o444
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                    os.fchmod(fd, mode)
         try:
             os.rename(temp, tree)
         except OSError:
@@ -568,10 +586,12 @@ def _compile_env() -> dict[str, str]:
 
 def _link_wheel(tree: Path, venv: Path, site: Path, python: str, counts: _Counts) -> None:
     dist_info = next(p.name for p in tree.iterdir() if p.name.endswith(".dist-info"))
-    data_prefix = dist_info[: -len(".dist-info")] + ".data"
+    data_prefix = dist_info[: -len(".dist-info")] + ".data/"
     record_name = f"{dist_info}/RECORD"
     rows = csv.reader(io.StringIO((tree / record_name).read_text(encoding="utf-8")))
     dist_name = dist_info[: -len(".dist-info")].rsplit("-", 1)[0]
+    # Plain strings and one os.link per file: this loop runs for every file of every venv.
+    root, site_text = os.fspath(tree), os.fspath(site)
     bin_dir = venv / "bin"
     places = {
         "purelib": site,
@@ -581,43 +601,48 @@ def _link_wheel(tree: Path, venv: Path, site: Path, python: str, counts: _Counts
         "data": venv,
     }
     record: list[tuple[str, str, str]] = []
-    made_dirs: set[Path] = set()
-    source_dirs: dict[Path, Path] = {}
+    made_dirs: set[str] = {site_text}
+    source_dirs: dict[str, str] = {}
     python_path = os.fsdecode(venv_python(venv))
     for row in rows:
         if not row or row[0] in (record_name, f"{dist_info}/INSTALLER"):
             continue
         name, digest, size = [*row, "", ""][:3]
-        source = tree / name
-        if name.startswith(data_prefix + "/"):
-            key, rest = name[len(data_prefix) + 1 :].split("/", 1)
-            target = places[key] / rest
+        source = f"{root}/{name}"
+        if name.startswith(data_prefix):
+            key, rest = name[len(data_prefix) :].split("/", 1)
+            target = os.fspath(places[key] / rest)
+            relative = os.path.relpath(target, site_text)
         else:
-            key, target = "", site / name
-        if target.parent not in made_dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made_dirs.add(target.parent)
-        if key == "scripts" and _python_shebang(source):
-            body = _with_shebang(source.read_bytes(), python_path)
-            _write_new(target, body, 0o755)
+            key, target, relative = "", f"{site_text}/{name}", name
+        parent = os.path.dirname(target)
+        if parent not in made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            made_dirs.add(parent)
+        if key == "scripts" and _python_shebang(Path(source)):
+            body = _with_shebang(Path(source).read_bytes(), python_path)
+            _write_new(Path(target), body, 0o755)
             digest, size = record_digest(body), str(len(body))
         else:
             _link(source, target, counts)
-            if key == "" and name.endswith(".py"):
-                source_dirs[source.parent] = target.parent
-        record.append((os.path.relpath(target, site), digest, size))
-    for source_dir, target_dir in source_dirs.items():
-        cache = source_dir / "__pycache__"
-        if cache.is_dir():
-            (target_dir / "__pycache__").mkdir(exist_ok=True)
-            for pyc in cache.iterdir():
-                target = target_dir / "__pycache__" / pyc.name
-                _link(pyc, target, counts)
-                record.append((os.path.relpath(target, site), "", ""))
+            if not key and name.endswith(".py"):
+                source_dirs[os.path.dirname(name)] = parent
+        record.append((relative, digest, size))
+    for directory, target_dir in source_dirs.items():
+        cache = f"{root}/{directory}/__pycache__" if directory else f"{root}/__pycache__"
+        try:
+            compiled = os.listdir(cache)
+        except FileNotFoundError:
+            continue
+        os.makedirs(f"{target_dir}/__pycache__", exist_ok=True)
+        prefix = f"{directory}/__pycache__/" if directory else "__pycache__/"
+        for pyc in compiled:
+            _link(f"{cache}/{pyc}", f"{target_dir}/__pycache__/{pyc}", counts)
+            record.append((prefix + pyc, "", ""))
     for script, body in _entry_point_scripts(tree / dist_info, python_path):
-        target = bin_dir / script
-        _write_new(target, body, 0o755)
-        record.append((os.path.relpath(target, site), record_digest(body), str(len(body))))
+        target_path = bin_dir / script
+        _write_new(target_path, body, 0o755)
+        record.append((os.path.relpath(target_path, site), record_digest(body), str(len(body))))
     installer = INSTALLER.encode() + b"\n"
     _write_new(site / dist_info / "INSTALLER", installer, 0o644)
     record.append((f"{dist_info}/INSTALLER", record_digest(installer), str(len(installer))))
@@ -627,13 +652,16 @@ def _link_wheel(tree: Path, venv: Path, site: Path, python: str, counts: _Counts
     _write_new(site / record_name, out.getvalue().encode(), 0o644)
 
 
-def _link(source: Path, target: Path, counts: _Counts) -> None:
+def _link(source: str, target: str, counts: _Counts) -> None:
     """Hardlink ``source`` to ``target`` (replacing what a wheel before put there, as pip
     does), or copy it when the file system refuses the link."""
-    if os.path.lexists(target):
-        os.unlink(target)
     if counts.reason is None:
         try:
+            os.link(source, target)
+            counts.linked += 1
+            return
+        except FileExistsError:
+            os.unlink(target)
             os.link(source, target)
             counts.linked += 1
             return
@@ -641,8 +669,10 @@ def _link(source: Path, target: Path, counts: _Counts) -> None:
             if exc.errno not in _LINK_REFUSED:
                 raise
             counts.reason = f"hardlinks refused ({exc.strerror}): files are copied"
+    if os.path.lexists(target):
+        os.unlink(target)
     shutil.copyfile(source, target)
-    os.chmod(target, stat_mode(source) | 0o200)
+    os.chmod(target, stat_mode(Path(source)) | 0o200)
     counts.copied += 1
 
 
