@@ -1,0 +1,338 @@
+"""Rewrite a crontab so each migrated job runs its group's venv Python.
+
+A job runs ``pythonX.Y script`` (or ``-m module``, or a script whose shebang names a
+Python): the program word becomes ``VENV/bin/python``, where VENV belongs to the script's
+group (its app, or ``~``), decided exactly as :mod:`migrate.entrypoints` decides it.
+
+``PYTHONPATH`` would still put concentric dirs in front of the venv, so it loses them:
+on an environment line when every Python job it reaches is migrated; otherwise that line
+stays (the unmigrated jobs need it) and each migrated command gets its own cleaned
+``PYTHONPATH=`` instead. Edits are spans of the original line: schedules, spacing,
+``%`` escapes and the stdin part after ``%`` keep their bytes.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from migrate.crontab import MAX_LINE
+from migrate.entrypoints import ACCOUNT_GROUP, _expand, _script_argument, group_of
+from migrate.rewrite import CannotRewrite, Change, Rewrite
+from migrate.rewrite.shell import (
+    PYTHON_NAME,
+    PYTHONPATH,
+    SimpleCommand,
+    Word,
+    clean_path_list_dropping,
+    command_parts,
+    parse_shell,
+)
+
+_ENV_LINE = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
+_SPECIAL = frozenset(
+    {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+_FIVE_FIELDS = re.compile(r"^\s*(?:\S+\s+){5}(?=\S)")
+_SPECIAL_FIELD = re.compile(r"^\s*(?P<word>@\S+)\s+(?=\S)")
+_MENTIONS_PYTHON = re.compile(r"(?:^|[\s/;&|(`'\"])python(?:\d+(?:\.\d+)?)?(?=$|[\s;&|)`'\"])")
+
+
+@dataclass(frozen=True)
+class CronTargets:
+    home: str
+    venvs: Mapping[str, str]
+    """Group (``APP`` or ``~``) -> that group's venv dir (absolute)."""
+    shebang_scripts: frozenset[str] = frozenset()
+    """Absolute paths of scripts run directly whose shebang names a Python (caller checked)
+    and which the shebang rewriter does NOT rewrite: their cron commands get the venv python
+    prefixed."""
+
+
+@dataclass(frozen=True)
+class _Edit:
+    line: int
+    start: int
+    end: int
+    text: str
+    why: str
+
+
+@dataclass(frozen=True)
+class _Setter:
+    """Where a ``PYTHONPATH`` value is set: an environment line, a ``PYTHONPATH=`` or
+    ``export PYTHONPATH=`` command inside a job, or an inline assignment word."""
+
+    kind: Literal["env", "job", "inline"]
+    line: int
+    start: int
+    end: int
+    raw: str
+    cleaned: str
+    dropped: tuple[str, ...]
+    word: Word | None = None
+    outer: _Setter | None = None
+    """For an inline word: the setter it overrides."""
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One simple command of a job, as far as ``PYTHONPATH`` and the venv are concerned."""
+
+    line: int
+    start: int
+    python: bool
+    migrated: bool
+    setters: tuple[_Setter, ...]
+    """The ``PYTHONPATH`` settings it goes through, outermost first; the last one wins."""
+
+
+def rewrite_crontab(text: str, targets: CronTargets) -> Rewrite:
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE:
+            raise CannotRewrite(
+                f"crontab line {number} is longer than {MAX_LINE} characters; "
+                "cron would not run it as written: shorten or remove it first"
+            )
+        if "\x00" in line:
+            raise CannotRewrite(f"crontab line {number} contains a NUL byte; remove it first")
+    scanner = _Scanner(targets)
+    for index, line in enumerate(lines):
+        scanner.line(index, line)
+    edits = scanner.edits + _pythonpath_edits(lines, scanner.setters, scanner.runs)
+    return _apply(lines, edits)
+
+
+class _Scanner:
+    """Walks the lines once, collecting program edits, setters and who reads them."""
+
+    def __init__(self, targets: CronTargets) -> None:
+        self.home = targets.home.rstrip("/") or "/"
+        self.venvs = {group: posixpath.normpath(venv) for group, venv in targets.venvs.items()}
+        self.venv_bins = {posixpath.join(venv, "bin") for venv in self.venvs.values()}
+        self.shebang_scripts = {posixpath.normpath(p) for p in targets.shebang_scripts}
+        self.env: _Setter | None = None
+        self.setters: list[_Setter] = []
+        self.runs: list[_Run] = []
+        self.edits: list[_Edit] = []
+
+    def line(self, index: int, line: str) -> None:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            return
+        env = _ENV_LINE.match(line)
+        if env and not stripped.startswith(("@", "*")) and not stripped[0].isdigit():
+            if env["name"] == PYTHONPATH:
+                self.env = self._setter("env", index, line, span=env.span("value"))
+            return
+        start = _command_start(line)
+        if start is None:
+            return
+        end = _command_end(line, start)
+        try:
+            commands = parse_shell(line[start:end]).commands
+        except ValueError:
+            python = bool(_MENTIONS_PYTHON.search(line[start:end]))
+            self.runs.append(_Run(index, start, python, False, (self.env,) if self.env else ()))
+            return
+        self.job(index, start, line, commands)
+
+    def job(self, index: int, offset: int, line: str, commands: tuple[SimpleCommand, ...]) -> None:
+        cwd = Path(self.home)
+        outer = self.env
+        for command in commands:
+            parts = command_parts(_shifted(command, offset))
+            program = parts.program
+            if program is None or program.value == "export":
+                words = parts.assignments if program is None else parts.args
+                for word in words:
+                    if word.assigns == PYTHONPATH:
+                        outer = self._setter("job", index, line, word)
+                continue
+            if program.value == "cd":
+                target = parts.args[0].value if parts.args else "~"
+                cwd = _expand(_cron_value(target), Path(self.home), cwd)
+                continue
+            setters = [outer] if outer else []
+            for word in parts.assignments:
+                if word.assigns == PYTHONPATH:
+                    setters.append(self._setter("inline", index, line, word, setters[-1:]))
+            python, migrated = self.program(index, program, parts.args, cwd)
+            start = command.words[0].start + offset
+            self.runs.append(_Run(index, start, python, migrated, tuple(setters)))
+
+    def program(
+        self, index: int, program: Word, args: tuple[Word, ...], cwd: Path
+    ) -> tuple[bool, bool]:
+        """(runs Python, runs a venv Python after the rewrite), recording the edit."""
+        home = Path(self.home)
+        name = _cron_value(program.value)
+        if PYTHON_NAME.match(posixpath.basename(name)):
+            if "/" in name and str(_expand(name, home, cwd).parent) in self.venv_bins:
+                return True, True
+            script, module = _script_argument(tuple(_cron_value(a.value) for a in args))
+            if script is None and module is None:
+                return True, False
+            group = group_of(_expand(script, home, cwd) if script else cwd, home)
+            venv = self.venvs.get(group)
+            if venv is None:
+                return True, False
+            python = posixpath.join(venv, "bin", "python")
+            why = f"runs the venv Python of {_label(group)} instead of {name}"
+            new = _cron_word(python, program.raw)
+            self.edits.append(_Edit(index, program.start, program.end, new, why))
+            return True, True
+        path = str(_expand(name, home, cwd))
+        if path not in self.shebang_scripts:
+            return False, False
+        group = group_of(Path(path), home)
+        venv = self.venvs.get(group)
+        if venv is None:
+            return True, False
+        python = posixpath.join(venv, "bin", "python")
+        why = f"runs {name} with the venv Python of {_label(group)}, not its shebang's"
+        new = _cron_word(python) + " "
+        self.edits.append(_Edit(index, program.start, program.start, new, why))
+        return True, True
+
+    def _setter(
+        self,
+        kind: Literal["env", "job", "inline"],
+        index: int,
+        line: str,
+        word: Word | None = None,
+        outer: list[_Setter] | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> _Setter:
+        if word is not None:
+            span = (word.start + len(PYTHONPATH) + 1, word.end)
+        assert span is not None
+        raw = line[span[0] : span[1]]
+        cleaned, dropped = clean_path_list_dropping(raw, self.home)
+        last = outer[-1] if outer else None
+        setter = _Setter(kind, index, span[0], span[1], raw, cleaned, dropped, word, last)
+        self.setters.append(setter)
+        return setter
+
+
+def _pythonpath_edits(lines: list[str], setters: list[_Setter], runs: list[_Run]) -> list[_Edit]:
+    """Clean each setter whose readers all run a venv Python; otherwise keep it and hand
+    each migrated reader a cleaned copy of its own."""
+    edits = []
+    for setter in setters:
+        if not setter.dropped:
+            continue
+        why = f"PYTHONPATH no longer lists concentric {', '.join(setter.dropped)}"
+        readers = [
+            r
+            for r in runs
+            if (r.setters[-1:] == (setter,) and (r.python or setter.kind == "job"))
+            or (setter.kind == "inline" and setter in r.setters)
+        ]
+        if setter.kind == "inline":
+            if readers and all(r.migrated for r in readers):
+                edits.append(_inline_edit(lines[setter.line], setter, why))
+            continue
+        if all(r.migrated for r in readers) and (readers or setter.kind == "env"):
+            edits.append(_Edit(setter.line, setter.start, setter.end, setter.cleaned, why))
+            continue
+        value = _env_word(setter.cleaned) if setter.kind == "env" else setter.cleaned
+        why = f"{why} for this command (the PYTHONPATH set on line {setter.line + 1} stays)"
+        edits.extend(
+            _Edit(r.line, r.start, r.start, f"{PYTHONPATH}={value} ", why)
+            for r in readers
+            if r.migrated and r.python
+        )
+    return edits
+
+
+def _inline_edit(line: str, setter: _Setter, why: str) -> _Edit:
+    """An inline assignment left empty goes, unless dropping it would let the command see
+    a ``PYTHONPATH`` set further out."""
+    if setter.cleaned or (setter.outer is not None and setter.outer.raw):
+        return _Edit(setter.line, setter.start, setter.end, setter.cleaned, why)
+    assert setter.word is not None
+    end = setter.word.end
+    while end < len(line) and line[end] in " \t":
+        end += 1
+    return _Edit(setter.line, setter.word.start, end, "", why)
+
+
+def _apply(lines: list[str], edits: list[_Edit]) -> Rewrite:
+    by_line: dict[int, list[_Edit]] = {}
+    for edit in edits:
+        by_line.setdefault(edit.line, []).append(edit)
+    changes = []
+    out = list(lines)
+    for index, group in sorted(by_line.items()):
+        line = lines[index]
+        new = line
+        for edit in sorted(group, key=lambda e: (e.start, e.end), reverse=True):
+            new = new[: edit.start] + edit.text + new[edit.end :]
+        if new != line:
+            out[index] = new
+            why = "; ".join(dict.fromkeys(e.why for e in sorted(group, key=lambda e: e.start)))
+            changes.append(Change(index + 1, line, new, why))
+    return Rewrite("\n".join(out), tuple(changes))
+
+
+def _command_start(line: str) -> int | None:
+    special = _SPECIAL_FIELD.match(line)
+    if special and special["word"] in _SPECIAL:
+        return special.end()
+    if line.lstrip().startswith("@"):
+        return None
+    fields = _FIVE_FIELDS.match(line)
+    return fields.end() if fields else None
+
+
+def _command_end(line: str, start: int) -> int:
+    """Where the stdin part begins: the first ``%`` not escaped by a backslash."""
+    escaped = False
+    for index in range(start, len(line)):
+        char = line[index]
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "%":
+            return index
+    return len(line)
+
+
+def _shifted(command: SimpleCommand, offset: int) -> SimpleCommand:
+    words = tuple(Word(w.start + offset, w.end + offset, w.raw, w.value) for w in command.words)
+    return SimpleCommand(words, command.start + offset, command.end + offset)
+
+
+def _cron_value(value: str) -> str:
+    """cron turns ``\\%`` into ``%`` before the shell sees the command."""
+    return value.replace("\\%", "%")
+
+
+def _cron_word(path: str, like: str = "") -> str:
+    """``path`` as a shell word in a cron command, quoted like ``like`` where it can be."""
+    if like[:1] == '"' and not set(path) & set('"$`\\'):
+        word = f'"{path}"'
+    elif like[:1] == "'" and "'" not in path:
+        word = f"'{path}'"
+    else:
+        word = shlex.quote(path)
+    return word.replace("%", "\\%")
+
+
+def _env_word(cleaned: str) -> str:
+    """A cron environment value (literal, maybe in matching quotes) as a shell word."""
+    if len(cleaned) >= 2 and cleaned[0] == cleaned[-1] and cleaned[0] in "'\"":
+        cleaned = cleaned[1:-1]
+    return _cron_word(cleaned) if cleaned else ""
+
+
+def _label(group: str) -> str:
+    return "the account (~)" if group == ACCOUNT_GROUP else f"app {group}"
