@@ -220,22 +220,32 @@ def build_apps(
     *,
     jobs: int = 1,
     interpreters: Mapping[str, Path] | None = None,
+    app_interpreters: Mapping[str, Path] | None = None,
     progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
 ) -> list[BuiltVenv]:
     """Build every app's venv; with ``jobs`` > 1, that many apps are staged at once.
 
+    ``app_interpreters`` names the Python of single apps (by app name), over
+    ``interpreters`` (by version): mod_wsgi apps need the Python mod_wsgi links.
     Staging writes only the tool's state, so it runs in worker processes; the journal
     stays in this process and installs the staged venvs one by one, in ``apps`` order. On
     the first failure the other staged venvs are removed and the error raised; the caller
     rolls back what was installed. With workers, ``progress`` hears one step per app.
     """
-    options = {"interpreters": interpreters, "link": link, "bytecode": bytecode}
+
+    sweep_staging(home)
+
+    def options(app: AppPlan) -> dict[str, Any]:
+        chosen = dict(interpreters or {})
+        if app_interpreters and app.name in app_interpreters and app.python:
+            chosen[app.python] = app_interpreters[app.name]
+        return {"interpreters": chosen, "link": link, "bytecode": bytecode}
+
     if jobs <= 1 or len(apps) <= 1:
         return [
-            build_app(home, app, transaction, progress=progress, **options)  # type: ignore[arg-type]
-            for app in apps
+            build_app(home, app, transaction, progress=progress, **options(app)) for app in apps
         ]
     report = progress or (lambda step: None)
     context = multiprocessing.get_context("fork")
@@ -243,10 +253,7 @@ def build_apps(
     installed: set[Path] = set()
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {
-                pool.submit(stage_app, home, app, **options): app  # type: ignore[arg-type]
-                for app in apps
-            }
+            futures = {pool.submit(stage_app, home, app, **options(app)): app for app in apps}
             for done, future in enumerate(as_completed(futures), 1):
                 if future.exception() is not None:
                     for other in futures:
@@ -266,6 +273,18 @@ def build_apps(
                 leftover = future.result().staged
                 if leftover not in installed:
                     shutil.rmtree(leftover, ignore_errors=True)
+
+
+def sweep_staging(home: Path) -> None:
+    """Remove venvs a killed build staged and never installed (``STATE_DIR/tmp-*``).
+
+    Safe only where the caller holds ``home_lock`` inside a transaction that has not
+    staged anything yet: ``begin`` refuses while another transaction is open, so no
+    journal can still name one of them.
+    """
+    for leftover in (home / STATE_DIR).glob("tmp-*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _repack(pin: Pin, home: Path, python: str) -> RepackedWheel:

@@ -115,10 +115,16 @@ def _dedupe(entries: Iterable[EntryPoint]) -> list[EntryPoint]:
 
 
 def _lib_versions(account: Account, app: str | None) -> list[str]:
-    return sorted(
-        {lib.python for lib in account.lib_dirs if lib.app == app},
-        key=lambda v: tuple(int(p) for p in v.split(".")),
-    )
+    """The X.Y of the app's own lib dirs; an app with none sees the account's (the upward
+    ``lib/pythonX.Y`` scan reaches ``~/lib``)."""
+
+    def versions(owner: str | None) -> list[str]:
+        return sorted(
+            {lib.python for lib in account.lib_dirs if lib.app == owner},
+            key=lambda v: tuple(int(p) for p in v.split(".")),
+        )
+
+    return versions(app) or (versions(None) if app is not None else [])
 
 
 def _named_or_lib_python(

@@ -35,7 +35,7 @@ from migrate.inventory import inventory_lib_dir
 from migrate.inventory.model import Distribution, Inventory, LibDirInventory
 from migrate.paths import home_relative, is_inside
 from migrate.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
-from migrate.syspath import DirCache, PathModel, Provider, build_path_model
+from migrate.syspath import DirCache, PathEntry, PathModel, Provider, Resolution, build_path_model
 
 FINDING_KINDS = (
     "interpreter",
@@ -387,6 +387,8 @@ class _AppResolver:
                 else (ref.target.split(".")[0] if isinstance(ref, RecipeRef) else ref.top_level,)
             )
             resolution = None
+            name = names[0]
+            full = ref.name if isinstance(ref, ImportRef) else None
             for name in names:
                 resolution = model.resolve(name.split(".")[0])
                 if resolution.winner is not None:
@@ -405,12 +407,48 @@ class _AppResolver:
                 continue
             if winner.kind == "builtin" or (winner.entry and winner.entry.rule == "stdlib"):
                 continue
-            dist = self.index.provider_dist(winner, model.python)
-            if dist is None or winner.entry is None:
-                continue
-            use = uses.setdefault(str(dist.path), _Use(dist, winner.entry.path, winner.entry.rule))
+            if winner.kind in ("nspkg", "namespace"):
+                portion = self._namespace_portion(model, full or name, resolution)
+                if portion is None:
+                    continue
+                dist, entry = portion
+            else:
+                dist = self.index.provider_dist(winner, model.python)
+                if dist is None or winner.entry is None:
+                    continue
+                entry = winner.entry
+            use = uses.setdefault(str(dist.path), _Use(dist, entry.path, entry.rule))
             use.why.append(_why(ref, self.home))
             use.direct = True
+
+    def _namespace_portion(
+        self, model: PathModel, name: str, resolution: Resolution
+    ) -> tuple[Distribution, PathEntry] | None:
+        """The distribution ``import ns.sub`` really loads when ``ns`` is a namespace (made by
+        ``-nspkg.pth`` files or PEP 420): the first portion dir holding ``sub``, in the
+        order the namespace's ``__path__`` lists them. ``import ns`` alone uses none."""
+        parts = name.split(".")
+        if len(parts) < 2:
+            return None
+        top, sub = parts[0], parts[1]
+        portions = [
+            (directory, PathEntry(directory.parent, "nspkg", pth))
+            for n, directory, pth in model.nspkg
+            if n == top
+        ]
+        portions += [
+            (p.origin, p.entry)
+            for p in resolution.candidates
+            if p.kind == "namespace" and p.origin is not None and p.entry is not None
+        ]
+        for directory, entry in portions:
+            if not (directory / sub).is_dir() and not any(directory.glob(f"{sub}.*")):
+                continue
+            dists = self.index.dists_on(entry.path, entry.rule, model.python)
+            owner = next((d for d in dists if _owns(d, top, sub)), None)
+            if owner is not None:
+                return owner, entry
+        return None
 
     def _use_by_name(self, model: PathModel, name: str, why: str, uses: dict[str, _Use]) -> None:
         for entry in model.entries:
@@ -591,6 +629,29 @@ def _why(ref: ImportRef | RecipeRef, home: Path) -> str:
         return f"traced loading {home_relative(ref.file, home)}"
     optional = " (optional)" if ref.optional else ""
     return f"import {ref.name} in {where}{optional}"
+
+
+def _owns(dist: Distribution, top: str, sub: str) -> bool:
+    """``dist`` installed ``top/sub``: by its file list, else its egg-info's SOURCES.txt,
+    else by the naming convention of namespace portions (``top.sub``)."""
+    prefix = f"{top}/{sub}"
+
+    def listed(names: Iterable[str]) -> bool:
+        return any(
+            n == prefix or n.startswith((prefix + "/", prefix + ".")) or f"/{prefix}/" in n
+            for n in (name.replace(os.sep, "/") for name in names)
+        )
+
+    if dist.files is not None:
+        return listed(dist.files)
+    if dist.kind == "egg-info" and dist.path.is_dir():
+        try:
+            sources = (dist.path / "SOURCES.txt").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            sources = ""
+        if sources:
+            return listed(sources.splitlines())
+    return canonicalize_name(dist.name) == canonicalize_name(f"{top}.{sub}")
 
 
 @functools.cache
