@@ -371,13 +371,36 @@ PYTHON_OPTION = click.option(
 )
 
 
+JOBS_OPTION = click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Build this many apps' venvs at once (worker processes; the journal stays one).",
+)
+BYTECODE_OPTION = click.option(
+    "--bytecode/--no-bytecode",
+    default=True,
+    show_default=True,
+    help="Compile bytecode once in the shared store (as pip does), or leave it to first import.",
+)
+
+
 @cli.command()
 @APP_OPTION
 @PYTHON_OPTION
+@JOBS_OPTION
+@BYTECODE_OPTION
 @json_option("Print one JSON document of the venvs built.")
 @click.pass_obj
 def build(
-    settings: Settings, apps: tuple[str, ...], pythons: tuple[str, ...], as_json: bool
+    settings: Settings,
+    apps: tuple[str, ...],
+    pythons: tuple[str, ...],
+    jobs: int,
+    bytecode: bool,
+    as_json: bool,
 ) -> None:
     """Build one virtualenv per app (and ~) from the files installed today, offline.
 
@@ -388,13 +411,20 @@ def build(
     (~: HOME/.venvs/account) as one journaled transaction: `rollback` removes them. If any
     app fails, everything this command built is rolled back.
     """
-    from migrate.build import BuildError, build_app
+    from migrate.build import BuildError, build_apps
     from migrate.journal import JournalError, LockHeld, begin, home_lock
     from migrate.journal import rollback as undo
 
     overrides = _parse_python_overrides(pythons)
     result = _plan(settings, apps, interpreters=overrides)
-    buildable = [app for app in result.apps if app.has_python and app.entry_points]
+    buildable = [app for app in result.apps if app.has_python and app.entry_points and app.python]
+    for app in result.apps:
+        if app.has_python and app.entry_points and not app.python and not as_json:
+            click.echo(
+                f"{app.name}: skipped, its Python version is unknown (see `plan`); name the "
+                "interpreter with --python X.Y=PATH",
+                err=True,
+            )
     home = settings.home
     show = not as_json and settings.verbosity >= 0
     built = []
@@ -404,11 +434,16 @@ def build(
                 home, "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
             )
             try:
-                for app in buildable:
-                    with _progress(show, app.name) as step:
-                        built.append(
-                            build_app(home, app, transaction, interpreters=overrides, progress=step)
+                options = {"interpreters": overrides, "bytecode": bytecode}
+                if jobs > 1 and len(buildable) > 1:
+                    with _progress(show, f"{len(buildable)} apps, {jobs} at once") as step:
+                        built = build_apps(
+                            home, buildable, transaction, jobs=jobs, progress=step, **options
                         )
+                else:
+                    for app in buildable:
+                        with _progress(show, app.name) as step:
+                            built += build_apps(home, [app], transaction, progress=step, **options)
                 transaction.commit()
             except (BuildError, JournalError, OSError) as exc:
                 undo(home, transaction.id, force=True)
@@ -458,11 +493,125 @@ def _progress(show: bool, label: str) -> Iterator[Callable[[BuildStep], None]]:
     with click.progressbar(length=1, label=f"building {label}", file=sys.stderr) as bar:
 
         def step(update: BuildStep) -> None:
-            bar.length = update.total + 4 if update.stage == "repack" else bar.length
+            if update.stage == "staged":
+                bar.length = update.total
+            elif update.stage == "repack":
+                bar.length = update.total + 4
             bar.label = f"{label}: {update.stage} {update.detail}".rstrip()
             bar.update(1)
 
         yield step
+
+
+@cli.command()
+@APP_OPTION
+@PYTHON_OPTION
+@JOBS_OPTION
+@BYTECODE_OPTION
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan and a unified diff of every file that would change; write nothing.",
+)
+@click.option(
+    "--offline/--online",
+    default=True,
+    show_default=True,
+    help="Never use a package index (the default: venvs are built from the installed files).",
+)
+@click.option(
+    "--restart/--no-restart",
+    default=True,
+    show_default=True,
+    help="Restart each running app's Apache and check it answers as before.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before migrating.")
+@json_option("Print one JSON document of what was (or, with --dry-run, would be) done.")
+@click.pass_obj
+def run(
+    settings: Settings,
+    apps: tuple[str, ...],
+    pythons: tuple[str, ...],
+    jobs: int,
+    bytecode: bool,
+    dry_run: bool,
+    offline: bool,
+    restart: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Migrate in one command: requirements, venvs, rewrites, restart, verify.
+
+    Writes requirements.txt per app, builds each app's venv from the installed files,
+    points httpd.conf (python-home), WSGI files, scripts' shebangs, the apache2/bin
+    scripts and the crontab at it, verifies each venv, restarts each running app and
+    checks it answers as before: all one journaled transaction. If anything fails, it is
+    all rolled back and the apps are restarted on their old configuration. Nothing under
+    ~/lib or an app's lib/ is deleted; `concentric-migrate rollback` undoes a migration.
+    Start with --dry-run.
+    """
+    from migrate import actions, render
+    from migrate.journal import LockHeld
+    from migrate.lock import LockError
+    from migrate.migration import plan_migration
+    from migrate.run import RunFailed, RunRefused, crontab_text, run_migration
+
+    overrides = _parse_python_overrides(pythons)
+    home = settings.require_home()
+    plan_result = _plan(settings, apps, interpreters=overrides)
+    command = "concentric-migrate run" + "".join(f" --app {a}" for a in apps)
+    try:
+        requirement_files = actions.requirement_files(plan_result, out=None, command=command)
+    except LockError as exc:
+        raise Failed(str(exc)) from exc
+    migration = plan_migration(
+        plan_result,
+        crontab_text=crontab_text(settings.crontab, home),
+        crontab_file=settings.crontab,
+        interpreters=overrides,
+    )
+    if dry_run:
+        if as_json:
+            _echo_json(render.migration_json(migration, requirement_files))
+            return
+        for line in render.migration_text(migration, requirement_files):
+            click.echo(line)
+        if migration.problems:
+            raise Failed("run would refuse to start:\n" + "\n".join(migration.problems))
+        click.echo("Nothing was written (--dry-run).", err=True)
+        return
+    if not migration.apps:
+        raise Failed("nothing to migrate: no app runs Python from this account's lib dirs")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput("run changes the account: add --yes (see --dry-run first)")
+        names = ", ".join(app.app for app in migration.apps)
+        click.confirm(f"Migrate {names} in {home}?", abort=True, err=True)
+    show = not as_json and settings.verbosity >= 0
+    if offline:
+        os.environ["PIP_NO_INDEX"] = "1"  # the legacy helper is the only thing that may ask
+    try:
+        result = run_migration(
+            plan_result, migration, requirement_files, description=command, jobs=jobs,
+            restart_apps=restart, interpreters=overrides, bytecode=bytecode,
+            say=(lambda message: click.echo(f"- {message}", err=True)) if show else None,
+        )  # fmt: skip
+    except RunRefused as exc:
+        raise Failed("run will not start:\n" + "\n".join(exc.problems)) from exc
+    except RunFailed as exc:
+        undone = (
+            "Everything was rolled back; the apps run on their old configuration."
+            if exc.rolled_back
+            else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`."
+        )
+        raise Failed(f"{exc.reason}\n{undone}") from exc
+    except LockHeld as exc:
+        raise Failed(str(exc)) from exc
+    if as_json:
+        _echo_json(render.run_json(result))
+        return
+    for line in render.run_summary(result, home):
+        click.echo(line)
 
 
 @cli.command()
@@ -526,15 +675,24 @@ def verify(
     is_flag=True,
     help="Roll back even over files edited since; your edits are kept aside in the journal.",
 )
+@click.option(
+    "--restart/--no-restart",
+    default=True,
+    show_default=True,
+    help="Restart running apps whose Apache configuration was restored.",
+)
 @json_option("Print one JSON document of what was restored.")
 @click.pass_obj
-def rollback(settings: Settings, transaction: str | None, force: bool, as_json: bool) -> None:
+def rollback(
+    settings: Settings, transaction: str | None, force: bool, restart: bool, as_json: bool
+) -> None:
     """Undo the newest transaction not yet rolled back (or TRANSACTION), byte for byte.
 
     Files are restored with their mode, owner and ACLs; files and directories the
     transaction created are removed. A file edited since the transaction makes rollback
     refuse (exit 1) and change nothing, unless --force. Rolling back twice is harmless;
-    a transaction left open by a crash is rolled back the same way.
+    a transaction left open by a crash is rolled back the same way. Each running app
+    whose Apache configuration was restored is restarted on it (unless --no-restart).
     """
     from migrate.journal import EditedSince, JournalError, UnknownTransaction, home_lock
     from migrate.journal import rollback as undo
@@ -559,10 +717,17 @@ def rollback(settings: Settings, transaction: str | None, force: bool, as_json: 
         ) from exc
     except JournalError as exc:
         raise Failed(str(exc)) from exc
+    healths = []
+    if restart and not result.already:
+        from migrate.run import restart_restored
+
+        say = None if as_json else (lambda message: click.echo(f"- {message}", err=True))
+        healths = restart_restored(home, result.restored, say)
     if as_json:
         _echo_json(
             {
                 "transaction": result.id,
+                "restarted": [{"app": h.app, "status": h.status} for h in healths],
                 "already": result.already,
                 "restored": [str(p) for p in result.restored],
                 "removed": [str(p) for p in result.removed],

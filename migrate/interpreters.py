@@ -144,3 +144,31 @@ def _probe(executable: str, version: str) -> Interpreter | None:
         builtins=frozenset(facts["builtins"]),
         extension_suffixes=tuple(facts["extension_suffixes"]),
     )
+
+
+_LDD_LIBPYTHON = re.compile(r"libpython(\d+\.\d+)\S*\s+=>\s+(\S+)")
+
+
+def mod_wsgi_interpreter(so: Path) -> Path | None:
+    """The ``pythonX.Y`` of the installation whose libpython ``mod_wsgi.so`` loads.
+
+    A ``python-home`` venv must come from that installation (same stdlib, same build):
+    ``ldd`` names the libpython the dynamic linker picks; its installation's prefix is the
+    nearest folder above it holding ``bin/pythonX.Y``. None for a mod_wsgi linked
+    statically, or one ``ldd`` cannot read.
+    """
+    try:
+        done = subprocess.run(
+            ["ldd", str(so)], capture_output=True, text=True, timeout=_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = _LDD_LIBPYTHON.search(done.stdout)
+    if match is None:
+        return None
+    version, library = match.groups()
+    for prefix in Path(os.path.realpath(library)).parents:
+        candidate = prefix / "bin" / f"python{version}"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None

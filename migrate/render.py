@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrate.inventory.model import Distribution, Finding, Inventory, LibDirInventory, PthFile
 from migrate.paths import home_relative
 
 if TYPE_CHECKING:
+    from migrate.actions import PlannedFile
+    from migrate.migration import Migration
     from migrate.resolve import AppPlan, Plan
+    from migrate.rewrite import Change
+    from migrate.run import RunResult
 
 INVENTORY_SCHEMA_VERSION = 1
 
@@ -265,3 +270,123 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
     for finding in plan.findings:
         out.append(f"{finding.severity}: {finding.path}: {finding.message}")
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+def migration_json(migration: Migration, requirements: Sequence[PlannedFile]) -> dict[str, Any]:
+    """``run --dry-run --json``: what would change, file by file and line by line."""
+    return {
+        "dry_run": True,
+        "home": str(migration.home),
+        "problems": list(migration.problems),
+        "requirements": [
+            {"path": str(f.path), "changed": f.changed, "created": f.before is None}
+            for f in requirements
+        ],
+        "apps": [
+            {
+                "app": app.app,
+                "venv": str(app.venv),
+                "python": app.python,
+                "restart": None if app.server is None else [str(p) for p in app.server.restart],
+                "port": None if app.server is None else app.server.port,
+                "files": [
+                    {
+                        "path": str(edit.file.path),
+                        "changes": [_change_json(c) for c in edit.changes],
+                    }
+                    for edit in app.edits
+                ],
+            }
+            for app in migration.apps
+        ],
+        "crontab": None
+        if migration.crontab is None
+        else {
+            "file": None if migration.crontab.file is None else str(migration.crontab.file),
+            "changes": [_change_json(c) for c in migration.crontab.changes],
+        },
+    }
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    return {"line": change.line, "before": change.before, "after": change.after, "why": change.why}
+
+
+def run_json(result: RunResult) -> dict[str, Any]:
+    """``run --json`` after a migration."""
+    return {
+        "transaction": result.transaction,
+        "crontab_changed": result.crontab_changed,
+        "apps": [
+            {
+                "app": app.app,
+                "venv": str(app.venv),
+                "python": app.python,
+                "packages": app.packages,
+                "changed": [str(p) for p in app.changed],
+                "status_before": None if app.before is None else app.before.status,
+                "status_after": None if app.after is None else app.after.status,
+                "restarted": app.restarted,
+                "verified": None if app.verify is None else app.verify.ok,
+            }
+            for app in result.apps
+        ],
+    }
+
+
+def run_summary(result: RunResult, home: Path) -> list[str]:
+    """What a person reads after ``run``: per app what changed, where its venv is, how to undo."""
+    lines = []
+    for app in result.apps:
+        lines.append(f"{app.app}: venv {home_relative(app.venv, home)} (Python {app.python}, "
+                     f"{app.packages} package(s))")  # fmt: skip
+        lines.extend(f"  rewrote {home_relative(path, home)}" for path in app.changed)
+        if app.restarted and app.after is not None and app.before is not None:
+            lines.append(f"  restarted: HTTP {app.after.status} on port {app.after.port}, "
+                         f"as before")  # fmt: skip
+        elif app.before is not None:
+            lines.append(f"  not restarted ({app.before.detail or 'not running'})")
+    if result.crontab_changed:
+        lines.append("crontab: rewritten")
+    lines.append(f"journal: {result.transaction}; undo with: concentric-migrate --home {home} "
+                 f"rollback {result.transaction}")  # fmt: skip
+    return lines
+
+
+def migration_text(migration: Migration, requirements: Sequence[PlannedFile]) -> list[str]:
+    """``run --dry-run``: per app its venv and restart, then a unified diff of every file."""
+    home = migration.home
+    lines = []
+    for app in migration.apps:
+        restart = "no Apache of its own"
+        if app.server is not None:
+            scripts = " + ".join(p.name for p in app.server.restart)
+            restart = f"restart with apache2/bin/{scripts}, GET port {app.server.port}"
+        lines.append(
+            f"{app.app}: venv {home_relative(app.venv, home)} (Python {app.python}); {restart}"
+        )
+        lines.extend(f"  rewrite {home_relative(e.file.path, home)}" for e in app.edits)
+    if migration.crontab is not None:
+        lines.append(f"crontab: {len(migration.crontab.changes)} line(s) change")
+    lines.extend(f"problem: {problem}" for problem in migration.problems)
+    diffs = [f.diff() for f in requirements if f.changed]
+    diffs += [e.file.diff() for e in migration.edits if e.file.changed]
+    if migration.crontab is not None:
+        diffs.append(_crontab_diff(migration))
+    lines.extend(d.rstrip("\n") for d in diffs)
+    return lines
+
+
+def _crontab_diff(migration: Migration) -> str:
+    import difflib
+
+    assert migration.crontab is not None
+    name = str(migration.crontab.file) if migration.crontab.file else "crontab -l"
+    return "".join(
+        difflib.unified_diff(
+            migration.crontab.before.splitlines(keepends=True),
+            migration.crontab.after.splitlines(keepends=True),
+            name,
+            name,
+        )
+    )

@@ -1,0 +1,305 @@
+"""What ``run`` will change, as data: every file edit, the crontab, restarts — nothing written.
+
+From a :class:`~migrate.resolve.Plan` this reads the files each migrated app's entry
+points live in (httpd.conf and what it Includes, WSGI files, scripts, the Apache start
+scripts, the crontab), runs the pure rewriters of :mod:`migrate.rewrite` over them and
+collects the new bytes as :class:`~migrate.actions.PlannedFile` objects for the journal.
+Anything that cannot be rewritten safely is a *problem*: ``run`` refuses before writing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migrate.actions import PlannedFile
+from migrate.apacheconf import Config, read_config
+from migrate.build import venv_dir
+from migrate.entrypoints import ACCOUNT_GROUP, mod_wsgi_python_version, shebang_python
+from migrate.interpreters import find_interpreter, mod_wsgi_interpreter
+from migrate.paths import home_relative, is_inside
+from migrate.resolve import AppPlan, Plan
+from migrate.rewrite import CannotRewrite, Change, Rewrite
+from migrate.rewrite.crontab import CronTargets, rewrite_crontab
+from migrate.rewrite.httpd import rewrite_httpd
+from migrate.rewrite.pyfile import rewrite_python
+from migrate.rewrite.shell import rewrite_shebang, rewrite_start_script
+
+START_SCRIPTS = ("start", "stop", "restart")
+_LISTEN = re.compile(r"^(?:\[?[0-9A-Fa-f.:]*\]?:)?(\d+)$")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One file's rewrite: the bytes before and after, and each change with its reason."""
+
+    file: PlannedFile
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class Server:
+    """An app's private Apache: how to restart it and where to ask whether it is healthy."""
+
+    app: str
+    bin_dir: Path
+    port: int | None
+    mod_wsgi: Path | None
+    """The ``mod_wsgi.so`` its httpd.conf loads, if any."""
+    pid_file: Path | None = None
+
+    @property
+    def restart(self) -> tuple[Path, ...]:
+        """``restart``, or ``stop`` then ``start``: what WebFaction's scripts offer."""
+        restart = self.bin_dir / "restart"
+        if restart.is_file():
+            return (restart,)
+        return tuple(self.bin_dir / name for name in ("stop", "start"))
+
+
+@dataclass(frozen=True)
+class AppMigration:
+    app: str
+    venv: Path
+    python: str
+    edits: tuple[Edit, ...] = ()
+    server: Server | None = None
+    interpreter: Path | None = None
+    """The Python to make the venv with when mod_wsgi dictates it (its libpython's)."""
+
+
+@dataclass(frozen=True)
+class CrontabEdit:
+    before: str
+    after: str
+    file: Path | None
+    """``--crontab FILE``, or None for the user's installed crontab."""
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class Migration:
+    home: Path
+    apps: tuple[AppMigration, ...]
+    crontab: CrontabEdit | None = None
+    problems: tuple[str, ...] = field(default=())
+    """Reasons ``run`` must not start: each says what to do."""
+
+    @property
+    def edits(self) -> tuple[Edit, ...]:
+        return tuple(edit for app in self.apps for edit in app.edits)
+
+
+def plan_migration(
+    plan: Plan,
+    *,
+    crontab_text: str | None,
+    crontab_file: Path | None = None,
+    interpreters: Mapping[str, Path] | None = None,
+) -> Migration:
+    """Every edit ``run`` makes for the apps in ``plan`` (each with entry points and a Python)."""
+    home = plan.home
+    problems: list[str] = []
+    migrating = [app for app in plan.apps if app.has_python and app.entry_points and app.python]
+    venvs = {app.name: venv_dir(home, app) for app in migrating}
+    texts: dict[Path, _Text] = {}
+    servers: dict[str, Server] = {}
+    mod_wsgi_pythons: dict[str, Path] = {}
+    for app in migrating:
+        venv = str(venvs[app.name])
+        if app.path is not None and app.name != ACCOUNT_GROUP:
+            server = server_of(app.path, app.name)
+            if server is not None:
+                servers[app.name] = server
+                python, found = _mod_wsgi_python(app, server, interpreters)
+                problems.extend(found)
+                if python is not None:
+                    mod_wsgi_pythons[app.name] = python
+            conf = app.path / "apache2" / "conf" / "httpd.conf"
+            if conf.is_file():
+                config = read_config(conf)
+                for file in config.files:
+                    _apply(texts, file, home, problems, rewrite_httpd, venv=venv, home=str(home))
+            for name in START_SCRIPTS:
+                script = app.path / "apache2" / "bin" / name
+                if script.is_file():
+                    _apply(texts, script, home, problems, rewrite_start_script, home=str(home))
+        for entry in app.entry_points:
+            if _in_bin_dir(entry.path, home, migrating) and shebang_python(entry.path):
+                _apply(texts, entry.path, home, problems, rewrite_shebang, venv=venv)
+            if entry.kind in ("wsgi", "script", "cron") and entry.path.is_file():
+                _apply(texts, entry.path, home, problems, rewrite_python, home=str(home))
+    crontab = None
+    if crontab_text is not None:
+        # Scripts cron runs by their shebang outside the bin dirs keep their shebang: the
+        # crontab line gets the venv's python in front instead.
+        shebang_run = frozenset(
+            str(entry.path)
+            for app in migrating
+            for entry in app.entry_points
+            if entry.kind == "cron"
+            and not _in_bin_dir(entry.path, home, migrating)
+            and entry.path.is_file()
+            and shebang_python(entry.path)
+        )
+        targets = CronTargets(
+            str(home), {name: str(path) for name, path in venvs.items()}, shebang_run
+        )
+        try:
+            result = rewrite_crontab(crontab_text, targets)
+        except CannotRewrite as exc:
+            problems.append(f"crontab: {exc}")
+        else:
+            if result.changed:
+                crontab = CrontabEdit(crontab_text, result.text, crontab_file, result.changes)
+    by_app: dict[str, list[Edit]] = {app.name: [] for app in migrating}
+    for path, text in texts.items():
+        if text.changes:
+            group = _owner(path, home, migrating)
+            by_app[group].append(Edit(_planned(path, text), tuple(text.changes)))
+    apps = tuple(
+        AppMigration(
+            app.name,
+            venvs[app.name],
+            app.python or "",
+            tuple(sorted(by_app[app.name], key=lambda e: str(e.file.path))),
+            servers.get(app.name),
+            mod_wsgi_pythons.get(app.name),
+        )
+        for app in migrating
+    )
+    return Migration(home, apps, crontab, tuple(dict.fromkeys(problems)))
+
+
+@dataclass
+class _Text:
+    before: bytes
+    text: str
+    newline: str | None
+    changes: list[Change] = field(default_factory=list)
+
+
+def _apply(
+    texts: dict[Path, _Text],
+    path: Path,
+    home: Path,
+    problems: list[str],
+    rewriter: object,
+    /,
+    **options: str,
+) -> None:
+    """Run ``rewriter`` over the file's current text (an earlier rewriter's output, if any)."""
+    path = Path(os.path.abspath(path))
+    where = home_relative(path, home)
+    if path not in texts:
+        if not is_inside(os.path.realpath(path), os.path.realpath(home)):
+            return  # not ours to change; the plan reports what reaches outside the home
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            problems.append(f"{where}: cannot be read ({exc.strerror})")
+            return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            if b"/lib/python" in data or b"site-packages" in data:
+                problems.append(
+                    f"{where} is not UTF-8 and names a lib dir: convert it to UTF-8 (or edit "
+                    "it by hand) and run again"
+                )
+            return
+        texts[path] = _Text(data, text, None)
+    current = texts[path]
+    try:
+        result: Rewrite = rewriter(current.text, **options)  # type: ignore[operator]
+    except CannotRewrite as exc:
+        problems.append(f"{where}: {exc}")
+        return
+    current.text = result.text
+    current.changes.extend(result.changes)
+
+
+def _in_bin_dir(path: Path, home: Path, apps: Sequence[AppPlan]) -> bool:
+    """``HOME/bin`` and ``APP/bin``: where scripts get the venv's python as their shebang."""
+    folders = {home / "bin", *(app.path / "bin" for app in apps if app.path is not None)}
+    return path.parent in folders
+
+
+def _planned(path: Path, text: _Text) -> PlannedFile:
+    return PlannedFile(path, text.text.encode("utf-8"), text.before)
+
+
+def _owner(path: Path, home: Path, apps: Sequence[AppPlan]) -> str:
+    """The migrated app a file belongs to: its app dir, else ``~`` (or the first app)."""
+    for app in apps:
+        if app.path is not None and is_inside(path, app.path):
+            return app.name
+    names = [app.name for app in apps]
+    return ACCOUNT_GROUP if ACCOUNT_GROUP in names else names[0]
+
+
+def server_of(app_dir: Path, name: str) -> Server | None:
+    """An app's private Apache, from ``APP/apache2/conf/httpd.conf``; None without one."""
+    conf = app_dir / "apache2" / "conf" / "httpd.conf"
+    if not conf.is_file():
+        return None
+    config = read_config(conf)
+    root = config.server_root or app_dir / "apache2"
+    pid_files = config.named("pidfile")
+    pid_file = Path(pid_files[-1].args[0]) if pid_files and pid_files[-1].args else None
+    pid_file = root / (pid_file or Path("logs") / "httpd.pid")  # Apache's default
+    return Server(
+        name, app_dir / "apache2" / "bin", _port(config), _mod_wsgi_so(config, root), pid_file
+    )
+
+
+def _port(config: Config) -> int | None:
+    for listen in config.named("listen"):
+        if listen.args and (match := _LISTEN.match(listen.args[0])):
+            return int(match.group(1))
+    return None
+
+
+def _mod_wsgi_so(config: Config, server_root: Path) -> Path | None:
+    for load in config.named("loadmodule"):
+        if len(load.args) >= 2 and load.args[0] == "wsgi_module":
+            so = Path(load.args[1])
+            return so if so.is_absolute() else server_root / so
+    return None
+
+
+def _mod_wsgi_python(
+    app: AppPlan, server: Server, overrides: Mapping[str, Path] | None
+) -> tuple[Path | None, list[str]]:
+    """The interpreter an app's venv must be made with so mod_wsgi can use it as
+    ``python-home`` (rule 5): the installation its libpython belongs to. With problems."""
+    if server.mod_wsgi is None:
+        return None, []
+    version = mod_wsgi_python_version(server.mod_wsgi)
+    if version is None:
+        return None, []
+    if version != app.python:
+        return None, [
+            f"{app.name}: mod_wsgi ({server.mod_wsgi}) runs Python {version}, but the app's "
+            f"packages are for Python {app.python}; a python-home for {app.python} cannot "
+            f"work there. Install a mod_wsgi built for Python {app.python} (pip install "
+            f"mod_wsgi with that Python, then point LoadModule at it), or migrate with "
+            f"--python {version}=... after checking the app runs on {version}"
+        ]
+    wanted = mod_wsgi_interpreter(server.mod_wsgi)
+    given = (overrides or {}).get(version)
+    if wanted and given and os.path.realpath(given) != os.path.realpath(wanted):
+        return None, [
+            f"{app.name}: mod_wsgi loads the libpython of {wanted}, so its venv must be "
+            f"made with that Python, not --python {version}={given}: drop that --python "
+            "or migrate this app separately with --app"
+        ]
+    if wanted is None and find_interpreter(version, overrides) is None:
+        return None, [
+            f"{app.name}: mod_wsgi runs Python {version}, which is not on PATH nor in pyenv: "
+            f"name it with --python {version}=/path/to/python{version}"
+        ]
+    return wanted, []

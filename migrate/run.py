@@ -1,0 +1,258 @@
+"""The one-shot migration: requirements, venvs, rewrites, restart, verify — one transaction.
+
+Every write goes through one journal transaction, in this order: the requirement files,
+the venvs (staged aside, renamed in), the rewritten files, the crontab. Then each venv is
+verified, and each app whose Apache answered before is restarted and must answer with the
+same status as before. Any failure rolls the whole transaction back, restarts the apps it
+had restarted (on their old configuration again) and raises :class:`RunFailed` with the
+reason. A crash at any point leaves a journal that ``rollback`` undoes exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrate.actions import PlannedFile
+from migrate.build import BuiltVenv, VerifyReport, build_apps, verify_app
+from migrate.journal import JournalError, Transaction, begin, home_lock, rollback
+from migrate.migration import Migration, Server, server_of
+from migrate.paths import home_relative
+from migrate.resolve import AppPlan, Plan
+from migrate.restart import Health, RestartError, probe, restart, running, wait_for
+
+Say = Callable[[str], None]
+
+
+class RunRefused(Exception):
+    """``run`` will not start (nothing was written); one problem per line, each says what to do."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)
+
+
+class RunFailed(Exception):
+    """``run`` failed after it began and rolled everything back (``rolled_back``)."""
+
+    def __init__(self, reason: str, transaction: str | None, rolled_back: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transaction = transaction
+        self.rolled_back = rolled_back
+
+
+@dataclass(frozen=True)
+class AppOutcome:
+    app: str
+    venv: Path
+    python: str
+    packages: int
+    changed: tuple[Path, ...]
+    before: Health | None = None
+    after: Health | None = None
+    verify: VerifyReport | None = None
+
+    @property
+    def restarted(self) -> bool:
+        return self.after is not None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    transaction: str
+    apps: tuple[AppOutcome, ...]
+    crontab_changed: bool
+
+
+def run_migration(
+    plan: Plan,
+    migration: Migration,
+    requirements: Sequence[PlannedFile],
+    *,
+    description: str,
+    jobs: int = 1,
+    restart_apps: bool = True,
+    interpreters: Mapping[str, Path] | None = None,
+    bytecode: bool = True,
+    say: Say | None = None,
+) -> RunResult:
+    """Migrate the apps of ``migration`` (planned from ``plan``) as one transaction."""
+    tell = say or (lambda _message: None)
+    if migration.problems:
+        raise RunRefused(migration.problems)
+    home = plan.home
+    names = {app.app for app in migration.apps}
+    apps = [app for app in plan.apps if app.name in names]
+    servers = [a.server for a in migration.apps if a.server is not None] if restart_apps else []
+    with home_lock(home):
+        before = {server.app: probe(server) for server in servers}
+        running = [server for server in servers if before[server.app].status is not None]
+        for server in servers:
+            if server not in running:
+                tell(f"{server.app}: not answering on port {server.port}, so not restarted")
+        transaction = begin(home, description)
+        restarted: list[Server] = []
+        try:
+            built = _write_everything(
+                transaction, migration, requirements, apps, jobs, interpreters, bytecode, tell
+            )
+            reports = {}
+            for venv in built:
+                tell(f"verify {venv.app}")
+                app = next(a for a in apps if a.name == venv.app)
+                report = verify_app(venv.path, app, home)
+                if not report.ok:
+                    raise _Stop(f"verify {venv.app}: " + "; ".join(report.problems))
+                reports[venv.app] = report
+            after = {}
+            for server in running:
+                tell(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
+                restarted.append(server)
+                restart(server)
+                health = wait_for(server, before[server.app].status)
+                after[server.app] = health
+                if health.status != before[server.app].status:
+                    raise _Stop(
+                        f"{server.app} answered {_status(health)} after the restart, "
+                        f"{_status(before[server.app])} before"
+                    )
+            transaction.commit()
+        except BaseException as exc:  # Ctrl-C too: never leave half a migration running
+            reason = str(exc) or type(exc).__name__
+            tell(f"failed: {reason}; rolling back")
+            rolled = _undo(home, transaction, restarted, before, tell)
+            raise RunFailed(reason, transaction.id, rolled) from exc
+    outcomes = tuple(
+        AppOutcome(
+            m.app,
+            m.venv,
+            m.python,
+            next((len(b.pins) for b in built if b.app == m.app), 0),
+            tuple(e.file.path for e in m.edits if e.file.changed),
+            before.get(m.app),
+            after.get(m.app),
+            reports.get(m.app),
+        )
+        for m in migration.apps
+    )
+    return RunResult(transaction.id, outcomes, migration.crontab is not None)
+
+
+class _Stop(Exception):
+    """A check after the writes failed: roll back."""
+
+
+def _write_everything(
+    transaction: Transaction,
+    migration: Migration,
+    requirements: Sequence[PlannedFile],
+    apps: Sequence[AppPlan],
+    jobs: int,
+    interpreters: Mapping[str, Path] | None,
+    bytecode: bool,
+    tell: Say,
+) -> list[BuiltVenv]:
+    home = migration.home
+    for item in requirements:
+        if item.changed:
+            transaction.make_dir(item.path.parent)
+            transaction.write_file(item.path, item.content, None if item.before else item.mode)
+    tell(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
+    pythons = {app.app: app.interpreter for app in migration.apps if app.interpreter}
+    built = build_apps(
+        home, apps, transaction, jobs=jobs, interpreters=interpreters,
+        app_interpreters=pythons, bytecode=bytecode,
+    )  # fmt: skip
+    for edit in migration.edits:
+        if edit.file.changed:
+            tell(f"rewrite {home_relative(edit.file.path, home)}")
+            _still_as_planned(edit.file)
+            transaction.write_file(edit.file.path, edit.file.content)
+    if migration.crontab is not None:
+        tell("rewrite the crontab")
+        transaction.set_crontab(migration.crontab.after, migration.crontab.file)
+    return built
+
+
+def _still_as_planned(item: PlannedFile) -> None:
+    """A file edited while the venvs were built must not be overwritten with a stale plan."""
+    try:
+        now = item.path.read_bytes()
+    except OSError:
+        now = None
+    if now != item.before:
+        raise JournalError(f"{item.path} changed while the migration ran: run again")
+
+
+def _undo(
+    home: Path,
+    transaction: Transaction,
+    restarted: Sequence[Server],
+    before: Mapping[str, Health],
+    tell: Say,
+) -> bool:
+    """Roll back, then bring restarted apps back on their old configuration."""
+    try:
+        rollback(home, transaction.id, force=True)
+    except JournalError as exc:
+        tell(f"the rollback stopped: {exc}; run `concentric-migrate rollback` to finish it")
+        return False
+    for server in restarted:
+        try:
+            restart(server)
+            health = wait_for(server, before[server.app].status)
+            tell(f"{server.app}: restarted on the old configuration ({_status(health)})")
+        except RestartError as exc:
+            tell(f"{server.app}: could not restart on the old configuration: {exc}")
+    return True
+
+
+def _status(health: Health) -> str:
+    return f"HTTP {health.status}" if health.status is not None else f"nothing ({health.detail})"
+
+
+def crontab_text(crontab_file: Path | None, home: Path) -> str | None:
+    """The crontab ``run`` edits: ``--crontab FILE``, else the installed one when HOME is
+    the invoking user's own (another user's crontab is not ours to change)."""
+    from migrate.crontab import read_installed_crontab
+
+    if crontab_file is not None:
+        return crontab_file.read_bytes().decode("utf-8", errors="surrogateescape")
+    if os.path.realpath(home) != os.path.realpath(os.path.expanduser("~")):
+        return None
+    return read_installed_crontab()
+
+
+def restart_restored(home: Path, restored: Sequence[Path], say: Say | None = None) -> list[Health]:
+    """After a rollback: restart each running app whose Apache configuration came back, so it
+    serves from the old configuration again (not from a venv that is gone)."""
+    tell = say or (lambda _message: None)
+    apps = {}
+    for path in restored:
+        try:
+            parts = Path(path).relative_to(home / "webapps").parts
+        except ValueError:
+            continue
+        if len(parts) > 3 and parts[1:3] == ("apache2", "conf"):
+            apps[parts[0]] = home / "webapps" / parts[0]
+    healths = []
+    for name, app_dir in sorted(apps.items()):
+        server = server_of(app_dir, name)
+        if server is None:
+            continue
+        if not running(server) and probe(server).status is None:
+            tell(f"{name}: not running, so not restarted")
+            continue
+        try:
+            restart(server)
+        except RestartError as exc:
+            tell(f"{name}: {exc}")
+            healths.append(Health(name, server.port, None, str(exc)))
+            continue
+        health = wait_for(server, 200)
+        tell(f"{name}: restarted on the restored configuration ({_status(health)})")
+        healths.append(health)
+    return healths

@@ -1,0 +1,168 @@
+"""End to end with a real Apache + mod_wsgi (Debian's; .ci/run installs them).
+
+A WebFaction-shaped account whose app is served by its own private Apache with the
+concentric ``python-path``: before, after ``run`` (from the venv, through ``python-home``),
+after ``run`` with the account's lib dirs renamed away, and after ``rollback`` (the old
+configuration serves again and every file is as it was). Apache's own runtime files
+(``apache2/logs``, ``apache2/run``) change by serving and are left out of the snapshots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import apache
+import pytest
+from accounts import install_wheels, write_files
+from journal_helper import snapshot
+
+from migrate.entrypoints import mod_wsgi_python_version
+from migrate.wheelfile import WheelSpec
+
+pytestmark = pytest.mark.skipif(apache.available() is not None, reason=str(apache.available()))
+
+# The WSGI file names what it imported, from where, and which Python serves it.
+APP = """\
+import json, os, sys
+sys.path.insert(0, {lib!r})
+import appcore, shared
+
+def application(environ, start_response):
+    found = dict(
+        (m.__name__, [m.__version__, os.path.realpath(m.__file__)]) for m in (appcore, shared)
+    )
+    body = json.dumps({{"prefix": sys.prefix, "found": found}}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"""
+
+
+def package(name: str, version: str, *requires: str) -> WheelSpec:
+    files = {f"{name}/__init__.py": f'__version__ = "{version}"\n'.encode()}
+    return WheelSpec(name, version, files, requires=requires)
+
+
+def without_runtime(state: dict[str, tuple[object, ...]]) -> dict[str, tuple[object, ...]]:
+    """Apache's logs and pid/socket files change by serving: everything else must not."""
+    return {
+        path: value
+        for path, value in state.items()
+        if "/apache2/logs" not in f"/{path}" and "/apache2/run" not in f"/{path}"
+    }
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Path, Path, int]]:
+    """(home, app dir, port): the app running on its private Apache. World-readable, as a
+    home Apache's workers (www-data when the tests run as root) must read."""
+    python = mod_wsgi_python_version(apache.MOD_WSGI)
+    if python is None:
+        pytest.skip("cannot tell which Python mod_wsgi links")
+    root = Path(tempfile.mkdtemp(prefix="concentric-e2e-"))
+    root.chmod(0o755)
+    home = root / "home"
+    app_dir = home / "webapps" / "plain"
+    home_lib = home / "lib" / f"python{python}"
+    app_lib = app_dir / "lib" / f"python{python}"
+    try:
+        install_wheels(home_lib, [package("shared", "1.4")], root / "wheels")
+        install_wheels(app_lib, [package("appcore", "2.0", "shared>=1")], root / "wheels")
+        write_files(app_dir, {"plain.wsgi": APP.format(lib=str(app_lib))})
+        port = apache.free_port()
+        apache.make_server(app_dir, "plain", port, [app_dir, app_lib, home_lib])
+        for folder, dirs, _files in os.walk(root):
+            for name in dirs:
+                os.chmod(os.path.join(folder, name), 0o755)
+        apache.start(app_dir)
+        yield home, app_dir, port
+    finally:
+        apache.stop(app_dir)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def cli(home: Path, crontab: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migrate", "--home", str(home), "--crontab", str(crontab), *args],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+def page(port: int, app_dir: Path) -> dict[str, object]:
+    status, body = apache.get(port)
+    assert status == 200, f"{status} {body[:500]}\n{apache.error_log(app_dir)}"
+    return json.loads(body)
+
+
+def test_real_apache_serves_from_the_venv_after_run_and_from_lib_after_rollback(
+    served: tuple[Path, Path, int],
+) -> None:
+    home, app_dir, port = served
+    crontab = home.parent / "crontab"
+    crontab.write_text(f"*/20 * * * * {app_dir}/apache2/bin/start\n", encoding="utf-8")
+    before = page(port, app_dir)
+    versions = {name: version for name, (version, _) in before["found"].items()}
+    assert versions == {"appcore": "2.0", "shared": "1.4"}
+    assert all("/lib/python" in file for _, file in before["found"].values())
+    snap, crontab_before = without_runtime(snapshot(home)), crontab.read_bytes()
+
+    done = cli(home, crontab, "run", "--yes", "--json")
+    assert done.returncode == 0, done.stderr + apache.error_log(app_dir)
+    (result,) = [a for a in json.loads(done.stdout)["apps"] if a["app"] == "plain"]
+    assert result["restarted"] and result["status_before"] == result["status_after"] == 200
+    venv = Path(result["venv"])
+    after = page(port, app_dir)
+    assert after["prefix"] == str(venv)
+    assert {n: v for n, (v, _) in after["found"].items()} == versions
+    assert all(Path(file).is_relative_to(venv) for _, file in after["found"].values())
+
+    # The concentric dirs away: the venv alone serves, still the same versions.
+    libs = [home / "lib", app_dir / "lib"]
+    for lib in libs:
+        lib.rename(lib.with_name("lib.away"))
+    try:
+        subprocess.run([str(app_dir / "apache2" / "bin" / "restart")], check=True, timeout=60)
+        alone = page(port, app_dir)
+        assert {n: v for n, (v, _) in alone["found"].items()} == versions
+    finally:
+        for lib in libs:
+            lib.with_name("lib.away").rename(lib)
+
+    undone = cli(home, crontab, "rollback")
+    assert undone.returncode == 0, undone.stderr
+    assert "restarted on the restored configuration (HTTP 200)" in undone.stderr
+    again = page(port, app_dir)
+    assert again == before  # the old configuration serves, from the old lib dirs
+    assert without_runtime(snapshot(home)) == snap
+    assert crontab.read_bytes() == crontab_before
+
+
+def test_a_server_that_breaks_after_run_is_rolled_back_and_restarted_on_the_old_config(
+    served: tuple[Path, Path, int],
+) -> None:
+    home, app_dir, port = served
+    crontab = home.parent / "crontab"
+    crontab.write_text("", encoding="utf-8")
+    before = page(port, app_dir)
+    # Works on the old path, fails in a clean venv: the WSGI file needs a module that only
+    # a concentric dir's own .pth file puts on the path (verify does not import WSGI files).
+    lib = app_dir / "lib" / next(p.name for p in (app_dir / "lib").iterdir())
+    (lib / "extra.pth").write_text(str(app_dir / "extra") + "\n")
+    write_files(app_dir / "extra", {"needed_at_runtime.py": "X = 1\n"})
+    wsgi = app_dir / "plain.wsgi"
+    wsgi.write_text(wsgi.read_text().replace("import appcore", "import needed_at_runtime, appcore"))
+    subprocess.run([str(app_dir / "apache2" / "bin" / "restart")], check=True, timeout=60)
+    assert page(port, app_dir)["found"] == before["found"]
+    snap = without_runtime(snapshot(home))
+
+    done = cli(home, crontab, "run", "--yes")
+    assert done.returncode == 1
+    assert "answered" in done.stderr and "rolled back" in done.stderr
+    assert page(port, app_dir)["found"] == before["found"]  # the old config serves again
+    assert without_runtime(snapshot(home)) == snap

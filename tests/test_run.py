@@ -1,0 +1,242 @@
+"""``run`` migrates a whole account: two mod_wsgi apps, a cron-run app, ~/bin scripts.
+
+After ``run`` every entry point, started the way its (rewritten) configuration says,
+imports each account package from its own venv — proved with ``~/lib`` and every app's
+``lib/`` renamed away. After ``rollback`` every file under HOME and the crontab are
+byte-identical (sha256, mode) to the snapshot taken before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from accounts import PY, account_lib, install_wheels, write_files
+from journal_helper import snapshot
+
+from migrate.apacheconf import read_config
+from migrate.wheelfile import WheelSpec
+
+# What an entry point prints: where each account package was imported from.
+REPORT = """
+import json, os, sys
+def _report(names):
+    found = {}
+    for name in names:
+        module = sys.modules.get(name) or __import__(name)
+        found[name] = [getattr(module, "__version__", None), os.path.realpath(module.__file__)]
+    with open(os.environ["REPORT_TO"], "a") as out:
+        out.write(json.dumps({"argv0": sys.argv[0], "prefix": sys.prefix, "found": found}) + "\\n")
+"""
+
+
+def package(name: str, version: str, *requires: str) -> WheelSpec:
+    body = f'__version__ = "{version}"\n'
+    return WheelSpec(name, version, {f"{name}/__init__.py": body.encode()}, requires=requires)
+
+
+def wsgi_file(app_dir: Path, imports: list[str]) -> str:
+    names = ", ".join(imports)
+    return (
+        "import sys\n"
+        f"sys.path.insert(0, '{app_dir}/lib/python{PY}')\n"
+        f"import {names}\n" + REPORT + "\n"
+        "def application(environ, start_response):\n"
+        f"    _report({imports!r})\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'ok']\n"
+    )
+
+
+def httpd_conf(app_dir: Path, name: str, port: int, home: Path) -> str:
+    path = f"{app_dir}:{app_dir}/lib/python{PY}:{home}/lib/python{PY}"
+    return (
+        f'ServerRoot "{app_dir}/apache2"\n'
+        "LoadModule wsgi_module modules/mod_wsgi.so\n"
+        f"Listen {port}\n"
+        "# the app's own daemon\n"
+        f"WSGIDaemonProcess {name} processes=2 threads=12 python-path={path}\n"
+        f"WSGIProcessGroup {name}\n"
+        f"WSGIScriptAlias / {app_dir}/{name}.wsgi\n"
+    )
+
+
+@pytest.fixture
+def account(tmp_path: Path) -> tuple[Path, Path]:
+    """HOME with blog and shop (mod_wsgi), a cron-run app, ~/bin/report; and a crontab file."""
+    home = tmp_path / "home"
+    wheels = tmp_path / "wheels"
+    install_wheels(account_lib(home), [package("shared", "1.0"), package("helper", "2.0")], wheels)
+    blog, shop, jobs = (home / "webapps" / name for name in ("blog", "shop", "jobs"))
+    install_wheels(account_lib(home, "blog"), [package("blogcore", "3.1", "shared>=1")], wheels)
+    install_wheels(account_lib(home, "shop"), [package("shared", "1.5")], wheels)
+    install_wheels(account_lib(home, "jobs"), [package("worker", "0.7", "helper")], wheels)
+    for app_dir, name, port, imports in (
+        (blog, "blog", 18401, ["blogcore", "shared"]),
+        (shop, "shop", 18402, ["shared"]),
+    ):
+        write_files(
+            app_dir,
+            {
+                f"{name}.wsgi": wsgi_file(app_dir, imports),
+                "apache2/conf/httpd.conf": httpd_conf(app_dir, name, port, home),
+            },
+        )
+    write_files(
+        jobs,
+        {"manage.py": "import worker, helper\n" + REPORT + "\n_report(['worker', 'helper'])\n"},
+    )
+    write_files(
+        home,
+        {
+            "bin/report": f"#!/usr/bin/env python{PY}\nimport helper\n"
+            + REPORT
+            + "\n_report(['helper'])\n"
+        },
+    )
+    os.chmod(home / "bin" / "report", 0o750)
+    crontab = tmp_path / "crontab"
+    crontab.write_text(
+        'MAILTO=""\n'
+        f"PYTHONPATH={home}/lib/python{PY}\n"
+        "# restarts, staggered\n"
+        f"*/20 * * * * {blog}/apache2/bin/start\n"
+        f"*/5 * * * * cd ~/webapps/jobs && python{PY} manage.py >> ~/jobs.log 2>&1\n"
+        f"0 3 * * * {home}/bin/report\n",
+        encoding="utf-8",
+    )
+    return home, crontab
+
+
+def cli(home: Path, crontab: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migrate", "--home", str(home), "--crontab", str(crontab), *args],
+        capture_output=True, text=True, env={**os.environ, "HOME": str(home)},
+    )  # fmt: skip
+
+
+def serve_like_mod_wsgi(home: Path, conf: Path, report: Path) -> None:
+    """Load the app as mod_wsgi does with this httpd.conf: python-home's interpreter,
+    isolated, python-path added as site dirs, the WSGI file run and called once."""
+    config = read_config(conf)
+    (daemon,) = config.named("wsgidaemonprocess")
+    (alias,) = config.named("wsgiscriptalias")
+    python_home = daemon.option("python-home")
+    assert python_home is not None
+    site_dirs = [p for p in (daemon.option("python-path") or "").split(":") if p]
+    loader = (
+        "import site, sys, runpy\n"
+        f"for d in {site_dirs!r}: site.addsitedir(d)\n"
+        f"app = runpy.run_path({alias.args[1]!r})['application']\n"
+        "app({}, lambda status, headers: None)\n"
+    )
+    subprocess.run(
+        [f"{python_home}/bin/python", "-I", "-c", loader],
+        check=True, cwd=home, env={"REPORT_TO": str(report), "HOME": str(home)},
+    )  # fmt: skip
+
+
+def run_cron_jobs(home: Path, crontab: Path, report: Path) -> None:
+    """Each job's command as cron runs it: sh -c, the crontab's environment lines set."""
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "REPORT_TO": str(report)}
+    for line in crontab.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if sep and " " not in name:
+            env[name] = value.strip('"')
+            continue
+        command = line.split(None, 5)[5]
+        if "apache2/bin" in command:
+            continue  # no Apache here: the restarts are issue 7's end-to-end test
+        subprocess.run(["sh", "-c", command], check=True, cwd=home, env=env)
+
+
+def test_run_migrates_every_entry_point_and_rollback_restores_every_byte(
+    account: tuple[Path, Path], tmp_path: Path
+) -> None:
+    home, crontab = account
+    before, crontab_before = snapshot(home), crontab.read_bytes()
+
+    dry = cli(home, crontab, "run", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "python-home=" in dry.stdout and "+# concentric-migrate:" in dry.stdout
+    assert snapshot(home) == before and crontab.read_bytes() == crontab_before
+
+    done = cli(home, crontab, "run", "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    venvs = {app["app"]: Path(app["venv"]) for app in result["apps"]}
+    assert set(venvs) == {"blog", "shop", "jobs", "~"}
+
+    # The concentric dirs are gone: only the venvs can serve the imports now.
+    libs = [home / "lib", *(home / "webapps" / a / "lib" for a in ("blog", "shop", "jobs"))]
+    for lib in libs:
+        lib.rename(lib.with_name("lib.away"))
+    report = tmp_path / "report.jsonl"
+    for name in ("blog", "shop"):
+        serve_like_mod_wsgi(
+            home, home / "webapps" / name / "apache2" / "conf" / "httpd.conf", report
+        )
+    run_cron_jobs(home, crontab, report)
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert len(lines) == 4  # blog, shop, the jobs cron job, ~/bin/report via cron
+    expected = {
+        "blog": {"blogcore": "3.1", "shared": "1.0"},
+        "shop": {"shared": "1.5"},
+        "jobs": {"worker": "0.7", "helper": "2.0"},
+        "~": {"helper": "2.0"},
+    }
+    for line in lines:
+        prefix = Path(line["prefix"])
+        app = next(name for name, venv in venvs.items() if venv == prefix)
+        assert {n: v for n, (v, _) in line["found"].items()} == expected[app]
+        for _, file in line["found"].values():
+            assert Path(file).is_relative_to(venvs[app]), file
+    for lib in libs:
+        lib.with_name("lib.away").rename(lib)
+    (home / "jobs.log").unlink()  # the cron job's own output, not the migration's
+
+    undone = cli(home, crontab, "rollback", result["transaction"])
+    assert undone.returncode == 0, undone.stderr
+    assert snapshot(home) == before
+    assert crontab.read_bytes() == crontab_before
+
+
+def test_run_refuses_and_writes_nothing_when_a_file_cannot_be_rewritten(
+    account: tuple[Path, Path],
+) -> None:
+    home, crontab = account
+    conf = home / "webapps" / "blog" / "apache2" / "conf" / "httpd.conf"
+    conf.write_text(conf.read_text().replace("python-path=", "python-path=${APP_PATH}:"))
+    before, crontab_before = snapshot(home), crontab.read_bytes()
+    done = cli(home, crontab, "run", "--yes")
+    assert done.returncode == 1
+    assert "APP_PATH" in done.stderr and "httpd.conf" in done.stderr
+    assert snapshot(home) == before and crontab.read_bytes() == crontab_before
+    assert not (home / ".concentric-migrate" / "journals").exists() or not any(
+        (home / ".concentric-migrate" / "journals").iterdir()
+    )
+
+
+def test_a_failing_verify_rolls_everything_back(account: tuple[Path, Path]) -> None:
+    home, crontab = account
+    # A package whose import fails in a clean venv (it needs a module only ~/lib has).
+    lib = home / "webapps" / "shop" / "lib" / f"python{PY}"
+    (lib / "shared" / "__init__.py").write_text('__version__ = "1.5"\nimport only_on_old_path\n')
+    (home / "webapps" / "shop" / "only_on_old_path.py").write_text("")
+    before, crontab_before = snapshot(home), crontab.read_bytes()
+    done = cli(home, crontab, "run", "--yes")
+    assert done.returncode == 1, done.stdout
+    assert "only_on_old_path" in done.stderr and "rolled back" in done.stderr
+    assert snapshot(home) == before and crontab.read_bytes() == crontab_before
+
+
+def test_run_without_yes_on_a_pipe_asks_for_it(account: tuple[Path, Path]) -> None:
+    home, crontab = account
+    done = cli(home, crontab, "run")
+    assert done.returncode == 2 and "--yes" in done.stderr
