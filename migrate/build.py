@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -187,6 +188,7 @@ def stage_app(
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         report(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
         relocate(staged, dest, compile=bytecode and (linked is None or bool(linked.by_pip)))
+        _like_its_folder(staged, dest, home)
     except VenvError as exc:
         shutil.rmtree(staged, ignore_errors=True)
         raise BuildError(f"{app.name}: {exc}") from None
@@ -273,6 +275,21 @@ def build_apps(
                 leftover = future.result().staged
                 if leftover not in installed:
                     shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _like_its_folder(staged: Path, dest: Path, home: Path) -> None:
+    """The venv gets the permissions of the folder it goes into (the app dir; HOME for
+    ``~``): its mode on the venv's top folder, and — when this runs as root for another
+    user's home — that folder's owner on every file, so the app can still use it."""
+    folder = dest.parent if dest.parent.exists() else home
+    info = os.stat(folder)
+    os.chmod(staged, stat.S_IMODE(info.st_mode))
+    if os.geteuid() != 0 or (info.st_uid, info.st_gid) == (0, 0):
+        return
+    for root, dirs, files in os.walk(staged):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(root, name), info.st_uid, info.st_gid)
+    os.lchown(staged, info.st_uid, info.st_gid)
 
 
 def sweep_staging(home: Path) -> None:

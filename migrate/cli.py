@@ -787,9 +787,9 @@ def journal_command(settings: Settings, as_json: bool) -> None:
 def demo(ctx: click.Context, directory: Path) -> None:
     """Build a sample WebFaction-style account in DIRECTORY (offline) and run the story on it.
 
-    inventory, plan, requirements (as a diff, then written through the journal), build,
-    verify, journal, and rollback twice (the venvs, then the requirement files), each
-    printed with the command that runs it.
+    inventory, plan, run --dry-run (the plan and a diff of every file), run (requirements,
+    venvs, rewrites, verify: one journaled transaction), verify, journal, and rollback,
+    each printed with the command that runs it.
 
     DIRECTORY defaults to ./concentric-demo; the account is DIRECTORY/home and its
     crontab DIRECTORY/crontab. A directory made by an earlier demo is rebuilt; any
@@ -806,18 +806,14 @@ def demo(ctx: click.Context, directory: Path) -> None:
     prefix = f"concentric-migrate --home {account.home} --crontab {account.crontab}"
     if settings.verbosity >= 0:
         click.echo(f"Built a sample account in {account.home} (crontab: {account.crontab}).")
-    pin = {"apps": (), "out": None, "mode": "exact", "find_links": (), "no_index": False}
-    pin |= {"hashes": False, "as_json": False}
     for step, command, kwargs in (
-        ("inventory", inventory, {"as_json": False}),
-        ("plan", plan, {"apps": (), "trace": False, "pythons": (), "as_json": False}),
-        ("requirements --dry-run", requirements, {**pin, "dry_run": True}),
-        ("requirements", requirements, {**pin, "dry_run": False}),
-        ("build", build, {"apps": (), "pythons": (), "as_json": False}),
-        ("verify", verify, {"apps": (), "pythons": (), "as_json": False}),
-        ("journal", journal_command, {"as_json": False}),
-        ("rollback", rollback, {"transaction": None, "force": False, "as_json": False}),
-        ("rollback", rollback, {"transaction": None, "force": False, "as_json": False}),
+        ("inventory", inventory, {}),
+        ("plan", plan, {}),
+        ("run --dry-run", run, {"dry_run": True}),
+        ("run --yes", run, {"yes": True}),
+        ("verify", verify, {}),
+        ("journal", journal_command, {}),
+        ("rollback", rollback, {}),
     ):
         if settings.verbosity >= 0:
             click.echo(f"\n$ {prefix} {step}\n")

@@ -166,3 +166,102 @@ def test_a_server_that_breaks_after_run_is_rolled_back_and_restarted_on_the_old_
     assert "answered" in done.stderr and "rolled back" in done.stderr
     assert page(port, app_dir)["found"] == before["found"]  # the old config serves again
     assert without_runtime(snapshot(home)) == snap
+
+
+# A view that names what Django imported, from where, and which Python serves it.
+DJANGO_VIEW = """
+import json, os, sys
+import django, sqlparse, asgiref
+from django.http import HttpResponse
+
+
+def versions(request):
+    found = dict(
+        (m.__name__, [getattr(m, "__version__", None), os.path.realpath(m.__file__)])
+        for m in (django, sqlparse, asgiref)
+    )
+    return HttpResponse(json.dumps({"prefix": sys.prefix, "found": found}))
+"""
+
+
+@pytest.mark.network
+def test_a_real_django_project_served_by_apache_moves_to_its_venv_and_back() -> None:
+    """``django-admin startproject`` with Django from the index in ``~/lib``, served by
+    Apache + mod_wsgi with the concentric python-path; then run, lib away, rollback."""
+    python = mod_wsgi_python_version(apache.MOD_WSGI)
+    if python is None:
+        pytest.skip("cannot tell which Python mod_wsgi links")
+    root = Path(tempfile.mkdtemp(prefix="concentric-e2e-django-"))
+    root.chmod(0o755)
+    home = root / "home"
+    app_dir = home / "webapps" / "djangoapp"
+    lib = home / "lib" / f"python{python}"
+    try:
+        env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(lib),
+             "Django>=4.2,<5"],
+            check=True, env=env,
+        )  # fmt: skip
+        app_dir.mkdir(parents=True)
+        subprocess.run(
+            [sys.executable, "-m", "django", "startproject", "mysite"],
+            cwd=app_dir, check=True, env={**env, "PYTHONPATH": str(lib)},
+        )  # fmt: skip
+        project = app_dir / "mysite"
+        settings = project / "mysite" / "settings.py"
+        settings.write_text(
+            settings.read_text().replace("ALLOWED_HOSTS = []", "ALLOWED_HOSTS = ['*']")
+        )
+        (project / "mysite" / "views.py").write_text(DJANGO_VIEW)
+        urls = project / "mysite" / "urls.py"
+        urls.write_text(
+            urls.read_text()
+            .replace(
+                "from django.urls import path", "from django.urls import path\nfrom . import views"
+            )
+            .replace("urlpatterns = [", "urlpatterns = [\n    path('', views.versions),")
+        )
+        port = apache.free_port()
+        apache.make_server(app_dir, "djangoapp", port, [project, lib])
+        conf = app_dir / "apache2" / "conf" / "httpd.conf"
+        conf.write_text(
+            conf.read_text().replace(f"{app_dir}/djangoapp.wsgi", f"{project}/mysite/wsgi.py")
+        )
+        for folder, dirs, _files in os.walk(root):
+            for name in dirs:
+                os.chmod(os.path.join(folder, name), 0o755)
+        crontab = root / "crontab"
+        crontab.write_text(f"*/20 * * * * {app_dir}/apache2/bin/start\n", encoding="utf-8")
+        apache.start(app_dir)
+
+        before = page(port, app_dir)
+        assert before["found"]["django"][0].startswith("4.2")
+        assert all(file.startswith(str(lib)) for _, file in before["found"].values())
+        snap = without_runtime(snapshot(home))
+
+        done = cli(home, crontab, "run", "--yes", "--json")
+        assert done.returncode == 0, done.stderr + apache.error_log(app_dir)
+        (result,) = json.loads(done.stdout)["apps"]
+        venv = Path(result["venv"])
+        after = page(port, app_dir)
+        assert after["prefix"] == str(venv)
+        assert {n: v for n, (v, _) in after["found"].items()} == {
+            n: v for n, (v, _) in before["found"].items()
+        }
+        assert all(Path(file).is_relative_to(venv) for _, file in after["found"].values())
+
+        (home / "lib").rename(home / "lib.away")
+        try:
+            subprocess.run([str(app_dir / "apache2" / "bin" / "restart")], check=True, timeout=60)
+            assert page(port, app_dir)["found"] == after["found"]
+        finally:
+            (home / "lib.away").rename(home / "lib")
+
+        undone = cli(home, crontab, "rollback")
+        assert undone.returncode == 0, undone.stderr
+        assert page(port, app_dir) == before
+        assert without_runtime(snapshot(home)) == snap
+    finally:
+        apache.stop(app_dir)
+        shutil.rmtree(root, ignore_errors=True)

@@ -434,3 +434,24 @@ def test_an_old_python_app_builds_verifies_and_rolls_back(
         rollback(home)
     assert not venv.exists()
     assert snapshot(home) == before
+
+
+def test_a_venv_gets_its_app_folders_mode_and_owner(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    app_dir = home / "webapps" / "private"
+    install_wheels(app_dir / "lib" / f"python{PY}", [GREETER], tmp_path / "wheels")
+    write_files(app_dir, {"private.wsgi": "import greeter\n"})
+    app_dir.chmod(0o750)
+    owner = (4321, 4321) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    if os.geteuid() == 0:
+        os.chown(app_dir, *owner)
+    (app,) = buildable(plan_of(home))
+    with home_lock(home):
+        transaction = begin(home, "build")
+        venv = build_app(home, app, transaction).path
+        transaction.commit()
+    info = os.stat(venv)
+    assert oct(info.st_mode & 0o7777) == oct(0o750)
+    assert (info.st_uid, info.st_gid) == owner
+    python = venv / "lib" / f"python{PY}" / "site-packages" / "greeter" / "__init__.py"
+    assert (os.stat(python).st_uid, os.stat(python).st_gid) == owner
