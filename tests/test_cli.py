@@ -127,10 +127,13 @@ def test_demo_builds_an_account_and_inventories_every_kind(tmp_path: Path) -> No
     assert "__plen wrapper" in result.stdout
     assert "static_site (no Python)" in result.stdout
     assert "leaked    acme-utils" in result.stdout, "the demo also plans the account"
-    assert "+tinyhttp==1.8" in result.stdout, "requirements as a diff first"
-    assert f"written   {target / 'home' / 'webapps' / 'shop' / 'requirements.txt'}" in result.stdout
-    assert "blog -> ~/webapps/blog/venv" in result.stdout and "shop         ok" in result.stdout
-    assert result.stdout.count("rolled back ") == 2
+    assert "+tinyhttp==1.8" in result.stdout, "run --dry-run shows the requirements as a diff"
+    assert "+WSGIDaemonProcess blog python-home=" in result.stdout, "and every rewrite"
+    assert "blog: venv ~/webapps/blog/venv (Python" in result.stdout, "run's summary"
+    assert "  rewrote ~/webapps/blog/blog.wsgi" in result.stdout
+    assert "shop         ok" in result.stdout, "verify"
+    assert result.stdout.count("rolled back ") == 1
+    assert f"restored  {target / 'crontab'}" in result.stdout
     assert not (target / "home" / "webapps" / "blog" / "venv").exists()
     assert not list((target / "home" / "webapps").glob("*/requirements.*")), "and undone"
     assert (target / "home" / "webapps" / "blog" / "apache2" / "conf" / "httpd.conf").is_file()
