@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from migrate.entrypoints import ACCOUNT_GROUP
+from migrate.indexsource import IndexChoice, index_wheel
 from migrate.interpreters import find_interpreter
 from migrate.inventory.model import Distribution
 from migrate.journal import STATE_DIR, Transaction
@@ -85,6 +87,8 @@ class BuiltVenv:
     wheels: tuple[RepackedWheel, ...]
     linked: LinkResult | None = None
     """How the store path filled the venv; None when pip installed everything."""
+    origins: tuple[str, ...] = ()
+    """Per pin: where its wheel came from (``from the index``, or why the installed files)."""
 
 
 def venv_dir(home: Path, app: AppPlan) -> Path:
@@ -111,6 +115,7 @@ def build_app(
     progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
+    source: str = "installed",
 ) -> BuiltVenv:
     """Build ``app``'s venv offline and install it at :func:`venv_dir` through ``transaction``.
 
@@ -124,8 +129,9 @@ def build_app(
     ``bytecode`` is false); without, the venv is seeded with pip, which installs the wheels.
     """
     staged = stage_app(
-        home, app, interpreters=interpreters, progress=progress, link=link, bytecode=bytecode
-    )
+        home, app, interpreters=interpreters, progress=progress, link=link, bytecode=bytecode,
+        source=source,
+    )  # fmt: skip
     return install_staged(home, staged, transaction, progress=progress)
 
 
@@ -137,6 +143,7 @@ def stage_app(
     progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
+    source: str = "installed",
 ) -> Staged:
     """Everything of :func:`build_app` but the rename: writes only the tool's own state
     (wheelhouse, store, ``HOME/.concentric-migrate/tmp-*``), so apps can be staged in
@@ -161,9 +168,17 @@ def stage_app(
 
     pins = pins_for(app, home)
     wheels = []
+    origins = []
     for number, pin in enumerate(pins, 1):
         report(BuildStep(app.name, "repack", number - 1, len(pins), pin.name))
-        wheels.append(_repack(pin, home, app.python))
+        fetched = None
+        if source == "index":
+            choice = index_wheel(pin, app.python, wheelhouse_dir(home) / "from-index")
+            fetched = _from_index(pin, choice)
+            origins.append(choice.reason)
+        else:
+            origins.append("installed files")
+        wheels.append(fetched or _repack(pin, home, app.python))
     report(BuildStep(app.name, "repack", len(pins), len(pins)))
 
     staged = state / f"tmp-{secrets.token_hex(8)}"
@@ -195,7 +210,8 @@ def stage_app(
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    return Staged(staged, BuiltVenv(app.name, dest, app.python, pins, tuple(wheels), linked))
+    built = BuiltVenv(app.name, dest, app.python, pins, tuple(wheels), linked, tuple(origins))
+    return Staged(staged, built)
 
 
 def install_staged(
@@ -226,6 +242,7 @@ def build_apps(
     progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
+    source: str = "installed",
 ) -> list[BuiltVenv]:
     """Build every app's venv; with ``jobs`` > 1, that many apps are staged at once.
 
@@ -243,7 +260,7 @@ def build_apps(
         chosen = dict(interpreters or {})
         if app_interpreters and app.name in app_interpreters and app.python:
             chosen[app.python] = app_interpreters[app.name]
-        return {"interpreters": chosen, "link": link, "bytecode": bytecode}
+        return {"interpreters": chosen, "link": link, "bytecode": bytecode, "source": source}
 
     if jobs <= 1 or len(apps) <= 1:
         return [
@@ -302,6 +319,14 @@ def sweep_staging(home: Path) -> None:
     for leftover in (home / STATE_DIR).glob("tmp-*"):
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _from_index(pin: Pin, choice: IndexChoice) -> RepackedWheel | None:
+    if choice.path is None or choice.sha256 is None:
+        return None
+    parse_wheel_filename(choice.path.name)  # a valid wheel name, or InvalidWheelFilename
+    tag = "-".join(choice.path.name.removesuffix(".whl").split("-")[-3:])
+    return RepackedWheel(pin.row.dist, choice.path, choice.sha256, tag, reused=False)
 
 
 def _repack(pin: Pin, home: Path, python: str) -> RepackedWheel:

@@ -379,6 +379,15 @@ JOBS_OPTION = click.option(
     show_default=True,
     help="Build this many apps' venvs at once (worker processes; the journal stays one).",
 )
+SOURCE_OPTION = click.option(
+    "--source",
+    type=click.Choice(["installed", "index"]),
+    default="installed",
+    show_default=True,
+    help="Build wheels from the installed files (offline), or take each pinned version's wheel "
+    "from the package index where that is faithful (patched, local and develop installs, and "
+    "versions without a wheel, still come from the installed files).",
+)
 BYTECODE_OPTION = click.option(
     "--bytecode/--no-bytecode",
     default=True,
@@ -392,6 +401,7 @@ BYTECODE_OPTION = click.option(
 @PYTHON_OPTION
 @JOBS_OPTION
 @BYTECODE_OPTION
+@SOURCE_OPTION
 @json_option("Print one JSON document of the venvs built.")
 @click.pass_obj
 def build(
@@ -400,6 +410,7 @@ def build(
     pythons: tuple[str, ...],
     jobs: int,
     bytecode: bool,
+    source: str,
     as_json: bool,
 ) -> None:
     """Build one virtualenv per app (and ~) from the files installed today, offline.
@@ -434,7 +445,7 @@ def build(
                 home, "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
             )
             try:
-                options = {"interpreters": overrides, "bytecode": bytecode}
+                options = {"interpreters": overrides, "bytecode": bytecode, "source": source}
                 if jobs > 1 and len(buildable) > 1:
                     with _progress(show, f"{len(buildable)} apps, {jobs} at once") as step:
                         built = build_apps(
@@ -469,8 +480,9 @@ def build(
                                 "version": p.version,
                                 "wheel": str(w.path),
                                 "sha256": w.sha256,
+                                "origin": origin,
                             }
-                            for p, w in zip(b.pins, b.wheels, strict=True)
+                            for p, w, origin in zip(b.pins, b.wheels, b.origins, strict=True)
                         ],
                     }
                     for b in built
@@ -481,6 +493,9 @@ def build(
     for venv in built:
         where = home_relative(venv.path, home)
         click.echo(f"{venv.app} -> {where} ({len(venv.pins)} package(s), Python {venv.python})")
+        if source == "index":
+            for pin, origin in zip(venv.pins, venv.origins, strict=True):
+                click.echo(f"  {pin.name} {pin.version}: {origin}")
     click.echo(f"journal: {transaction.id}; undo with: concentric-migrate --home {home} rollback")
 
 
@@ -513,11 +528,11 @@ def _progress(show: bool, label: str) -> Iterator[Callable[[BuildStep], None]]:
     is_flag=True,
     help="Print the plan and a unified diff of every file that would change; write nothing.",
 )
+@SOURCE_OPTION
 @click.option(
     "--offline/--online",
-    default=True,
-    show_default=True,
-    help="Never use a package index (the default: venvs are built from the installed files).",
+    default=None,
+    help="Never use a package index (the default unless --source index).",
 )
 @click.option(
     "--restart/--no-restart",
@@ -535,7 +550,8 @@ def run(
     jobs: int,
     bytecode: bool,
     dry_run: bool,
-    offline: bool,
+    source: str,
+    offline: bool | None,
     restart: bool,
     yes: bool,
     as_json: bool,
@@ -554,10 +570,14 @@ def run(
     from migrate.journal import LockHeld
     from migrate.lock import LockError
     from migrate.migration import plan_migration
-    from migrate.run import RunFailed, RunRefused, crontab_text, run_migration
+    from migrate.run import RunFailed, RunOptions, RunRefused, crontab_text, run_migration
 
     overrides = _parse_python_overrides(pythons)
     home = settings.require_home()
+    if offline is None:
+        offline = source != "index"
+    if offline and source == "index":
+        raise BadInput("--source index needs the index: leave out --offline")
     plan_result = _plan(settings, apps, interpreters=overrides)
     command = "concentric-migrate run" + "".join(f" --app {a}" for a in apps)
     try:
@@ -592,8 +612,8 @@ def run(
         os.environ["PIP_NO_INDEX"] = "1"  # the legacy helper is the only thing that may ask
     try:
         result = run_migration(
-            plan_result, migration, requirement_files, description=command, jobs=jobs,
-            restart_apps=restart, interpreters=overrides, bytecode=bytecode,
+            plan_result, migration, requirement_files, description=command,
+            options=RunOptions(jobs, restart, overrides, bytecode, source),
             say=(lambda message: click.echo(f"- {message}", err=True)) if show else None,
         )  # fmt: skip
     except RunRefused as exc:

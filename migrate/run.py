@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate.actions import PlannedFile
@@ -67,26 +67,36 @@ class RunResult:
     crontab_changed: bool
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``run`` builds and checks; the defaults are the command's."""
+
+    jobs: int = 1
+    restart_apps: bool = True
+    interpreters: Mapping[str, Path] = field(default_factory=dict)
+    """``--python X.Y=PATH`` overrides."""
+    bytecode: bool = True
+    source: str = "installed"
+
+
 def run_migration(
     plan: Plan,
     migration: Migration,
     requirements: Sequence[PlannedFile],
     *,
     description: str,
-    jobs: int = 1,
-    restart_apps: bool = True,
-    interpreters: Mapping[str, Path] | None = None,
-    bytecode: bool = True,
+    options: RunOptions | None = None,
     say: Say | None = None,
 ) -> RunResult:
     """Migrate the apps of ``migration`` (planned from ``plan``) as one transaction."""
     tell = say or (lambda _message: None)
+    chosen = options or RunOptions()
     if migration.problems:
         raise RunRefused(migration.problems)
     home = plan.home
     names = {app.app for app in migration.apps}
     apps = [app for app in plan.apps if app.name in names]
-    servers = [a.server for a in migration.apps if a.server is not None] if restart_apps else []
+    servers = [a.server for a in migration.apps if a.server] if chosen.restart_apps else []
     with home_lock(home):
         before = {server.app: probe(server) for server in servers}
         running = [server for server in servers if before[server.app].status is not None]
@@ -96,9 +106,7 @@ def run_migration(
         transaction = begin(home, description)
         restarted: list[Server] = []
         try:
-            built = _write_everything(
-                transaction, migration, requirements, apps, jobs, interpreters, bytecode, tell
-            )
+            built = _write_everything(transaction, migration, requirements, apps, chosen, tell)
             reports = {}
             for venv in built:
                 tell(f"verify {venv.app}")
@@ -150,9 +158,7 @@ def _write_everything(
     migration: Migration,
     requirements: Sequence[PlannedFile],
     apps: Sequence[AppPlan],
-    jobs: int,
-    interpreters: Mapping[str, Path] | None,
-    bytecode: bool,
+    options: RunOptions,
     tell: Say,
 ) -> list[BuiltVenv]:
     home = migration.home
@@ -160,11 +166,12 @@ def _write_everything(
         if item.changed:
             transaction.make_dir(item.path.parent)
             transaction.write_file(item.path, item.content, None if item.before else item.mode)
+    jobs = options.jobs
     tell(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
     pythons = {app.app: app.interpreter for app in migration.apps if app.interpreter}
     built = build_apps(
-        home, apps, transaction, jobs=jobs, interpreters=interpreters,
-        app_interpreters=pythons, bytecode=bytecode,
+        home, apps, transaction, jobs=jobs, interpreters=options.interpreters,
+        app_interpreters=pythons, bytecode=options.bytecode, source=options.source,
     )  # fmt: skip
     for edit in migration.edits:
         if edit.file.changed:

@@ -670,3 +670,31 @@ def test_pep_420_namespace_portions_are_each_used_and_built(tmp_path: Path) -> N
     ok(cli(home, "build"))
     verified = json.loads(ok(cli(home, "verify", "--json")).stdout)
     assert verified["ok"] and [a["app"] for a in verified["apps"]] == ["ns"]
+
+
+@pytest.mark.network
+def test_source_index_takes_released_wheels_and_keeps_what_no_index_has(tmp_path: Path) -> None:
+    """``build --source index``: an unmodified release comes from the index; a patched copy
+    and a bare one are still built from the installed files (the patch survives)."""
+    home = tmp_path / "home"
+    lib = home / "webapps" / "a" / "lib" / f"python{PY}"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(lib),
+         "six==1.16.0", "idna==3.7"],
+        check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+    )  # fmt: skip
+    with open(lib / "idna" / "__init__.py", "a") as patched:
+        patched.write("# patched here\n")
+    write_files(lib, {"localpkg/__init__.py": module("0.3")})
+    write_files(home / "webapps" / "a", {"a.wsgi": "import six, idna, localpkg\n"})
+
+    done = ok(cli(home, "build", "--source", "index", "--json"))
+    (app,) = json.loads(done.stdout)["apps"]
+    origins = {p["name"]: (p["origin"], Path(p["wheel"]).name) for p in app["pins"]}
+    assert origins["six"] == ("from the index", "six-1.16.0-py2.py3-none-any.whl")
+    assert origins["idna"][0].startswith("locally modified")
+    assert origins["localpkg"][0].startswith("no metadata")
+    verified = json.loads(ok(cli(home, "verify", "--json")).stdout)
+    assert verified["ok"]
+    site = Path(app["venv"]) / "lib" / f"python{PY}" / "site-packages"
+    assert (site / "idna" / "__init__.py").read_text().endswith("# patched here\n")
