@@ -295,9 +295,10 @@ def build_apps(
 
 
 def _like_its_folder(staged: Path, dest: Path, home: Path) -> None:
-    """The venv gets the permissions of the folder it goes into (the app dir; HOME for
-    ``~``): its mode on the venv's top folder, and — when this runs as root for another
-    user's home — that folder's owner on every file, so the app can still use it."""
+    """The venv gets the permissions of the folder it goes into (the app dir; for ``~``,
+    HOME/.venvs, or HOME while that does not exist): its mode on the venv's top folder,
+    and — when this runs as root for another user's home — that folder's owner on every
+    file, so the app can still use it."""
     folder = dest.parent if dest.parent.exists() else home
     info = os.stat(folder)
     os.chmod(staged, stat.S_IMODE(info.st_mode))

@@ -425,6 +425,7 @@ def build(
     from migrate.build import BuildError, build_apps
     from migrate.journal import JournalError, LockHeld, begin, home_lock
     from migrate.journal import rollback as undo
+    from migrate.migration import mod_wsgi_pythons
 
     overrides = _parse_python_overrides(pythons)
     result = _plan(settings, apps, interpreters=overrides)
@@ -445,7 +446,12 @@ def build(
                 home, "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
             )
             try:
-                options = {"interpreters": overrides, "bytecode": bytecode, "source": source}
+                options = {
+                    "interpreters": overrides,
+                    "app_interpreters": mod_wsgi_pythons(result, overrides),
+                    "bytecode": bytecode,
+                    "source": source,
+                }
                 if jobs > 1 and len(buildable) > 1:
                     with _progress(show, f"{len(buildable)} apps, {jobs} at once") as step:
                         built = build_apps(
@@ -540,6 +546,11 @@ def _progress(show: bool, label: str) -> Iterator[Callable[[BuildStep], None]]:
     show_default=True,
     help="Restart each running app's Apache and check it answers as before.",
 )
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Also load each app under its old path to find what it imports (runs app code).",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before migrating.")
 @json_option("Print one JSON document of what was (or, with --dry-run, would be) done.")
 @click.pass_obj
@@ -547,6 +558,7 @@ def run(
     settings: Settings,
     apps: tuple[str, ...],
     pythons: tuple[str, ...],
+    trace: bool,
     jobs: int,
     bytecode: bool,
     dry_run: bool,
@@ -567,10 +579,11 @@ def run(
     Start with --dry-run.
     """
     from migrate import actions, render
-    from migrate.journal import LockHeld
+    from migrate.journal import JournalError
     from migrate.lock import LockError
     from migrate.migration import plan_migration
     from migrate.run import RunFailed, RunOptions, RunRefused, crontab_text, run_migration
+    from migrate.trace import trace_entry
 
     overrides = _parse_python_overrides(pythons)
     home = settings.require_home()
@@ -578,7 +591,8 @@ def run(
         offline = source != "index"
     if offline and source == "index":
         raise BadInput("--source index needs the index: leave out --offline")
-    plan_result = _plan(settings, apps, interpreters=overrides)
+    tracer = trace_entry if trace else None
+    plan_result = _plan(settings, apps, interpreters=overrides, tracer=tracer)
     command = "concentric-migrate run" + "".join(f" --app {a}" for a in apps)
     try:
         requirement_files = actions.requirement_files(plan_result, out=None, command=command)
@@ -593,6 +607,8 @@ def run(
     if dry_run:
         if as_json:
             _echo_json(render.migration_json(migration, requirement_files))
+            if migration.problems:
+                raise SystemExit(EXIT_FAILED)
             return
         for line in render.migration_text(migration, requirement_files):
             click.echo(line)
@@ -617,6 +633,8 @@ def run(
             say=(lambda message: click.echo(f"- {message}", err=True)) if show else None,
         )  # fmt: skip
     except RunRefused as exc:
+        if as_json:
+            _echo_json({"ok": False, "refused": list(exc.problems), "transaction": None})
         raise Failed("run will not start:\n" + "\n".join(exc.problems)) from exc
     except RunFailed as exc:
         undone = (
@@ -624,8 +642,19 @@ def run(
             if exc.rolled_back
             else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`."
         )
+        if as_json:
+            _echo_json(
+                {
+                    "ok": False,
+                    "error": exc.reason,
+                    "transaction": exc.transaction,
+                    "rolled_back": exc.rolled_back,
+                }
+            )
         raise Failed(f"{exc.reason}\n{undone}") from exc
-    except LockHeld as exc:
+    except JournalError as exc:  # the lock is held, or a crashed transaction is still open
+        if as_json:
+            _echo_json({"ok": False, "error": str(exc), "transaction": None})
         raise Failed(str(exc)) from exc
     if as_json:
         _echo_json(render.run_json(result))

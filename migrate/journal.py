@@ -1114,7 +1114,10 @@ def _private_dir(path: Path, *, create: bool) -> Path:
     except FileNotFoundError:
         if not create:
             raise
-        _make_private_dir(path)
+        try:
+            _make_private_dir(path)
+        except FileExistsError:  # another process made it in between: check what it made
+            return _private_dir(path, create=False)
         _fsync_dir(path.parent)
         return path
     if not stat.S_ISDIR(st.st_mode):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +110,17 @@ def plan_migration(
     mod_wsgi_pythons: dict[str, Path] = {}
     for app in migrating:
         venv = str(venvs[app.name])
+        problems.extend(
+            f"{app.name}: {finding.message}; settle this `plan` finding first"
+            for finding in app.findings
+            if finding.kind == "interpreter"
+        )
+        if os.path.lexists(venvs[app.name]):
+            problems.append(
+                f"{app.name} has a venv at {home_relative(venvs[app.name], home)} already: "
+                "roll back the migration that made it (`concentric-migrate journal`), or move "
+                "it away, then run again"
+            )
         if app.path is not None and app.name != ACCOUNT_GROUP:
             server = server_of(app.path, app.name)
             if server is not None:
@@ -187,7 +198,7 @@ def _apply(
     path: Path,
     home: Path,
     problems: list[str],
-    rewriter: object,
+    rewriter: Callable[..., Rewrite],
     /,
     **options: str,
 ) -> None:
@@ -214,7 +225,7 @@ def _apply(
         texts[path] = _Text(data, text, None)
     current = texts[path]
     try:
-        result: Rewrite = rewriter(current.text, **options)  # type: ignore[operator]
+        result = rewriter(current.text, **options)
     except CannotRewrite as exc:
         problems.append(f"{where}: {exc}")
         return
@@ -269,6 +280,20 @@ def _mod_wsgi_so(config: Config, server_root: Path) -> Path | None:
             so = Path(load.args[1])
             return so if so.is_absolute() else server_root / so
     return None
+
+
+def mod_wsgi_pythons(plan: Plan, interpreters: Mapping[str, Path] | None) -> dict[str, Path]:
+    """Per app served by mod_wsgi: the Python its venv must be made with (rule 5)."""
+    found = {}
+    for app in plan.apps:
+        if app.path is None or app.name == ACCOUNT_GROUP or not app.python:
+            continue
+        server = server_of(app.path, app.name)
+        if server is not None:
+            python, _ = _mod_wsgi_python(app, server, interpreters)
+            if python is not None:
+                found[app.name] = python
+    return found
 
 
 def _mod_wsgi_python(

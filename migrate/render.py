@@ -315,6 +315,7 @@ def _change_json(change: Change) -> dict[str, Any]:
 def run_json(result: RunResult) -> dict[str, Any]:
     """``run --json`` after a migration."""
     return {
+        "ok": True,
         "transaction": result.transaction,
         "crontab_changed": result.crontab_changed,
         "apps": [

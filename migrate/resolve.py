@@ -200,7 +200,7 @@ class _Use:
 
     def row(self) -> PackageRow:
         return PackageRow(
-            self.dist, self.entry, self.rule, True, tuple(self.why), self.direct,
+            self.dist, self.entry, self.rule, True, tuple(dict.fromkeys(self.why)), self.direct,
             tuple(self.required_by),
         )  # fmt: skip
 

@@ -84,11 +84,23 @@ def restart(server: Server) -> None:
             raise RestartError(f"{server.app}: {script} exited {done.returncode}: {said}")
 
 
-def wait_for(server: Server, expected: int | None, timeout: float = HEALTH_TIMEOUT) -> Health:
-    """Probe until the app answers ``expected`` (or ``timeout`` passes); the last answer."""
+def wait_for(
+    server: Server,
+    expected: int | None,
+    timeout: float = HEALTH_TIMEOUT,
+    *,
+    any_answer: bool = False,
+) -> Health:
+    """Probe until the app answers ``expected`` (with ``any_answer``: anything at all), or
+    ``timeout`` passes; the last answer."""
     deadline = time.monotonic() + timeout
     while True:
         health = probe(server)
-        if health.status == expected or time.monotonic() >= deadline:
+        done = health.status is not None if any_answer else health.status == expected
+        if done or time.monotonic() >= deadline:
             return health
         time.sleep(0.2)
+
+
+def can_restart(server: Server) -> bool:
+    return all(script.is_file() for script in server.restart)

@@ -21,7 +21,15 @@ from migrate.journal import JournalError, Transaction, begin, home_lock, rollbac
 from migrate.migration import Migration, Server, server_of
 from migrate.paths import home_relative
 from migrate.resolve import AppPlan, Plan
-from migrate.restart import Health, RestartError, probe, restart, running, wait_for
+from migrate.restart import (
+    Health,
+    RestartError,
+    can_restart,
+    probe,
+    restart,
+    running,
+    wait_for,
+)
 
 Say = Callable[[str], None]
 
@@ -103,6 +111,15 @@ def run_migration(
         for server in servers:
             if server not in running:
                 tell(f"{server.app}: not answering on port {server.port}, so not restarted")
+        stuck = [server for server in running if not can_restart(server)]
+        if stuck:
+            raise RunRefused(
+                [
+                    f"{s.app} is running but has no {s.bin_dir}/restart (nor stop and start): "
+                    "restart it yourself after the migration, and run with --no-restart"
+                    for s in stuck
+                ]
+            )
         transaction = begin(home, description)
         restarted: list[Server] = []
         try:
@@ -259,7 +276,7 @@ def restart_restored(home: Path, restored: Sequence[Path], say: Say | None = Non
             tell(f"{name}: {exc}")
             healths.append(Health(name, server.port, None, str(exc)))
             continue
-        health = wait_for(server, 200)
+        health = wait_for(server, None, any_answer=True)
         tell(f"{name}: restarted on the restored configuration ({_status(health)})")
         healths.append(health)
     return healths

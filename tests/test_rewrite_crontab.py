@@ -79,9 +79,20 @@ CASES = {
         "0 * * * * python2.7 ~/webapps/app/x.py\n",
         f"PYTHONPATH=/home/me/webapps/app/code\n0 * * * * {APP_PY} ~/webapps/app/x.py\n",
     ),
+    # Commented out, not ``PYTHONPATH=``: Python 2 reads an empty entry as the working dir.
     "env line emptied": (
         "PYTHONPATH=/home/me/lib/python2.7:/home/me/webapps/app/lib/python2.7\n",
-        "PYTHONPATH=\n",
+        "# concentric-migrate: PYTHONPATH no longer lists concentric /home/me/lib/python2.7, "
+        "/home/me/webapps/app/lib/python2.7: "
+        "PYTHONPATH=/home/me/lib/python2.7:/home/me/webapps/app/lib/python2.7\n",
+    ),
+    "an app's Apache started by cron reads PYTHONPATH too": (
+        "PYTHONPATH=/home/me/lib/python2.7\n"
+        "*/20 * * * * ~/webapps/app/apache2/bin/start\n"
+        "*/20 * * * * ~/webapps/other/apache2/bin/start\n",
+        "PYTHONPATH=/home/me/lib/python2.7\n"
+        "*/20 * * * * PYTHONPATH= ~/webapps/app/apache2/bin/start\n"
+        "*/20 * * * * ~/webapps/other/apache2/bin/start\n",
     ),
     "quoted env line": (
         'PYTHONPATH = "/home/me/lib/python2.7:/home/me/code"\n',
@@ -89,7 +100,8 @@ CASES = {
     ),
     "quoted env line emptied": (
         "PYTHONPATH='/home/me/lib/python2.7'\n",
-        "PYTHONPATH=\n",
+        "# concentric-migrate: PYTHONPATH no longer lists concentric /home/me/lib/python2.7: "
+        "PYTHONPATH='/home/me/lib/python2.7'\n",
     ),
     "env line kept, inline for migrated": (
         "PYTHONPATH=/home/me/lib/python2.7:/home/me/code\n"
@@ -120,7 +132,8 @@ CASES = {
         "0 * * * * python2.7 ~/webapps/app/x.py\n"
         "PYTHONPATH=/home/me/webapps/other/lib/python2.7\n"
         "1 * * * * python2.7 ~/webapps/other/y.py\n",
-        "PYTHONPATH=\n"
+        "# concentric-migrate: PYTHONPATH no longer lists concentric /home/me/lib/python2.7: "
+        "PYTHONPATH=/home/me/lib/python2.7\n"
         f"0 * * * * {APP_PY} ~/webapps/app/x.py\n"
         "PYTHONPATH=/home/me/webapps/other/lib/python2.7\n"
         "1 * * * * python2.7 ~/webapps/other/y.py\n",

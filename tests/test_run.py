@@ -240,3 +240,55 @@ def test_run_without_yes_on_a_pipe_asks_for_it(account: tuple[Path, Path]) -> No
     home, crontab = account
     done = cli(home, crontab, "run")
     assert done.returncode == 2 and "--yes" in done.stderr
+
+
+def test_a_migrated_account_is_not_migrated_twice(account: tuple[Path, Path]) -> None:
+    home, crontab = account
+    assert cli(home, crontab, "run", "--yes").returncode == 0
+    migrated = snapshot(home), crontab.read_bytes()
+    again = cli(home, crontab, "run", "--dry-run", "--json")
+    assert again.returncode == 1
+    problems = json.loads(again.stdout)["problems"]
+    assert any("blog has a venv at ~/webapps/blog/venv already" in p for p in problems)
+    refused = cli(home, crontab, "run", "--yes", "--json")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["ok"] is False
+    assert (snapshot(home), crontab.read_bytes()) == migrated
+
+
+def test_a_failed_run_says_so_in_json_too(account: tuple[Path, Path]) -> None:
+    home, crontab = account
+    lib = home / "webapps" / "shop" / "lib" / f"python{PY}"
+    (lib / "shared" / "__init__.py").write_text('__version__ = "1.5"\nimport only_on_old_path\n')
+    done = cli(home, crontab, "run", "--yes", "--json")
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    assert document["ok"] is False and document["rolled_back"] is True
+    assert "only_on_old_path" in document["error"] and document["transaction"]
+
+
+MOD_WSGI = Path("/usr/lib/apache2/modules/mod_wsgi.so")
+
+
+@pytest.mark.skipif(not MOD_WSGI.exists(), reason="Debian's mod_wsgi is not installed")
+def test_run_refuses_a_python_home_mod_wsgi_cannot_use(tmp_path: Path) -> None:
+    """Rule 5: the app's packages are for Python 2.7, the real mod_wsgi links another
+    libpython: a venv for 2.7 could not be its python-home, so run stops and says why."""
+    home = tmp_path / "home"
+    app_dir = home / "webapps" / "old"
+    lib = app_dir / "lib" / "python2.7"
+    write_files(lib, {"oldpkg/__init__.py": '__version__ = "1.0"\n'})
+    conf = (
+        httpd_conf(app_dir, "old", 18499, home)
+        .replace("modules/mod_wsgi.so", str(MOD_WSGI))
+        .replace(f"python{PY}", "python2.7")
+    )
+    write_files(app_dir, {"old.wsgi": "import oldpkg\n", "apache2/conf/httpd.conf": conf})
+    crontab = tmp_path / "crontab"
+    crontab.write_text("")
+    before = snapshot(home)
+    done = cli(home, crontab, "run", "--yes")
+    assert done.returncode == 1
+    assert "mod_wsgi" in done.stderr and "2.7" in done.stderr
+    assert "settle this `plan` finding first" in done.stderr
+    assert snapshot(home) == before

@@ -23,7 +23,7 @@ from typing import Literal
 
 from migrate.crontab import MAX_LINE
 from migrate.entrypoints import ACCOUNT_GROUP, _expand, _script_argument, group_of
-from migrate.rewrite import CannotRewrite, Change, Rewrite
+from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite
 from migrate.rewrite.shell import (
     PYTHON_NAME,
     PYTHONPATH,
@@ -34,6 +34,7 @@ from migrate.rewrite.shell import (
     parse_shell,
 )
 
+_APACHE_SCRIPT = re.compile(r"^webapps/(?P<app>[^/]+)/apache2/bin/[^/]+$")
 _ENV_LINE = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
 _SPECIAL = frozenset(
     {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -189,6 +190,10 @@ class _Scanner:
             self.edits.append(_Edit(index, program.start, program.end, new, why))
             return True, True
         path = str(_expand(name, home, cwd))
+        server = _APACHE_SCRIPT.match(posixpath.relpath(path, self.home))
+        if server is not None:
+            # An app's Apache started by cron hands this PYTHONPATH to mod_wsgi's Python.
+            return True, server["app"] in self.venvs
         if path not in self.shebang_scripts:
             return False, False
         group = group_of(Path(path), home)
@@ -240,7 +245,11 @@ def _pythonpath_edits(lines: list[str], setters: list[_Setter], runs: list[_Run]
                 edits.append(_inline_edit(lines[setter.line], setter, why))
             continue
         if all(r.migrated for r in readers) and (readers or setter.kind == "env"):
-            edits.append(_Edit(setter.line, setter.start, setter.end, setter.cleaned, why))
+            if setter.kind == "env" and not setter.cleaned:
+                # Not ``PYTHONPATH=``: Python 2 reads an empty entry as the working dir.
+                edits.append(_Edit(setter.line, 0, 0, f"# {MARKER} {why}: ", why))
+            else:
+                edits.append(_Edit(setter.line, setter.start, setter.end, setter.cleaned, why))
             continue
         value = _env_word(setter.cleaned) if setter.kind == "env" else setter.cleaned
         why = f"{why} for this command (the PYTHONPATH set on line {setter.line + 1} stays)"
