@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from migrate.findings import Finding
+from migrate.paths import read_regular
 
 Scope = Literal["account", "app", "user-site", "system"]
 """``system``: the interpreter's own site-packages, read only when an app resolves to it."""
@@ -100,10 +101,12 @@ def _holds_python(app_dir: Path) -> bool:
     """Any ``.py``/``.wsgi`` file near the top of the app, or a mod_wsgi config."""
     conf = app_dir / "apache2" / "conf" / "httpd.conf"
     try:
-        if b"wsgi" in conf.read_bytes().lower():
+        if b"wsgi" in read_regular(conf).lower():
             return True
-    except OSError:
+    except FileNotFoundError:
         pass
+    except OSError:
+        return True  # there but unreadable: it may serve Python; the plan says what is wrong
     base_depth = len(app_dir.parts)
     for root, dirs, names in os.walk(app_dir):
         if any(name.endswith(_PYTHON_SUFFIXES) for name in names):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migrate.findings import Finding
+from migrate.paths import read_regular
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 16
@@ -81,8 +82,7 @@ def _read_file(path: Path, state: _State, stack: tuple[Path, ...], sections: lis
         state.findings.append(Finding(path, "error", "Include nested too deeply"))
         return
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        data = read_regular(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         state.findings.append(Finding(path, "error", f"cannot read: {exc.strerror}"))
         return

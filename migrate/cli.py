@@ -111,8 +111,11 @@ def cli(ctx: click.Context, home: Path, crontab: Path | None, verbose: int, quie
     is journaled and `rollback` undoes it.
     """
     if crontab is not None and not crontab.is_file():
-        raise BadInput(f"--crontab {crontab}: no such file")
+        what = "not a regular file" if os.path.lexists(crontab) else "no such file"
+        raise BadInput(f"--crontab {crontab}: {what}")
     home = Path(os.path.abspath(os.path.expanduser(home)))
+    if crontab is not None:
+        crontab = Path(os.path.abspath(crontab))  # relative to where the user is, not HOME
     ctx.obj = Settings(home=home, crontab=crontab, verbosity=-1 if quiet else verbose)
 
 

@@ -69,7 +69,9 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
         lib_versions = _lib_versions(account, app.name)
         conf_path = app.path / "apache2" / "conf" / "httpd.conf"
         wsgi_seen: set[Path] = set()
-        if conf_path.is_file():
+        if os.path.lexists(conf_path) and not conf_path.is_file():
+            findings.append(Finding(conf_path, "error", "not a regular file: cannot be read"))
+        elif conf_path.is_file():
             config = read_config(conf_path)
             configs.append(config)
             findings.extend(config.findings)
@@ -282,6 +284,13 @@ def _shebang_scripts(directory: Path, group: str, account: Account) -> list[Entr
         if found is None:
             continue
         interpreter, version = found
+        venv = venv_of(Path(interpreter)) if interpreter.startswith("/") else None
+        if venv is not None:
+            home = Path(interpreter).parent.parent
+            out.append(
+                EntryPoint(path, "script", group, *venv, "shebang", interpreter, python_home=home)
+            )
+            continue
         python, reason = _named_or_lib_python(
             version, f"shebang names {interpreter}", account, group
         )
@@ -328,8 +337,15 @@ def _cron_command(
         if script is None and module is None:
             return None
         path = _expand(script, account.home, cwd) if script else cwd
-        version = match["version"] if match["version"] and "." in match["version"] else None
         group = group_of(path, account.home)
+        runs = _expand(program, account.home, cwd)
+        venv = venv_of(runs) if "/" in program else None
+        if venv is not None:
+            return EntryPoint(
+                path, "cron", group, *venv, source, program, pythonpath,
+                python_home=runs.parent.parent, module=module,
+            )  # fmt: skip
+        version = match["version"] if match["version"] and "." in match["version"] else None
         python, reason = _named_or_lib_python(version, f"crontab runs {program}", account, group)
         return EntryPoint(
             path, "cron", group, python, reason, source, program, pythonpath,
@@ -341,10 +357,28 @@ def _cron_command(
         return None
     interpreter, version = shebang
     group = group_of(path, account.home)
+    venv = venv_of(Path(interpreter)) if interpreter.startswith("/") else None
+    if venv is not None:
+        return EntryPoint(
+            path, "cron", group, *venv, source, interpreter, pythonpath,
+            python_home=Path(interpreter).parent.parent,
+        )  # fmt: skip
     python, reason = _named_or_lib_python(version, f"shebang names {interpreter}", account, group)
     return EntryPoint(
         path, "cron", group, python, reason, source, interpreter, pythonpath, upward_scan=True
     )
+
+
+def venv_of(python: Path) -> tuple[str, str] | None:
+    """(X.Y, why) when ``python`` is a virtualenv's interpreter (``VENV/bin/python``, with
+    ``VENV/pyvenv.cfg``): it sees its own site-packages, no ``lib/pythonX.Y`` scan."""
+    venv = python.parent.parent
+    if python.parent.name != "bin" or not (venv / "pyvenv.cfg").is_file():
+        return None
+    versions = sorted(p.name[len("python") :] for p in (venv / "lib").glob("python*.*"))
+    if not versions:
+        return None
+    return versions[-1], f"the virtualenv {venv} is for Python {versions[-1]}"
 
 
 def _script_argument(args: tuple[str, ...]) -> tuple[str | None, str | None]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from migrate import _scan_source
 from migrate.interpreters import Interpreter
+from migrate.paths import read_regular
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 _SKIP_DIRS = {"__pycache__", ".git", ".hg", ".svn", "node_modules", "static", "media", "apache2"}
@@ -70,9 +71,14 @@ def scan_sources(
     results: dict[Path, SourceScan] = {}
     retry: list[Path] = []
     for path in files:
-        source = _read(path)
+        try:
+            source = _read(path)
+        except OSError as exc:
+            results[path] = SourceScan(path, (), (), f"cannot read: {exc.strerror}", "none")
+            continue
         if source is None:
-            results[path] = SourceScan(path, (), (), "cannot read file", "none")
+            too_big = f"larger than {MAX_SOURCE_BYTES} bytes"
+            results[path] = SourceScan(path, (), (), too_big, "none")
             continue
         raw = _scan_source.scan(source, str(path))
         if raw["error"] and source.strip():
@@ -126,11 +132,9 @@ def app_files(roots: Iterable[Path], exclude: Collection[str] = frozenset()) -> 
 
 
 def _read(path: Path) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_SOURCE_BYTES + 1)
-    except OSError:
-        return None
+    """The file's bytes; None when it is too large to be source; OSError when unreadable
+    (a FIFO or folder included)."""
+    data = read_regular(path, MAX_SOURCE_BYTES)
     return None if len(data) > MAX_SOURCE_BYTES else data
 
 
@@ -201,7 +205,10 @@ def evaluate_path(value: Any, home: Path) -> str | None:
 
 def _tokenize_fallback(path: Path, error: str) -> SourceScan:
     """Find ``import x`` / ``from x import`` at statement starts when no parser can help."""
-    source = _read(path) or b""
+    try:
+        source = _read(path) or b""
+    except OSError:
+        source = b""
     imports: list[ImportRef] = []
     try:
         tokens = list(tokenize.tokenize(io.BytesIO(source).readline))

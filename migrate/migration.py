@@ -20,7 +20,7 @@ from migrate.apacheconf import Config, read_config
 from migrate.build import venv_dir
 from migrate.entrypoints import ACCOUNT_GROUP, mod_wsgi_python_version, shebang_python
 from migrate.interpreters import find_interpreter, mod_wsgi_interpreter
-from migrate.paths import home_relative, is_inside
+from migrate.paths import home_relative, is_inside, read_regular
 from migrate.resolve import AppPlan, Plan
 from migrate.rewrite import CannotRewrite, Change, Rewrite
 from migrate.rewrite.crontab import CronTargets, rewrite_crontab
@@ -108,12 +108,24 @@ def plan_migration(
     texts: dict[Path, _Text] = {}
     servers: dict[str, Server] = {}
     mod_wsgi_pythons: dict[str, Path] = {}
+    problems.extend(
+        f"{home_relative(finding.path, home)}: {finding.message}; fix this first"
+        for finding in plan.findings
+        if finding.severity == "error" and _concerns(finding.path, home, migrating)
+    )
     for app in migrating:
         venv = str(venvs[app.name])
         problems.extend(
             f"{app.name}: {finding.message}; settle this `plan` finding first"
             for finding in app.findings
             if finding.kind == "interpreter"
+        )
+        problems.extend(
+            f"{home_relative(finding.name, home)}: {finding.message} — {app.name} cannot be "
+            "migrated faithfully until this is fixed"
+            for finding in app.findings
+            if finding.kind == "entry-point"
+            and finding.message.startswith(("could not parse", "could not read", "leads outside"))
         )
         if os.path.lexists(venvs[app.name]):
             problems.append(
@@ -205,11 +217,10 @@ def _apply(
     """Run ``rewriter`` over the file's current text (an earlier rewriter's output, if any)."""
     path = Path(os.path.abspath(path))
     where = home_relative(path, home)
+    outside = not is_inside(os.path.realpath(path), os.path.realpath(home))
     if path not in texts:
-        if not is_inside(os.path.realpath(path), os.path.realpath(home)):
-            return  # not ours to change; the plan reports what reaches outside the home
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except OSError as exc:
             problems.append(f"{where}: cannot be read ({exc.strerror})")
             return
@@ -229,8 +240,26 @@ def _apply(
     except CannotRewrite as exc:
         problems.append(f"{where}: {exc}")
         return
+    if outside and result.changed:
+        problems.append(
+            f"{where} leads outside the home (to {os.path.realpath(path)}), where the migration "
+            "writes nothing, yet it needs a change: copy the file into the home in place of the "
+            "link (or edit it by hand), then run again"
+        )
+        return
     current.text = result.text
     current.changes.extend(result.changes)
+
+
+def _concerns(path: Path, home: Path, apps: Sequence[AppPlan]) -> bool:
+    """A problem at ``path`` matters to these apps: it is in ``~/lib`` (every app sees it),
+    one of their folders, or — for ``~`` — anywhere in the home."""
+    if is_inside(path, home / "lib"):
+        return True
+    names = {app.name for app in apps}
+    if ACCOUNT_GROUP in names and is_inside(path, home):
+        return True
+    return any(app.path is not None and is_inside(path, app.path) for app in apps)
 
 
 def _in_bin_dir(path: Path, home: Path, apps: Sequence[AppPlan]) -> bool:

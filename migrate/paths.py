@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 
 def is_inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
@@ -18,3 +21,26 @@ def home_relative(path: str | os.PathLike[str], home: Path) -> str:
     if is_inside(path, home) and os.path.abspath(path) != os.path.abspath(home):
         return "~/" + os.path.relpath(path, home)
     return str(path)
+
+
+class NotAFile(OSError):
+    """A path that names a FIFO, socket, device or folder where a file's bytes are wanted."""
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a regular file for reading, or raise: never block on a FIFO, never read a
+    device. (Opened non-blocking, then checked on the open descriptor: no race.)"""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotAFile(errno.EINVAL, "not a regular file", os.fspath(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of a regular file (at most ``limit + 1`` when a limit is given)."""
+    with open_regular(path) as handle:
+        return handle.read() if limit is None else handle.read(limit + 1)

@@ -266,7 +266,8 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
                 for line in table(("package", "version", "from", "rule", "used", "why"), rows)
             )
         for finding in app.findings:
-            out.append(f"  {finding.kind:9} {finding.message}")
+            where = f"{home_relative(finding.name, plan.home)}: " if finding.name[:1] == "/" else ""
+            out.append(f"  {finding.kind:9} {where}{finding.message}")
     for finding in plan.findings:
         out.append(f"{finding.severity}: {finding.path}: {finding.message}")
     return "\n".join(out).lstrip("\n") + "\n"

@@ -130,7 +130,10 @@ def plan_account(
             continue
         resolver = _AppResolver(account, index, name, path, eps, interpreters, recipe_book, tracer)
         plans.append(resolver.resolve())
-    return Plan(account.home, tuple(plans), entry_points.findings)
+    # What stops a migration is worth seeing in the plan too: unreadable or escaping lib
+    # dirs and apps (the inventory's errors) besides the entry points' own.
+    errors = tuple(f for f in inventory.all_findings if f.severity == "error")
+    return Plan(account.home, tuple(plans), tuple(dict.fromkeys(errors + entry_points.findings)))
 
 
 class _Index:
@@ -241,9 +244,9 @@ class _AppResolver:
         recipe_names: list[str] = []
         for entry in self.entry_points:
             interpreter = self._interpreter(entry)
-            scans = scan_sources(
-                [entry.path] if entry.path.is_file() else [], self.home, interpreter
-            )
+            readable = os.path.lexists(entry.path) and not entry.path.is_dir()
+            scans = scan_sources([entry.path] if readable else [], self.home, interpreter)
+            self._leaving_entries(entry)
             edits = scans[entry.path].path_edits if entry.path in scans else ()
             model = build_path_model(entry, interpreter, edits, self.home, self.cache)
             models.append(model)
@@ -327,11 +330,13 @@ class _AppResolver:
         refs: list[ImportRef | RecipeRef] = [ref for scan in scans.values() for ref in scan.imports]
         for scan in scans.values():
             if scan.error and scan.parsed_by in ("tokenize", "none"):
-                self._report(
-                    "entry-point",
-                    str(scan.file),
-                    f"could not parse ({scan.error}); imports read by tokenizer",
+                unread = scan.error.removeprefix("cannot read: ")
+                message = (
+                    f"could not read it ({unread}): its imports are unknown"
+                    if unread != scan.error
+                    else f"could not parse ({scan.error}); imports read by tokenizer"
                 )
+                self._report("entry-point", str(scan.file), message)
         imported = {ref.top_level for ref in refs if isinstance(ref, ImportRef)}
         configs = list(files.configs)
         applied = detect(self.recipes, imported, [*scans, *configs], {entry.kind})
@@ -420,6 +425,22 @@ class _AppResolver:
             use = uses.setdefault(str(dist.path), _Use(dist, entry.path, entry.rule))
             use.why.append(_why(ref, self.home))
             use.direct = True
+
+    def _leaving_entries(self, entry: EntryPoint) -> None:
+        """Path entries that look like the home's but lead out of it through a symlink: what
+        they hold is neither inventoried nor moved, and a rewrite cannot judge them."""
+        home_real = os.path.realpath(self.home)
+        for directory in (*entry.site_dirs, *entry.pythonpath):
+            real = os.path.realpath(directory)
+            if is_inside(directory, self.home) and not is_inside(real, home_real):
+                self.findings.append(
+                    AppFinding(
+                        "entry-point",
+                        str(directory),
+                        f"leads outside the home (to {real}), named by {entry.source}: "
+                        "put what it holds in the home, or drop it from the path",
+                    )
+                )
 
     def _namespace_portion(
         self, model: PathModel, name: str, resolution: Resolution
@@ -616,7 +637,8 @@ def _is_code_dir(directory: Path, app_dir: Path) -> bool:
     text = str(directory)
     if "/lib/python" in text or text.endswith("site-packages") or "/site-packages/" in text:
         return False
-    return is_inside(directory, app_dir)
+    # Through symlinks: a code dir that really lies outside the app is not the app's code.
+    return is_inside(os.path.realpath(directory), os.path.realpath(app_dir))
 
 
 def _why(ref: ImportRef | RecipeRef, home: Path) -> str:

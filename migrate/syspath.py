@@ -31,7 +31,7 @@ from migrate.entrypoints import EntryPoint
 from migrate.findings import Finding
 from migrate.imports import PathEdit
 from migrate.interpreters import Interpreter
-from migrate.paths import is_inside
+from migrate.paths import is_inside, read_regular
 
 ProviderKind = Literal["package", "module", "namespace", "nspkg", "builtin"]
 
@@ -220,7 +220,8 @@ def upward_scan_dirs(script: Path, python: str, home: Path | None = None) -> lis
 def _site_packages(
     machine: _SitePath, entry: EntryPoint, interpreter: Interpreter | None, home: Path | None
 ) -> None:
-    if home is not None and entry.python:
+    in_venv = entry.python_home is not None and (entry.python_home / "pyvenv.cfg").is_file()
+    if home is not None and entry.python and not in_venv:  # a venv's python skips user site
         user_site = home / ".local" / "lib" / f"python{entry.python}" / "site-packages"
         if user_site.is_dir():
             machine.addsitedir(user_site, "user-site")
@@ -289,7 +290,7 @@ class _SitePath:
     def _addpackage(self, sitedir: Path, name: str) -> None:
         pth = sitedir / name
         try:
-            data = pth.read_bytes()
+            data = read_regular(pth)
         except OSError:
             return
         try:

@@ -247,12 +247,17 @@ def legacy_helper(helpers: Path) -> Path:
             )  # fmt: skip
         except (Exception, SystemExit) as exc:
             raise HelperUnavailable(f"cannot create the helper environment: {exc}") from None
+        # pip (and what it runs, such as a rustup proxy asked for its version) may write
+        # caches and settings under HOME: give it a home of its own, not the account's.
+        private = building / "home"
+        private.mkdir()
+        env = {**clean_env(keep_pip=True), "HOME": str(private), "XDG_CACHE_HOME": str(private)}
         done = subprocess.run(
             [str(venv_python(building)), "-m", "pip", "--disable-pip-version-check",
              "install", "--quiet", LEGACY_VIRTUALENV],
-            capture_output=True, text=True, timeout=_TIMEOUT, env=clean_env(keep_pip=True),
-            check=False,
+            capture_output=True, text=True, timeout=_TIMEOUT, env=env, check=False,
         )  # fmt: skip
+        shutil.rmtree(private, ignore_errors=True)
         if done.returncode != 0:
             raise HelperUnavailable(
                 f"Python 2.7/3.6-era targets need {LEGACY_VIRTUALENV!r}, which could not be "

@@ -292,3 +292,18 @@ def test_run_refuses_a_python_home_mod_wsgi_cannot_use(tmp_path: Path) -> None:
     assert "mod_wsgi" in done.stderr and "2.7" in done.stderr
     assert "settle this `plan` finding first" in done.stderr
     assert snapshot(home) == before
+
+
+def test_a_relative_crontab_path_means_the_file_where_the_user_is(
+    account: tuple[Path, Path],
+) -> None:
+    home, crontab = account
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate", "--home", str(home), "--crontab", crontab.name,
+         "run", "--yes"],
+        capture_output=True, text=True, cwd=crontab.parent,
+        env={**os.environ, "HOME": str(home)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "venv/bin/python" in crontab.read_text()
+    assert not (home / crontab.name).exists()  # not a new file in the home

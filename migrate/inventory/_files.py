@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from migrate.paths import open_regular
 from migrate.wheelfile import record_form
 
 MAX_METADATA_BYTES = 16 * 1024 * 1024
@@ -18,7 +19,7 @@ class Unreadable(Exception):
 
 def read_bytes(path: str | Path, limit: int = MAX_METADATA_BYTES) -> bytes:
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             if os.fstat(handle.fileno()).st_size > limit:
                 raise Unreadable(f"larger than {limit} bytes")
             data = handle.read()
