@@ -14,10 +14,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from migrate.entrypoints import mod_wsgi_python_version
 
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")
@@ -31,6 +34,27 @@ def available() -> str | None:
     if not MOD_WSGI.exists():
         return "mod_wsgi is not installed (Debian: apt-get install libapache2-mod-wsgi-py3)"
     return None
+
+
+def account_root(prefix: str) -> tuple[Path, str]:
+    """A fresh folder for an account its Apache can serve — world-readable, as a home
+    Apache's workers (www-data when the tests run as root) must read — and the Python
+    mod_wsgi links (the X.Y of its lib dirs); skips when that cannot be told."""
+    import pytest
+
+    python = mod_wsgi_python_version(MOD_WSGI)
+    if python is None:
+        pytest.skip("cannot tell which Python mod_wsgi links")
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    return root, python
+
+
+def open_up(root: Path) -> None:
+    """Every folder below ``root`` readable and searchable by the server's workers."""
+    for folder, dirs, _files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
 
 
 def free_port() -> int:

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import pytest
 from accounts import install_wheels, write_files
 from journal_helper import snapshot
 
-from migrate.entrypoints import mod_wsgi_python_version
 from migrate.wheelfile import WheelSpec
 
 pytestmark = pytest.mark.skipif(apache.available() is not None, reason=str(apache.available()))
@@ -60,13 +58,8 @@ def without_runtime(state: dict[str, tuple[object, ...]]) -> dict[str, tuple[obj
 
 @pytest.fixture
 def served() -> Iterator[tuple[Path, Path, int]]:
-    """(home, app dir, port): the app running on its private Apache. World-readable, as a
-    home Apache's workers (www-data when the tests run as root) must read."""
-    python = mod_wsgi_python_version(apache.MOD_WSGI)
-    if python is None:
-        pytest.skip("cannot tell which Python mod_wsgi links")
-    root = Path(tempfile.mkdtemp(prefix="concentric-e2e-"))
-    root.chmod(0o755)
+    """(home, app dir, port): the app running on its private Apache."""
+    root, python = apache.account_root("concentric-e2e-")
     home = root / "home"
     app_dir = home / "webapps" / "plain"
     home_lib = home / "lib" / f"python{python}"
@@ -77,9 +70,7 @@ def served() -> Iterator[tuple[Path, Path, int]]:
         write_files(app_dir, {"plain.wsgi": APP.format(lib=str(app_lib))})
         port = apache.free_port()
         apache.make_server(app_dir, "plain", port, [app_dir, app_lib, home_lib])
-        for folder, dirs, _files in os.walk(root):
-            for name in dirs:
-                os.chmod(os.path.join(folder, name), 0o755)
+        apache.open_up(root)
         apache.start(app_dir)
         yield home, app_dir, port
     finally:
@@ -188,11 +179,7 @@ def versions(request):
 def test_a_real_django_project_served_by_apache_moves_to_its_venv_and_back() -> None:
     """``django-admin startproject`` with Django from the index in ``~/lib``, served by
     Apache + mod_wsgi with the concentric python-path; then run, lib away, rollback."""
-    python = mod_wsgi_python_version(apache.MOD_WSGI)
-    if python is None:
-        pytest.skip("cannot tell which Python mod_wsgi links")
-    root = Path(tempfile.mkdtemp(prefix="concentric-e2e-django-"))
-    root.chmod(0o755)
+    root, python = apache.account_root("concentric-e2e-django-")
     home = root / "home"
     app_dir = home / "webapps" / "djangoapp"
     lib = home / "lib" / f"python{python}"
@@ -228,9 +215,7 @@ def test_a_real_django_project_served_by_apache_moves_to_its_venv_and_back() -> 
         conf.write_text(
             conf.read_text().replace(f"{app_dir}/djangoapp.wsgi", f"{project}/mysite/wsgi.py")
         )
-        for folder, dirs, _files in os.walk(root):
-            for name in dirs:
-                os.chmod(os.path.join(folder, name), 0o755)
+        apache.open_up(root)
         crontab = root / "crontab"
         crontab.write_text(f"*/20 * * * * {app_dir}/apache2/bin/start\n", encoding="utf-8")
         apache.start(app_dir)

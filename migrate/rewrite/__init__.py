@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _LIB_DIR = re.compile(r"^lib/python\d+(?:\.\d+)?(?:/.*)?$")
@@ -76,3 +77,15 @@ def is_concentric_dir(value: str, home: str) -> bool:
 def line_of(text: str, offset: int) -> int:
     """1-based line number of a character offset."""
     return text.count("\n", 0, offset) + 1
+
+
+def splice(text: str, edits: Iterable[tuple[int, int, str]]) -> str:
+    """``text`` with each ``(start, end, new)`` span replaced; spans sorted, not overlapping."""
+    out = []
+    position = 0
+    for start, end, new in edits:
+        out.append(text[position:start])
+        out.append(new)
+        position = end
+    out.append(text[position:])
+    return "".join(out)

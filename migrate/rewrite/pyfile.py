@@ -50,7 +50,15 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite, expand_home, is_concentric_dir
+from migrate.rewrite import (
+    MARKER,
+    CannotRewrite,
+    Change,
+    Rewrite,
+    expand_home,
+    is_concentric_dir,
+    splice,
+)
 
 __all__ = ["rewrite_python"]
 
@@ -1157,13 +1165,7 @@ def _render(text: str, edits: list[_Edit], source: _Source) -> tuple[str, tuple[
     for before, after in itertools.pairwise(edits):
         if after.start < before.end:
             raise CannotRewrite("overlapping edits in one statement; rewrite it by hand")
-    out = []
-    position = 0
-    for edit in edits:
-        out.append(text[position : edit.start])
-        out.append(edit.new)
-        position = edit.end
-    out.append(text[position:])
+    new = splice(text, ((e.start, e.end, e.new) for e in edits))
     hunks: list[tuple[int, int, list[_Edit]]] = []
     for edit in sorted(edits, key=lambda e: (e.span, e.start)):
         top, bottom = edit.span
@@ -1182,7 +1184,7 @@ def _render(text: str, edits: list[_Edit], source: _Source) -> tuple[str, tuple[
         pieces.append(text[position:end])
         whys = list(dict.fromkeys(edit.why for edit in group))
         changes.append(Change(top + 1, text[start:end], "".join(pieces), "; ".join(whys)))
-    return "".join(out), tuple(changes)
+    return new, tuple(changes)
 
 
 def _cookie(text: str) -> str | None:

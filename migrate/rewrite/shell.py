@@ -15,7 +15,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite, is_concentric_dir
+from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite, is_concentric_dir, splice
 
 PYTHON_NAME = re.compile(r"^python(?:\d+(?:\.\d+)?)?$")
 """Basename of a Python interpreter: ``python``, ``pythonX``, ``pythonX.Y``."""
@@ -646,15 +646,8 @@ def _apply(text: str, edits: list[_Edit]) -> Rewrite:
     if not edits:
         return Rewrite(text)
     edits = sorted(edits, key=lambda e: e.start)
-    out: list[str] = []
     changes: list[Change] = []
-    position = 0
-    for edit in edits:
-        out.append(text[position : edit.start])
-        out.append(edit.text)
-        position = edit.end
-    out.append(text[position:])
-    new = "".join(out)
+    new = splice(text, ((e.start, e.end, e.text) for e in edits))
     by_line: dict[int, list[_Edit]] = {}
     for edit in edits:
         by_line.setdefault(_line_start(text, edit.start), []).append(edit)
