@@ -312,7 +312,7 @@ def _cron_entries(crontab: Crontab, account: Account) -> list[EntryPoint]:
         env = dict(job.environment)
         for command in job.commands:
             if command.argv[:1] == ("cd",) and len(command.argv) > 1:
-                cwd = _expand(command.argv[1], account.home, cwd)
+                cwd = expand_path(command.argv[1], account.home, cwd)
                 continue
             entry = _cron_command(command, env, cwd, account, job.lineno)
             if entry is not None:
@@ -327,18 +327,18 @@ def _cron_command(
         return None
     environment = {**env, **dict(command.env)}
     pythonpath = tuple(
-        _expand(p, account.home, cwd) for p in environment.get("PYTHONPATH", "").split(":") if p
+        expand_path(p, account.home, cwd) for p in environment.get("PYTHONPATH", "").split(":") if p
     )
     program = command.argv[0]
     source = f"crontab line {lineno}"
     match = _PYTHON_NAME.match(os.path.basename(program))
     if match:
-        script, module = _script_argument(command.argv[1:])
+        script, module = script_argument(command.argv[1:])
         if script is None and module is None:
             return None
-        path = _expand(script, account.home, cwd) if script else cwd
+        path = expand_path(script, account.home, cwd) if script else cwd
         group = group_of(path, account.home)
-        runs = _expand(program, account.home, cwd)
+        runs = expand_path(program, account.home, cwd)
         venv = venv_of(runs) if "/" in program else None
         if venv is not None:
             return EntryPoint(
@@ -351,7 +351,7 @@ def _cron_command(
             path, "cron", group, python, reason, source, program, pythonpath,
             upward_scan=True, module=module,
         )  # fmt: skip
-    path = _expand(program, account.home, cwd)
+    path = expand_path(program, account.home, cwd)
     shebang = shebang_python(path) if path.is_file() else None
     if shebang is None:
         return None
@@ -381,7 +381,7 @@ def venv_of(python: Path) -> tuple[str, str] | None:
     return versions[-1], f"the virtualenv {venv} is for Python {versions[-1]}"
 
 
-def _script_argument(args: tuple[str, ...]) -> tuple[str | None, str | None]:
+def script_argument(args: tuple[str, ...]) -> tuple[str | None, str | None]:
     """(script, module) of ``python [options] script|-m module ...``; ``-c`` runs neither."""
     index = 0
     while index < len(args):
@@ -402,7 +402,8 @@ def _script_argument(args: tuple[str, ...]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _expand(value: str, home: Path, cwd: Path) -> Path:
+def expand_path(value: str, home: Path, cwd: Path) -> Path:
+    """A path as a shell in ``cwd`` would read it: ``~``/``$HOME`` expanded, normalized."""
     value = value.replace("$HOME", str(home)).replace("${HOME}", str(home))
     if value == "~" or value.startswith("~/"):
         value = str(home) + value[1:]

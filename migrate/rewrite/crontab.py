@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from migrate.crontab import MAX_LINE
-from migrate.entrypoints import ACCOUNT_GROUP, _expand, _script_argument, group_of
+from migrate.entrypoints import ACCOUNT_GROUP, expand_path, group_of, script_argument
 from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite
 from migrate.rewrite.shell import (
     PYTHON_NAME,
@@ -158,7 +158,7 @@ class _Scanner:
                 continue
             if program.value == "cd":
                 target = parts.args[0].value if parts.args else "~"
-                cwd = _expand(_cron_value(target), Path(self.home), cwd)
+                cwd = expand_path(_cron_value(target), Path(self.home), cwd)
                 continue
             setters = [outer] if outer else []
             for word in parts.assignments:
@@ -175,12 +175,12 @@ class _Scanner:
         home = Path(self.home)
         name = _cron_value(program.value)
         if PYTHON_NAME.match(posixpath.basename(name)):
-            if "/" in name and str(_expand(name, home, cwd).parent) in self.venv_bins:
+            if "/" in name and str(expand_path(name, home, cwd).parent) in self.venv_bins:
                 return True, True
-            script, module = _script_argument(tuple(_cron_value(a.value) for a in args))
+            script, module = script_argument(tuple(_cron_value(a.value) for a in args))
             if script is None and module is None:
                 return True, False
-            group = group_of(_expand(script, home, cwd) if script else cwd, home)
+            group = group_of(expand_path(script, home, cwd) if script else cwd, home)
             venv = self.venvs.get(group)
             if venv is None:
                 return True, False
@@ -189,7 +189,7 @@ class _Scanner:
             new = _cron_word(python, program.raw)
             self.edits.append(_Edit(index, program.start, program.end, new, why))
             return True, True
-        path = str(_expand(name, home, cwd))
+        path = str(expand_path(name, home, cwd))
         server = _APACHE_SCRIPT.match(posixpath.relpath(path, self.home))
         if server is not None:
             # An app's Apache started by cron hands this PYTHONPATH to mod_wsgi's Python.
