@@ -64,16 +64,12 @@ class Settings:
 
     def read_crontab(self) -> Crontab | None:
         """``--crontab FILE``, else ``crontab -l`` when HOME is the invoking user's own."""
-        from migrate.crontab import parse_crontab, read_installed_crontab
+        from migrate.crontab import INSTALLED, crontab_text, parse_crontab
 
-        if self.crontab is not None:
-            data = self.crontab.read_bytes()
-            text = data.decode("utf-8", errors="surrogateescape")
-            return parse_crontab(text, Path(os.path.abspath(self.crontab)))
-        if os.path.realpath(self.home) != os.path.realpath(os.path.expanduser("~")):
+        text = crontab_text(self.crontab, self.home)
+        if text is None:
             return None
-        text = read_installed_crontab()
-        return parse_crontab(text) if text is not None else None
+        return parse_crontab(text, self.crontab or INSTALLED)
 
     def require_home(self) -> Path:
         if not self.home.exists():
@@ -582,10 +578,11 @@ def run(
     Start with --dry-run.
     """
     from migrate import actions, render
+    from migrate.crontab import crontab_text
     from migrate.journal import JournalError
     from migrate.lock import LockError
     from migrate.migration import plan_migration
-    from migrate.run import RunFailed, RunOptions, RunRefused, crontab_text, run_migration
+    from migrate.run import RunFailed, RunOptions, RunRefused, run_migration
     from migrate.trace import trace_entry
 
     overrides = _parse_python_overrides(pythons)

@@ -6,10 +6,13 @@ Only parsing lives here; what a job runs (a Python interpreter, a script) is dec
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+
+from migrate.paths import read_regular
 
 _ENV = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
 _SPECIAL = (
@@ -186,3 +189,14 @@ def read_installed_crontab() -> str | None:
     if result.returncode != 0:
         return None
     return result.stdout.decode("utf-8", errors="surrogateescape")
+
+
+def crontab_text(file: Path | None, home: Path) -> str | None:
+    """The crontab an account's commands read and ``run`` edits: ``--crontab FILE``, else
+    the installed one when ``home`` is the invoking user's own (another user's crontab is
+    neither ours to read as theirs nor to change)."""
+    if file is not None:
+        return read_regular(file).decode("utf-8", errors="surrogateescape")
+    if os.path.realpath(home) != os.path.realpath(os.path.expanduser("~")):
+        return None
+    return read_installed_crontab()

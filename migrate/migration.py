@@ -102,87 +102,37 @@ def plan_migration(
 ) -> Migration:
     """Every edit ``run`` makes for the apps in ``plan`` (each with entry points and a Python)."""
     home = plan.home
-    problems: list[str] = []
     migrating = [app for app in plan.apps if app.has_python and app.entry_points and app.python]
     venvs = {app.name: venv_dir(home, app) for app in migrating}
-    texts: dict[Path, _Text] = {}
-    servers: dict[str, Server] = {}
-    mod_wsgi_pythons: dict[str, Path] = {}
-    problems.extend(
+    problems = [
         f"{home_relative(finding.path, home)}: {finding.message}; fix this first"
         for finding in plan.findings
         if finding.severity == "error" and _concerns(finding.path, home, migrating)
-    )
+    ]
+    texts: dict[Path, _Text] = {}
+    servers: dict[str, Server] = {}
+    pythons: dict[str, Path] = {}
     for app in migrating:
-        venv = str(venvs[app.name])
-        problems.extend(
-            f"{app.name}: {finding.message}; settle this `plan` finding first"
-            for finding in app.findings
-            if finding.kind == "interpreter"
-        )
-        problems.extend(
-            f"{home_relative(finding.name, home)}: {finding.message} — {app.name} cannot be "
-            "migrated faithfully until this is fixed"
-            for finding in app.findings
-            if finding.kind == "entry-point"
-            and finding.message.startswith(("could not parse", "could not read", "leads outside"))
-        )
-        if os.path.lexists(venvs[app.name]):
-            problems.append(
-                f"{app.name} has a venv at {home_relative(venvs[app.name], home)} already: "
-                "roll back the migration that made it (`concentric-migrate journal`), or move "
-                "it away, then run again"
-            )
-        if app.path is not None and app.name != ACCOUNT_GROUP:
-            server = server_of(app.path, app.name)
-            if server is not None:
-                servers[app.name] = server
-                python, found = _mod_wsgi_python(app, server, interpreters)
-                problems.extend(found)
-                if python is not None:
-                    mod_wsgi_pythons[app.name] = python
-            conf = app.path / "apache2" / "conf" / "httpd.conf"
-            if conf.is_file():
-                config = read_config(conf)
-                for file in config.files:
-                    _apply(texts, file, home, problems, rewrite_httpd, venv=venv, home=str(home))
-            for name in START_SCRIPTS:
-                script = app.path / "apache2" / "bin" / name
-                if script.is_file():
-                    _apply(texts, script, home, problems, rewrite_start_script, home=str(home))
-        for entry in app.entry_points:
-            if _in_bin_dir(entry.path, home, migrating) and shebang_python(entry.path):
-                _apply(texts, entry.path, home, problems, rewrite_shebang, venv=venv)
-            if entry.kind in ("wsgi", "script", "cron") and entry.path.is_file():
-                _apply(texts, entry.path, home, problems, rewrite_python, home=str(home))
+        problems.extend(_app_problems(app, venvs[app.name], home))
+        config = _config_of(app)
+        if config is not None:
+            assert app.path is not None
+            server = servers[app.name] = _server(app.path, app.name, config)
+            python, found = _mod_wsgi_python(app, server, interpreters)
+            problems.extend(found)
+            if python is not None:
+                pythons[app.name] = python
+        _rewrite_app(app, config, str(venvs[app.name]), migrating, texts, problems, home)
     crontab = None
     if crontab_text is not None:
-        # Scripts cron runs by their shebang outside the bin dirs keep their shebang: the
-        # crontab line gets the venv's python in front instead.
-        shebang_run = frozenset(
-            str(entry.path)
-            for app in migrating
-            for entry in app.entry_points
-            if entry.kind == "cron"
-            and not _in_bin_dir(entry.path, home, migrating)
-            and entry.path.is_file()
-            and shebang_python(entry.path)
-        )
-        targets = CronTargets(
-            str(home), {name: str(path) for name, path in venvs.items()}, shebang_run
-        )
-        try:
-            result = rewrite_crontab(crontab_text, targets)
-        except CannotRewrite as exc:
-            problems.append(f"crontab: {exc}")
-        else:
-            if result.changed:
-                crontab = CrontabEdit(crontab_text, result.text, crontab_file, result.changes)
+        crontab = _crontab_edit(crontab_text, crontab_file, venvs, migrating, problems, home)
     by_app: dict[str, list[Edit]] = {app.name: [] for app in migrating}
     for path, text in texts.items():
         if text.changes:
-            group = _owner(path, home, migrating)
-            by_app[group].append(Edit(_planned(path, text), tuple(text.changes)))
+            edit = Edit(
+                PlannedFile(path, text.text.encode("utf-8"), text.before), tuple(text.changes)
+            )
+            by_app[_owner(path, home, migrating)].append(edit)
     apps = tuple(
         AppMigration(
             app.name,
@@ -190,18 +140,104 @@ def plan_migration(
             app.python or "",
             tuple(sorted(by_app[app.name], key=lambda e: str(e.file.path))),
             servers.get(app.name),
-            mod_wsgi_pythons.get(app.name),
+            pythons.get(app.name),
         )
         for app in migrating
     )
     return Migration(home, apps, crontab, tuple(dict.fromkeys(problems)))
 
 
+def _app_problems(app: AppPlan, venv: Path, home: Path) -> list[str]:
+    """What in the plan stops this app's migration: its Python, entry files it cannot
+    judge, a venv of an earlier migration."""
+    problems = [
+        f"{app.name}: {finding.message}; settle this `plan` finding first"
+        for finding in app.findings
+        if finding.kind == "interpreter"
+    ]
+    problems.extend(
+        f"{home_relative(finding.name, home)}: {finding.message} — {app.name} cannot be "
+        "migrated faithfully until this is fixed"
+        for finding in app.findings
+        if finding.kind == "entry-point"
+        and finding.message.startswith(("could not parse", "could not read", "leads outside"))
+    )
+    if os.path.lexists(venv):
+        problems.append(
+            f"{app.name} has a venv at {home_relative(venv, home)} already: roll back the "
+            "migration that made it (`concentric-migrate journal`), or move it away, then "
+            "run again"
+        )
+    return problems
+
+
+def _config_of(app: AppPlan) -> Config | None:
+    """The app's own ``httpd.conf`` (with what it Includes), if it has one."""
+    if app.path is None or app.name == ACCOUNT_GROUP:
+        return None
+    conf = app.path / "apache2" / "conf" / "httpd.conf"
+    return read_config(conf) if conf.is_file() else None
+
+
+def _rewrite_app(
+    app: AppPlan,
+    config: Config | None,
+    venv: str,
+    migrating: Sequence[AppPlan],
+    texts: dict[Path, _Text],
+    problems: list[str],
+    home: Path,
+) -> None:
+    """Run every rewriter over the files of one app (a file's rewrites accumulate)."""
+    if config is not None:
+        for file in config.files:
+            _apply(texts, file, home, problems, rewrite_httpd, venv=venv, home=str(home))
+    if app.path is not None and app.name != ACCOUNT_GROUP:
+        for name in START_SCRIPTS:
+            script = app.path / "apache2" / "bin" / name
+            if script.is_file():
+                _apply(texts, script, home, problems, rewrite_start_script, home=str(home))
+    for entry in app.entry_points:
+        if _in_bin_dir(entry.path, home, migrating) and shebang_python(entry.path):
+            _apply(texts, entry.path, home, problems, rewrite_shebang, venv=venv)
+        if entry.path.is_file():
+            _apply(texts, entry.path, home, problems, rewrite_python, home=str(home))
+
+
+def _crontab_edit(
+    text: str,
+    file: Path | None,
+    venvs: Mapping[str, Path],
+    migrating: Sequence[AppPlan],
+    problems: list[str],
+    home: Path,
+) -> CrontabEdit | None:
+    # Scripts cron runs by their shebang outside the bin dirs keep their shebang: the
+    # crontab line gets the venv's python in front instead.
+    shebang_run = frozenset(
+        str(entry.path)
+        for app in migrating
+        for entry in app.entry_points
+        if entry.kind == "cron"
+        and not _in_bin_dir(entry.path, home, migrating)
+        and entry.path.is_file()
+        and shebang_python(entry.path)
+    )
+    targets = CronTargets(str(home), {name: str(p) for name, p in venvs.items()}, shebang_run)
+    try:
+        result = rewrite_crontab(text, targets)
+    except CannotRewrite as exc:
+        problems.append(f"crontab: {exc}")
+        return None
+    return CrontabEdit(text, result.text, file, result.changes) if result.changed else None
+
+
 @dataclass
 class _Text:
+    """A file being rewritten: its bytes now, its text after the rewriters so far."""
+
     before: bytes
     text: str
-    newline: str | None
     changes: list[Change] = field(default_factory=list)
 
 
@@ -233,7 +269,7 @@ def _apply(
                     "it by hand) and run again"
                 )
             return
-        texts[path] = _Text(data, text, None)
+        texts[path] = _Text(data, text)
     current = texts[path]
     try:
         result = rewriter(current.text, **options)
@@ -268,10 +304,6 @@ def _in_bin_dir(path: Path, home: Path, apps: Sequence[AppPlan]) -> bool:
     return path.parent in folders
 
 
-def _planned(path: Path, text: _Text) -> PlannedFile:
-    return PlannedFile(path, text.text.encode("utf-8"), text.before)
-
-
 def _owner(path: Path, home: Path, apps: Sequence[AppPlan]) -> str:
     """The migrated app a file belongs to: its app dir, else ``~`` (or the first app)."""
     for app in apps:
@@ -284,9 +316,10 @@ def _owner(path: Path, home: Path, apps: Sequence[AppPlan]) -> str:
 def server_of(app_dir: Path, name: str) -> Server | None:
     """An app's private Apache, from ``APP/apache2/conf/httpd.conf``; None without one."""
     conf = app_dir / "apache2" / "conf" / "httpd.conf"
-    if not conf.is_file():
-        return None
-    config = read_config(conf)
+    return _server(app_dir, name, read_config(conf)) if conf.is_file() else None
+
+
+def _server(app_dir: Path, name: str, config: Config) -> Server:
     root = config.server_root or app_dir / "apache2"
     pid_files = config.named("pidfile")
     pid_file = Path(pid_files[-1].args[0]) if pid_files and pid_files[-1].args else None

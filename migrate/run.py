@@ -10,7 +10,6 @@ reason. A crash at any point leaves a journal that ``rollback`` undoes exactly.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,11 +106,11 @@ def run_migration(
     servers = [a.server for a in migration.apps if a.server] if chosen.restart_apps else []
     with home_lock(home):
         before = {server.app: probe(server) for server in servers}
-        running = [server for server in servers if before[server.app].status is not None]
+        answering = [server for server in servers if before[server.app].status is not None]
         for server in servers:
-            if server not in running:
+            if server not in answering:
                 tell(f"{server.app}: not answering on port {server.port}, so not restarted")
-        stuck = [server for server in running if not can_restart(server)]
+        stuck = [server for server in answering if not can_restart(server)]
         if stuck:
             raise RunRefused(
                 [
@@ -133,7 +132,7 @@ def run_migration(
                     raise _Stop(f"verify {venv.app}: " + "; ".join(report.problems))
                 reports[venv.app] = report
             after = {}
-            for server in running:
+            for server in answering:
                 tell(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
                 restarted.append(server)
                 restart(server)
@@ -208,7 +207,7 @@ def _still_as_planned(item: PlannedFile) -> None:
     except OSError:
         now = None
     if now != item.before:
-        raise JournalError(f"{item.path} changed while the migration ran: run again")
+        raise _Stop(f"{item.path} changed while the migration ran: run again")
 
 
 def _undo(
@@ -236,18 +235,6 @@ def _undo(
 
 def _status(health: Health) -> str:
     return f"HTTP {health.status}" if health.status is not None else f"nothing ({health.detail})"
-
-
-def crontab_text(crontab_file: Path | None, home: Path) -> str | None:
-    """The crontab ``run`` edits: ``--crontab FILE``, else the installed one when HOME is
-    the invoking user's own (another user's crontab is not ours to change)."""
-    from migrate.crontab import read_installed_crontab
-
-    if crontab_file is not None:
-        return crontab_file.read_bytes().decode("utf-8", errors="surrogateescape")
-    if os.path.realpath(home) != os.path.realpath(os.path.expanduser("~")):
-        return None
-    return read_installed_crontab()
 
 
 def restart_restored(home: Path, restored: Sequence[Path], say: Say | None = None) -> list[Health]:
