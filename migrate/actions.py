@@ -12,7 +12,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from migrate.lock import compile_with_pip_tools, lock_app, pins_for, wheel_hashes
 from migrate.resolve import Plan
@@ -104,7 +103,3 @@ def apply(home: Path, files: Sequence[PlannedFile], *, description: str) -> str 
             transaction.write_file(item.path, item.content, mode)
         transaction.commit()
         return transaction.id
-
-
-def planned_json(item: PlannedFile) -> dict[str, Any]:
-    return {"path": str(item.path), "changed": item.changed, "created": item.before is None}

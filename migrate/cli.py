@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from migrate.actions import PlannedFile
     from migrate.build import BuildStep
     from migrate.crontab import Crontab
+    from migrate.journal import TransactionInfo
     from migrate.resolve import Plan, Tracer
 
 # Commands import the rest of the library when they run: start-up stays small.
@@ -47,13 +48,62 @@ def json_option(text: str = "Print one JSON document (docs/json-schemas.md).") -
 
 
 class BadInput(click.ClickException):
-    """Bad usage or input: one line on stderr, exit 2."""
+    """Bad usage or input: one line on stderr, exit 2; nothing was written."""
 
     exit_code = EXIT_BAD_INPUT
+    kind = "bad-input"
 
 
 class Failed(click.ClickException):
+    """The operation failed: the message on stderr, exit 1. The details are for ``--json``."""
+
     exit_code = EXIT_FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        refused: Sequence[str] = (),
+        transaction: str | None = None,
+        rolled_back: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = "refused" if refused else "failed"
+        self.problems = tuple(refused)
+        self.transaction = transaction
+        self.rolled_back = rolled_back
+
+
+class _Commands(click.Group):
+    """The command group; under ``--json`` any failure also prints the error document.
+
+    The error document goes to stdout (stderr keeps the one-line message), so a script
+    reads one JSON document whatever happened: usage errors, bad input and failures alike.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["concentric.json"] = "--json" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if ctx.meta.get("concentric.json") and ctx.invoked_subcommand:
+                from migrate.render import error_json
+
+                _echo_json(
+                    error_json(
+                        ctx.invoked_subcommand,
+                        kind=getattr(exc, "kind", "bad-input"),
+                        message=exc.format_message(),
+                        exit_code=exc.exit_code,
+                        problems=getattr(exc, "problems", ()),
+                        transaction=getattr(exc, "transaction", None),
+                        rolled_back=getattr(exc, "rolled_back", None),
+                    )
+                )
+            raise
 
 
 @dataclass(frozen=True)
@@ -79,7 +129,7 @@ class Settings:
         return self.home
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     type=click.Path(path_type=Path),
@@ -320,11 +370,12 @@ def _write_or_show(
 ) -> None:
     """The one place a command turns planned files into writes (journaled) or a diff."""
     from migrate import actions
+    from migrate.render import requirements_json
 
     changed = [f for f in files if f.changed]
     if dry_run:
         if as_json:
-            _echo_json({"dry_run": True, "files": [actions.planned_json(f) for f in files]})
+            _echo_json(requirements_json(files, dry_run=True, transaction=None))
         else:
             for planned in changed:
                 click.echo(planned.diff(), nl=False)
@@ -344,17 +395,11 @@ def _write_or_show(
             undo = f"concentric-migrate --home {settings.home} rollback"
             raise Failed(f"{exc}\nNothing is left half-done once you run: {undo}") from exc
     if as_json:
-        _echo_json(
-            {
-                "dry_run": False,
-                "transaction": txn_id,
-                "files": [actions.planned_json(f) for f in files],
-            }
-        )
+        _echo_json(requirements_json(files, dry_run=False, transaction=txn_id))
         return
     for planned in files:
         state = "written" if planned.changed else "unchanged"
-        click.echo(f"{state:9} {planned.path}")
+        click.echo(f"{state:9} {home_relative(planned.path, settings.home)}")
     if txn_id:
         click.echo(
             f"journal: {txn_id}; undo with: concentric-migrate --home {settings.home} rollback"
@@ -425,6 +470,7 @@ def build(
     from migrate.journal import JournalError, LockHeld, begin, home_lock
     from migrate.journal import rollback as undo
     from migrate.migration import mod_wsgi_pythons
+    from migrate.render import build_json
 
     overrides = _parse_python_overrides(pythons)
     result = _plan(settings, apps, interpreters=overrides)
@@ -437,63 +483,36 @@ def build(
                 err=True,
             )
     home = settings.home
-    show = not as_json and settings.verbosity >= 0
+    if not buildable:
+        if as_json:
+            _echo_json(build_json([], None))
+        else:
+            click.echo("nothing to build: no app runs Python from this account (see `plan`)")
+        return
     built = []
     try:
-        with home_lock(home):
+        with home_lock(home), _BuildBars(not as_json and settings.verbosity >= 0) as bars:
             transaction = begin(
                 home, "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
             )
             try:
-                options = {
-                    "interpreters": overrides,
-                    "app_interpreters": mod_wsgi_pythons(result, overrides),
-                    "bytecode": bytecode,
-                    "source": source,
-                }
-                if jobs > 1 and len(buildable) > 1:
-                    with _progress(show, f"{len(buildable)} apps, {jobs} at once") as step:
-                        built = build_apps(
-                            home, buildable, transaction, jobs=jobs, progress=step, **options
-                        )
-                else:
-                    for app in buildable:
-                        with _progress(show, app.name) as step:
-                            built += build_apps(home, [app], transaction, progress=step, **options)
+                built = build_apps(
+                    home, buildable, transaction, jobs=jobs, progress=bars,
+                    interpreters=overrides, app_interpreters=mod_wsgi_pythons(result, overrides),
+                    bytecode=bytecode, source=source,
+                )  # fmt: skip
                 transaction.commit()
             except (BuildError, JournalError, OSError) as exc:
                 undo(home, transaction.id, force=True)
                 raise Failed(
-                    f"{exc}\nNothing was kept: the venvs built so far were rolled back."
+                    f"{exc}\nNothing was kept: the venvs built so far were rolled back.",
+                    transaction=transaction.id,
+                    rolled_back=True,
                 ) from exc
-    except LockHeld as exc:
-        raise Failed(str(exc)) from exc
-    except JournalError as exc:
+    except (LockHeld, JournalError) as exc:
         raise Failed(str(exc)) from exc
     if as_json:
-        _echo_json(
-            {
-                "transaction": transaction.id,
-                "apps": [
-                    {
-                        "app": b.app,
-                        "venv": str(b.path),
-                        "python": b.python,
-                        "pins": [
-                            {
-                                "name": p.name,
-                                "version": p.version,
-                                "wheel": str(w.path),
-                                "sha256": w.sha256,
-                                "origin": origin,
-                            }
-                            for p, w, origin in zip(b.pins, b.wheels, b.origins, strict=True)
-                        ],
-                    }
-                    for b in built
-                ],
-            }
-        )
+        _echo_json(build_json(built, transaction.id))
         return
     for venv in built:
         where = home_relative(venv.path, home)
@@ -504,23 +523,43 @@ def build(
     click.echo(f"journal: {transaction.id}; undo with: concentric-migrate --home {home} rollback")
 
 
-@contextlib.contextmanager
-def _progress(show: bool, label: str) -> Iterator[Callable[[BuildStep], None]]:
-    """A progress bar per app on stderr (terminals only), fed by the library's steps."""
-    if not show or not sys.stderr.isatty():
-        yield lambda _step: None
-        return
-    with click.progressbar(length=1, label=f"building {label}", file=sys.stderr) as bar:
+class _BuildBars:
+    """Venv-build progress on stderr, one bar per app, fed by the library's steps.
 
-        def step(update: BuildStep) -> None:
-            if update.stage == "staged":
-                bar.length = update.total
-            elif update.stage == "repack":
-                bar.length = update.total + 4
-            bar.label = f"{label}: {update.stage} {update.detail}".rstrip()
-            bar.update(1)
+    ``build`` and ``run`` share it. Shown on a terminal only: never in a pipe, under
+    ``--json`` or ``--quiet``. With ``--jobs`` the steps arrive per app staged, as "apps".
+    """
 
-        yield step
+    def __init__(self, show: bool) -> None:
+        self.show = show and sys.stderr.isatty()
+        self._app: str | None = None
+        self._bar: Any = None
+
+    def __call__(self, update: BuildStep) -> None:
+        if not self.show:
+            return
+        if update.app != self._app:
+            self.close()
+            self._app = update.app
+            self._bar = click.progressbar(length=1, label=f"building {update.app}", file=sys.stderr)
+            self._bar.__enter__()
+        if update.stage == "staged":
+            self._bar.length = update.total
+        elif update.stage == "repack":
+            self._bar.length = update.total + 4
+        self._bar.label = f"{update.app}: {update.stage} {update.detail}".rstrip()
+        self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def __enter__(self) -> _BuildBars:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 @cli.command()
@@ -627,40 +666,38 @@ def run(
     if offline:
         os.environ["PIP_NO_INDEX"] = "1"  # the legacy helper is the only thing that may ask
     try:
-        result = run_migration(
-            plan_result, migration, requirement_files, description=command,
-            options=RunOptions(jobs, restart, overrides, bytecode, source),
-            say=(lambda message: click.echo(f"- {message}", err=True)) if show else None,
-        )  # fmt: skip
+        with _BuildBars(show) as bars:
+            result = run_migration(
+                plan_result, migration, requirement_files, description=command,
+                options=RunOptions(jobs, restart, overrides, bytecode, source),
+                say=(lambda message: _say(bars, message)) if show else None, progress=bars,
+            )  # fmt: skip
     except RunRefused as exc:
-        if as_json:
-            _echo_json({"ok": False, "refused": list(exc.problems), "transaction": None})
-        raise Failed("run will not start:\n" + "\n".join(exc.problems)) from exc
+        raise Failed(
+            "run will not start:\n" + "\n".join(exc.problems), refused=exc.problems
+        ) from exc
     except RunFailed as exc:
         undone = (
             "Everything was rolled back; the apps run on their old configuration."
             if exc.rolled_back
             else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`."
         )
-        if as_json:
-            _echo_json(
-                {
-                    "ok": False,
-                    "error": exc.reason,
-                    "transaction": exc.transaction,
-                    "rolled_back": exc.rolled_back,
-                }
-            )
-        raise Failed(f"{exc.reason}\n{undone}") from exc
+        raise Failed(
+            f"{exc.reason}\n{undone}", transaction=exc.transaction, rolled_back=exc.rolled_back
+        ) from exc
     except JournalError as exc:  # the lock is held, or a crashed transaction is still open
-        if as_json:
-            _echo_json({"ok": False, "error": str(exc), "transaction": None})
         raise Failed(str(exc)) from exc
     if as_json:
         _echo_json(render.run_json(result))
         return
     for line in render.run_summary(result, home):
         click.echo(line)
+
+
+def _say(bars: _BuildBars, message: str) -> None:
+    """One step of ``run`` on stderr, below any finished progress bar."""
+    bars.close()
+    click.echo(f"- {message}", err=True)
 
 
 @cli.command()
@@ -678,6 +715,7 @@ def verify(
     the pin. Exit 1 on any mismatch, missing venv or import error.
     """
     from migrate.build import venv_dir, verify_app
+    from migrate.render import verify_json
 
     result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons))
     reports = [
@@ -686,25 +724,9 @@ def verify(
         if app.has_python and app.entry_points
     ]
     if as_json:
-        _echo_json(
-            {
-                "ok": all(r.ok for r in reports),
-                "apps": [
-                    {
-                        "app": r.app,
-                        "venv": str(r.venv),
-                        "ok": r.ok,
-                        "problems": list(r.problems),
-                        "imports": [{"name": c.name, "ok": c.ok} for c in r.imports],
-                        "versions": [
-                            {"name": c.name, "expected": c.expected, "found": c.found}
-                            for c in r.versions
-                        ],
-                    }
-                    for r in reports
-                ],
-            }
-        )
+        _echo_json(verify_json(reports))
+    elif not reports:
+        click.echo("nothing to verify: no app runs Python from this account (see `plan`)")
     else:
         for report in reports:
             state = "ok" if report.ok else "FAILED"
@@ -743,26 +765,32 @@ def rollback(
     a transaction left open by a crash is rolled back the same way. Each running app
     whose Apache configuration was restored is restarted on it (unless --no-restart).
     """
-    from migrate.journal import EditedSince, JournalError, UnknownTransaction, home_lock
+    from migrate.journal import EditedSince, JournalError, home_lock
     from migrate.journal import rollback as undo
-    from migrate.journal import transactions as list_transactions
+    from migrate.render import rollback_json
 
     home = settings.require_home()
-    if transaction is None and not list_transactions(home):
-        click.echo("nothing to roll back: no transaction in this home")
+    known = [t.id for t in _transactions(home)]
+    if transaction is not None and transaction not in known:
+        listed = f" (transactions: {', '.join(known[-5:])})" if known else ""
+        raise BadInput(f"no transaction {transaction!r} in {home}{listed}; see `journal`")
+    if not known:
+        if as_json:
+            _echo_json(rollback_json(None, []))
+        else:
+            click.echo("nothing to roll back: no transaction in this home")
         return
     try:
         with home_lock(home):
             result = undo(home, transaction, force=force)
-    except UnknownTransaction as exc:
-        raise BadInput(str(exc)) from exc
     except EditedSince as exc:
-        names = "\n  ".join(str(p) for p in exc.files)
+        names = "\n  ".join(home_relative(p, home) for p in exc.files)
         raise Failed(
             f"refusing to roll back: {len(exc.files)} file(s) changed since the migration:"
             f"\n  {names}\n"
             "Nothing was changed. Re-run with --force to restore anyway; your edited copies "
-            "are then kept in the transaction's edited/ folder."
+            "are then kept in the transaction's edited/ folder.",
+            refused=[f"{home_relative(p, home)} changed since the migration" for p in exc.files],
         ) from exc
     except JournalError as exc:
         raise Failed(str(exc)) from exc
@@ -773,27 +801,28 @@ def rollback(
         say = None if as_json else (lambda message: click.echo(f"- {message}", err=True))
         healths = restart_restored(home, result.restored, say)
     if as_json:
-        _echo_json(
-            {
-                "transaction": result.id,
-                "restarted": [{"app": h.app, "status": h.status} for h in healths],
-                "already": result.already,
-                "restored": [str(p) for p in result.restored],
-                "removed": [str(p) for p in result.removed],
-                "kept_aside": [str(p) for p in result.kept_aside],
-            }
-        )
+        _echo_json(rollback_json(result, healths))
         return
     if result.already:
         click.echo(f"{result.id} was already rolled back; nothing to do.")
         return
     for path in result.restored:
-        click.echo(f"restored  {path}")
+        click.echo(f"restored  {home_relative(path, home)}")
     for path in result.removed:
-        click.echo(f"removed   {path}")
+        click.echo(f"removed   {home_relative(path, home)}")
     for path in result.kept_aside:
-        click.echo(f"kept your edited copy in {path}")
+        click.echo(f"kept your edited copy in {home_relative(path, home)}")
     click.echo(f"rolled back {result.id}")
+
+
+def _transactions(home: Path) -> list[TransactionInfo]:
+    """The home's transactions; a journal that cannot be read is a failure, not a traceback."""
+    from migrate.journal import JournalError, transactions
+
+    try:
+        return transactions(home)
+    except JournalError as exc:
+        raise Failed(str(exc)) from exc
 
 
 @cli.command(name="journal")
@@ -801,25 +830,11 @@ def rollback(
 @click.pass_obj
 def journal_command(settings: Settings, as_json: bool) -> None:
     """List the transactions: id, state (open, committed, rolled-back), time, files."""
-    from migrate.journal import transactions
+    from migrate.render import journal_json
 
-    found = transactions(settings.require_home())
+    found = _transactions(settings.require_home())
     if as_json:
-        _echo_json(
-            {
-                "transactions": [
-                    {
-                        "id": t.id,
-                        "state": t.state,
-                        "created": t.created,
-                        "description": t.description,
-                        "path": str(t.path),
-                        "files": [str(p) for p in t.files],
-                    }
-                    for t in found
-                ]
-            }
-        )
+        _echo_json(journal_json(found))
         return
     if not found:
         click.echo("no transactions yet")

@@ -23,6 +23,11 @@ def home_relative(path: str | os.PathLike[str], home: Path) -> str:
     return str(path)
 
 
+def home_relative_text(text: str, home: Path) -> str:
+    """A message with every path in the home written ``~/…``, as :func:`home_relative` does."""
+    return text.replace(str(home).rstrip(os.sep) + os.sep, "~" + os.sep)
+
+
 class NotAFile(OSError):
     """A path that names a FIFO, socket, device or folder where a file's bytes are wanted."""
 

@@ -1,4 +1,12 @@
-"""Turn records into the two stable outputs: JSON documents and human tables."""
+"""Turn records into the two stable outputs: JSON documents and human tables.
+
+Every ``--json`` document is built here, on one envelope: ``schema`` (the version of that
+command's document, raised only on an incompatible change), ``command`` and ``ok`` (true
+exactly when the command exits 0). A command that fails prints :func:`error_json` instead,
+the same shape for every command. docs/schemas/ holds the JSON Schema of each document.
+Human output names paths in the home as ``~/…`` (the account's home, ``--home``); JSON
+gives absolute paths.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +15,80 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrate.inventory.model import Distribution, Finding, Inventory, LibDirInventory, PthFile
-from migrate.paths import home_relative
+from migrate.paths import home_relative, home_relative_text
 
 if TYPE_CHECKING:
     from migrate.actions import PlannedFile
+    from migrate.build import BuiltVenv, VerifyReport
+    from migrate.journal import RollbackResult, TransactionInfo
     from migrate.migration import Migration
     from migrate.resolve import AppPlan, Plan
+    from migrate.restart import Health
     from migrate.rewrite import Change
     from migrate.run import RunResult
 
-INVENTORY_SCHEMA_VERSION = 1
+SCHEMA_VERSIONS = {
+    "inventory": 1,
+    "plan": 1,
+    "requirements": 1,
+    "build": 1,
+    "run": 1,
+    "verify": 1,
+    "rollback": 1,
+    "journal": 1,
+}
+"""The version of each command's document; the error document shares its command's."""
+
+
+def document(command: str, ok: bool, **fields: Any) -> dict[str, Any]:
+    """The envelope every JSON document starts with."""
+    return {"schema": SCHEMA_VERSIONS[command], "command": command, "ok": ok, **fields}
+
+
+def error_json(
+    command: str,
+    *,
+    kind: str,
+    message: str,
+    exit_code: int,
+    problems: Sequence[str] = (),
+    transaction: str | None = None,
+    rolled_back: bool | None = None,
+) -> dict[str, Any]:
+    """What any command prints under ``--json`` when it fails (exit 1) or is misused (exit 2).
+
+    ``kind``: ``bad-input`` (exit 2: nothing was done), ``refused`` (a check before the
+    first write failed: nothing was written; ``problems`` lists each), ``failed`` (the
+    operation failed; ``transaction`` and ``rolled_back`` say what became of its writes).
+    """
+    return {
+        "schema": SCHEMA_VERSIONS.get(command, 1),
+        "command": command,
+        "ok": False,
+        "error": {
+            "kind": kind,
+            "exit_code": exit_code,
+            "message": message,
+            "problems": list(problems),
+            "transaction": transaction,
+            "rolled_back": rolled_back,
+        },
+    }
 
 
 def inventory_json(inventory: Inventory) -> dict[str, Any]:
-    """The ``inventory --json`` document (schema in docs/json-schemas.md)."""
-    return {
-        "schema": INVENTORY_SCHEMA_VERSION,
-        "home": str(inventory.home),
-        "apps": [
+    """The ``inventory --json`` document (docs/schemas/inventory.schema.json)."""
+    return document(
+        "inventory",
+        True,
+        home=str(inventory.home),
+        apps=[
             {"name": app.name, "path": str(app.path), "has_python": app.has_python}
             for app in inventory.apps
         ],
-        "lib_dirs": [_lib_dir_json(lib) for lib in inventory.lib_dirs],
-        "findings": [finding_json(f) for f in inventory.all_findings],
-    }
+        lib_dirs=[_lib_dir_json(lib) for lib in inventory.lib_dirs],
+        findings=[finding_json(f) for f in inventory.all_findings],
+    )
 
 
 def _lib_dir_json(lib: LibDirInventory) -> dict[str, Any]:
@@ -91,6 +149,7 @@ def inventory_text(inventory: Inventory, *, verbose: bool = False) -> str:
     missing, and every .pth line.
     """
     out: list[str] = []
+    home = inventory.home
     total = sum(len(lib.distributions) for lib in inventory.lib_dirs)
     out.append(f"{inventory.home}: {len(inventory.lib_dirs)} lib dir(s), {total} distribution(s)")
     if inventory.apps:
@@ -101,9 +160,9 @@ def inventory_text(inventory: Inventory, *, verbose: bool = False) -> str:
     for lib in inventory.lib_dirs:
         where = f"app {lib.app}" if lib.app else lib.scope
         out.append("")
-        out.append(f"{lib.path}  (python {lib.python}, {where})")
+        out.append(f"{home_relative(lib.path, home)}  (python {lib.python}, {where})")
         if lib.distributions:
-            rows = [_dist_row(d) for d in sorted(lib.distributions, key=lambda d: d.name)]
+            rows = [_dist_row(d, home) for d in sorted(lib.distributions, key=lambda d: d.name)]
             out.extend(
                 "  " + line for line in table(("name", "version", "kind", "imports", "notes"), rows)
             )
@@ -129,11 +188,14 @@ def inventory_text(inventory: Inventory, *, verbose: bool = False) -> str:
     if findings:
         out.append("")
         out.append(f"findings ({len(findings)}):")
-        out.extend(f"  {f.severity:7} {f.path}: {f.message}" for f in findings)
+        out.extend(
+            f"  {f.severity:7} {home_relative(f.path, home)}: {home_relative_text(f.message, home)}"
+            for f in findings
+        )
     return "\n".join(out) + "\n"
 
 
-def _dist_row(dist: Distribution) -> tuple[str, ...]:
+def _dist_row(dist: Distribution, home: Path) -> tuple[str, ...]:
     notes = []
     if dist.version_guessed:
         notes.append("version from __version__")
@@ -141,7 +203,8 @@ def _dist_row(dist: Distribution) -> tuple[str, ...]:
         notes.append("zipped")
     if dist.kind == "egg-link" or dist.editable:
         state = "" if dist.target_exists else " (missing)"
-        notes.append(f"develop -> {dist.target}{state}" if dist.target else "develop")
+        target = home_relative(dist.target, home) if dist.target else None
+        notes.append(f"develop -> {target}{state}" if target else "develop")
     if dist.modified:
         notes.append(f"{len(dist.modified)} file(s) modified")
     if dist.missing:
@@ -181,17 +244,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-PLAN_SCHEMA_VERSION = 1
-
-
 def plan_json(plan: Plan) -> dict[str, Any]:
-    """The ``plan --json`` document (schema in docs/json-schemas.md)."""
-    return {
-        "schema": PLAN_SCHEMA_VERSION,
-        "home": str(plan.home),
-        "apps": [_app_json(app) for app in plan.apps],
-        "findings": [finding_json(f) for f in plan.findings],
-    }
+    """The ``plan --json`` document (docs/schemas/plan.schema.json)."""
+    return document(
+        "plan",
+        True,
+        home=str(plan.home),
+        apps=[_app_json(app) for app in plan.apps],
+        findings=[finding_json(f) for f in plan.findings],
+    )
 
 
 def _app_json(app: AppPlan) -> dict[str, Any]:
@@ -244,8 +305,8 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
         out.append(f"{app.name}  ({python}{recipes})")
         for entry in app.entry_points:
             where = home_relative(entry.path, plan.home)
-            source = entry.source.replace(str(plan.home), "~")
-            reason = entry.python_reason.replace(str(plan.home), "~")
+            source = home_relative_text(entry.source, plan.home)
+            reason = home_relative_text(entry.python_reason, plan.home)
             out.append(f"  {entry.kind:6} {where}  [{source}; {reason}]")
         rows = [
             (
@@ -269,21 +330,23 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
             where = f"{home_relative(finding.name, plan.home)}: " if finding.name[:1] == "/" else ""
             out.append(f"  {finding.kind:9} {where}{finding.message}")
     for finding in plan.findings:
-        out.append(f"{finding.severity}: {finding.path}: {finding.message}")
+        out.append(
+            f"{finding.severity}: {home_relative(finding.path, plan.home)}: {finding.message}"
+        )
     return "\n".join(out).lstrip("\n") + "\n"
 
 
 def migration_json(migration: Migration, requirements: Sequence[PlannedFile]) -> dict[str, Any]:
-    """``run --dry-run --json``: what would change, file by file and line by line."""
-    return {
-        "dry_run": True,
-        "home": str(migration.home),
-        "problems": list(migration.problems),
-        "requirements": [
-            {"path": str(f.path), "changed": f.changed, "created": f.before is None}
-            for f in requirements
-        ],
-        "apps": [
+    """``run --dry-run --json``: what would change, file by file and line by line; ``ok`` is
+    false (and the exit code 1) when ``run`` would refuse, for the ``problems`` listed."""
+    return document(
+        "run",
+        not migration.problems,
+        dry_run=True,
+        home=str(migration.home),
+        problems=list(migration.problems),
+        requirements=[planned_json(f) for f in requirements],
+        apps=[
             {
                 "app": app.app,
                 "venv": str(app.venv),
@@ -300,13 +363,13 @@ def migration_json(migration: Migration, requirements: Sequence[PlannedFile]) ->
             }
             for app in migration.apps
         ],
-        "crontab": None
+        crontab=None
         if migration.crontab is None
         else {
             "file": None if migration.crontab.file is None else str(migration.crontab.file),
             "changes": [_change_json(c) for c in migration.crontab.changes],
         },
-    }
+    )
 
 
 def _change_json(change: Change) -> dict[str, Any]:
@@ -315,11 +378,14 @@ def _change_json(change: Change) -> dict[str, Any]:
 
 def run_json(result: RunResult) -> dict[str, Any]:
     """``run --json`` after a migration."""
-    return {
-        "ok": True,
-        "transaction": result.transaction,
-        "crontab_changed": result.crontab_changed,
-        "apps": [
+    return document(
+        "run",
+        True,
+        dry_run=False,
+        home=str(result.home),
+        transaction=result.transaction,
+        crontab_changed=result.crontab_changed,
+        apps=[
             {
                 "app": app.app,
                 "venv": str(app.venv),
@@ -333,7 +399,107 @@ def run_json(result: RunResult) -> dict[str, Any]:
             }
             for app in result.apps
         ],
-    }
+    )
+
+
+def planned_json(item: PlannedFile) -> dict[str, Any]:
+    return {"path": str(item.path), "changed": item.changed, "created": item.before is None}
+
+
+def requirements_json(
+    files: Sequence[PlannedFile], *, dry_run: bool, transaction: str | None
+) -> dict[str, Any]:
+    """``requirements --json``: every file written (or, with ``--dry-run``, to write)."""
+    return document(
+        "requirements",
+        True,
+        dry_run=dry_run,
+        transaction=transaction,
+        files=[planned_json(f) for f in files],
+    )
+
+
+def build_json(built: Sequence[BuiltVenv], transaction: str | None) -> dict[str, Any]:
+    """``build --json``: each venv and the wheel behind every pin (no transaction when
+    there was nothing to build)."""
+    return document(
+        "build",
+        True,
+        transaction=transaction,
+        apps=[
+            {
+                "app": b.app,
+                "venv": str(b.path),
+                "python": b.python,
+                "pins": [
+                    {
+                        "name": p.name,
+                        "version": p.version,
+                        "wheel": str(w.path),
+                        "sha256": w.sha256,
+                        "origin": origin,
+                    }
+                    for p, w, origin in zip(b.pins, b.wheels, b.origins, strict=True)
+                ],
+            }
+            for b in built
+        ],
+    )
+
+
+def verify_json(reports: Sequence[VerifyReport]) -> dict[str, Any]:
+    """``verify --json``: every import and version checked, per app; ``ok`` false on any
+    problem (exit 1)."""
+    return document(
+        "verify",
+        all(r.ok for r in reports),
+        apps=[
+            {
+                "app": r.app,
+                "venv": str(r.venv),
+                "ok": r.ok,
+                "problems": list(r.problems),
+                "imports": [{"name": c.name, "ok": c.ok} for c in r.imports],
+                "versions": [
+                    {"name": c.name, "expected": c.expected, "found": c.found} for c in r.versions
+                ],
+            }
+            for r in reports
+        ],
+    )
+
+
+def rollback_json(result: RollbackResult | None, restarted: Sequence[Health]) -> dict[str, Any]:
+    """``rollback --json``; ``transaction`` is null when the home had none to roll back."""
+    return document(
+        "rollback",
+        True,
+        transaction=None if result is None else result.id,
+        already=False if result is None else result.already,
+        restored=[] if result is None else [str(p) for p in result.restored],
+        removed=[] if result is None else [str(p) for p in result.removed],
+        kept_aside=[] if result is None else [str(p) for p in result.kept_aside],
+        restarted=[{"app": h.app, "status": h.status} for h in restarted],
+    )
+
+
+def journal_json(found: Sequence[TransactionInfo]) -> dict[str, Any]:
+    """``journal --json``: every transaction of the home, oldest first."""
+    return document(
+        "journal",
+        True,
+        transactions=[
+            {
+                "id": t.id,
+                "state": t.state,
+                "created": t.created,
+                "description": t.description,
+                "path": str(t.path),
+                "files": [str(p) for p in t.files],
+            }
+            for t in found
+        ],
+    )
 
 
 def run_summary(result: RunResult, home: Path) -> list[str]:

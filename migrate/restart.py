@@ -45,9 +45,24 @@ def probe(server: Server) -> Health:
         response.read()
         return Health(server.app, server.port, response.status)
     except (OSError, http.client.HTTPException) as exc:
-        return Health(server.app, server.port, None, str(exc) or type(exc).__name__)
+        return Health(server.app, server.port, None, no_answer(exc, server.port))
     finally:
         connection.close()
+
+
+def no_answer(exc: BaseException, port: int) -> str:
+    """Why nothing answered on ``port``, in words a user can act on (never a bare errno)."""
+    where = f"127.0.0.1:{port}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing listens on {where} (connection refused): the server is not running"
+    if isinstance(exc, TimeoutError):
+        return f"{where} did not answer within {_PROBE_TIMEOUT:.0f} s"
+    if isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError)):
+        return f"the server on {where} closed the connection without an answer"
+    if isinstance(exc, http.client.HTTPException):
+        return f"the server on {where} did not answer in HTTP ({type(exc).__name__})"
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"{where} could not be reached: {reason}"
 
 
 def running(server: Server) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate.actions import PlannedFile
-from migrate.build import BuiltVenv, VerifyReport, build_apps, verify_app
+from migrate.build import BuiltVenv, Progress, VerifyReport, build_apps, verify_app
 from migrate.journal import JournalError, Transaction, begin, home_lock, rollback
 from migrate.migration import Migration, Server, server_of
 from migrate.paths import home_relative
@@ -69,6 +69,7 @@ class AppOutcome:
 
 @dataclass(frozen=True)
 class RunResult:
+    home: Path
     transaction: str
     apps: tuple[AppOutcome, ...]
     crontab_changed: bool
@@ -94,8 +95,12 @@ def run_migration(
     description: str,
     options: RunOptions | None = None,
     say: Say | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
-    """Migrate the apps of ``migration`` (planned from ``plan``) as one transaction."""
+    """Migrate the apps of ``migration`` (planned from ``plan``) as one transaction.
+
+    ``say`` hears one line per step; ``progress`` the steps of each venv's build.
+    """
     tell = say or (lambda _message: None)
     chosen = options or RunOptions()
     if migration.problems:
@@ -122,7 +127,9 @@ def run_migration(
         transaction = begin(home, description)
         restarted: list[Server] = []
         try:
-            built = _write_everything(transaction, migration, requirements, apps, chosen, tell)
+            built = _write_everything(
+                transaction, migration, requirements, apps, chosen, tell, progress
+            )
             reports = {}
             for venv in built:
                 tell(f"verify {venv.app}")
@@ -141,7 +148,8 @@ def run_migration(
                 if health.status != before[server.app].status:
                     raise _Stop(
                         f"{server.app} answered {_status(health)} after the restart, "
-                        f"{_status(before[server.app])} before"
+                        f"{_status(before[server.app])} before; "
+                        f"{home_relative(server.bin_dir.parent / 'logs', home)} says why"
                     )
             transaction.commit()
         except BaseException as exc:  # Ctrl-C too: never leave half a migration running
@@ -162,7 +170,7 @@ def run_migration(
         )
         for m in migration.apps
     )
-    return RunResult(transaction.id, outcomes, migration.crontab is not None)
+    return RunResult(home, transaction.id, outcomes, migration.crontab is not None)
 
 
 class _Stop(Exception):
@@ -176,6 +184,7 @@ def _write_everything(
     apps: Sequence[AppPlan],
     options: RunOptions,
     tell: Say,
+    progress: Progress | None,
 ) -> list[BuiltVenv]:
     home = migration.home
     for item in requirements:
@@ -188,6 +197,7 @@ def _write_everything(
     built = build_apps(
         home, apps, transaction, jobs=jobs, interpreters=options.interpreters,
         app_interpreters=pythons, bytecode=options.bytecode, source=options.source,
+        progress=progress,
     )  # fmt: skip
     for edit in migration.edits:
         if edit.file.changed:

@@ -113,7 +113,8 @@ def test_inventory_table_names_every_lib_dir_and_distribution(home: Path, tmp_pa
     result = CliRunner().invoke(cli, ["--home", str(home), "inventory"])
 
     assert result.exit_code == 0
-    assert str(lib) in result.output and "one" in result.output and "dist-info" in result.output
+    assert f"~/lib/python{PY}  (python {PY}, account)" in result.output
+    assert "one" in result.output and "dist-info" in result.output
     assert "(no distributions)" in result.output
 
 

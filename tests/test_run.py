@@ -252,7 +252,9 @@ def test_a_migrated_account_is_not_migrated_twice(account: tuple[Path, Path]) ->
     assert any("blog has a venv at ~/webapps/blog/venv already" in p for p in problems)
     refused = cli(home, crontab, "run", "--yes", "--json")
     assert refused.returncode == 1
-    assert json.loads(refused.stdout)["ok"] is False
+    document = json.loads(refused.stdout)
+    assert document["ok"] is False and document["error"]["kind"] == "refused"
+    assert any("blog has a venv" in p for p in document["error"]["problems"])
     assert (snapshot(home), crontab.read_bytes()) == migrated
 
 
@@ -263,8 +265,10 @@ def test_a_failed_run_says_so_in_json_too(account: tuple[Path, Path]) -> None:
     done = cli(home, crontab, "run", "--yes", "--json")
     assert done.returncode == 1
     document = json.loads(done.stdout)
-    assert document["ok"] is False and document["rolled_back"] is True
-    assert "only_on_old_path" in document["error"] and document["transaction"]
+    assert (document["command"], document["ok"]) == ("run", False)
+    error = document["error"]
+    assert (error["kind"], error["exit_code"], error["rolled_back"]) == ("failed", 1, True)
+    assert "only_on_old_path" in error["message"] and error["transaction"]
 
 
 MOD_WSGI = Path("/usr/lib/apache2/modules/mod_wsgi.so")

@@ -1,0 +1,190 @@
+"""The command line's rough edges: bad input writes nothing, empty work says so, failures
+speak in words, paths are written one way, and long work shows progress on a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from accounts import PY, account_lib, install_wheels, module
+
+from migrate.demo import build_demo_account
+from migrate.migration import Server
+from migrate.restart import probe
+from migrate.wheelfile import WheelSpec
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migrate", *args],
+        capture_output=True, text=True, timeout=600, cwd=cwd, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def tree(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every path under ``root``, the tool's state included: (mode, size, mtime_ns)."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            st = os.lstat(Path(folder, name))
+            found[os.path.relpath(Path(folder, name), root)] = (
+                st.st_mode, st.st_size, st.st_mtime_ns
+            )  # fmt: skip
+    return found
+
+
+@pytest.fixture
+def small_account(home: Path, tmp_path: Path) -> Path:
+    """An account with one WSGI app on one pinned package: quick to plan and build."""
+    lib = account_lib(home)
+    install_wheels(
+        lib, [WheelSpec("tinylib", "1.0", {"tinylib.py": module("1.0")})], tmp_path / "w"
+    )
+    app = home / "webapps" / "site"
+    (app / "apache2" / "conf").mkdir(parents=True)
+    (app / "site.wsgi").write_text("import tinylib\napplication = None\n")
+    (app / "apache2" / "conf" / "httpd.conf").write_text(
+        f"WSGIDaemonProcess site python-path={app}:{lib}\nWSGIScriptAlias / {app / 'site.wsgi'}\n"
+    )
+    return home
+
+
+def test_rollback_of_an_unknown_transaction_writes_nothing(small_account: Path) -> None:
+    home = small_account
+    before = tree(home)
+
+    done = cli("--home", str(home), "rollback", "NO-SUCH-ID")
+
+    assert done.returncode == 2
+    assert "no transaction 'NO-SUCH-ID'" in done.stderr and "Traceback" not in done.stderr
+    assert tree(home) == before, "not even the state dir or its lock"
+    assert not (home / ".concentric-migrate").exists()
+
+    assert cli("--home", str(home), "requirements").returncode == 0
+    with_journal = tree(home)
+    again = cli("--home", str(home), "rollback", "NO-SUCH-ID", "--json")
+    assert again.returncode == 2
+    assert json.loads(again.stdout)["error"]["kind"] == "bad-input"
+    assert tree(home) == with_journal, "the lock file is not touched either"
+
+
+def test_rollback_with_no_transaction_says_so_and_writes_nothing(home: Path) -> None:
+    done = cli("--home", str(home), "rollback")
+    assert done.returncode == 0 and "nothing to roll back" in done.stdout
+    document = json.loads(cli("--home", str(home), "rollback", "--json").stdout)
+    assert (document["ok"], document["transaction"], document["restored"]) == (True, None, [])
+    assert list(home.iterdir()) == []
+
+
+def test_verify_and_build_with_nothing_to_do_say_so_and_write_nothing(home: Path) -> None:
+    (home / "webapps" / "static_site").mkdir(parents=True)
+    (home / "webapps" / "static_site" / "index.html").write_text("<p>hello</p>\n")
+    before = tree(home)
+
+    verify = cli("--home", str(home), "verify")
+    build = cli("--home", str(home), "build")
+    build_json = cli("--home", str(home), "build", "--json")
+
+    assert verify.returncode == 0 and "nothing to verify" in verify.stdout
+    assert build.returncode == 0 and "nothing to build" in build.stdout
+    assert build_json.returncode == 0
+    assert json.loads(build_json.stdout)["transaction"] is None
+    assert tree(home) == before, "no transaction was begun, no state dir made"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_refused_connection_is_said_in_words(tmp_path: Path) -> None:
+    port = _free_port()
+    health = probe(Server("blog", tmp_path / "bin", port, None))
+
+    assert health.status is None
+    assert health.detail == (
+        f"nothing listens on 127.0.0.1:{port} (connection refused): the server is not running"
+    )
+    assert "Errno" not in health.detail
+
+
+def _on_a_terminal(args: list[str]) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal: (exit code, stdout, terminal output)."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migrate", *args],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal, text=True,
+    )  # fmt: skip
+    os.close(terminal)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the other side closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    stdout, _ = process.communicate(timeout=600)
+    reader.join(timeout=30)
+    os.close(controller)
+    return process.returncode, stdout, b"".join(chunks).decode(errors="replace")
+
+
+def test_run_shows_each_venv_build_on_a_terminal_and_nothing_in_a_pipe(tmp_path: Path) -> None:
+    demo = build_demo_account(tmp_path / "demo")
+    base = ["--home", str(demo.home), "--crontab", str(demo.crontab)]
+
+    code, stdout, terminal = _on_a_terminal([*base, "run", "--yes", "--no-restart"])
+
+    assert code == 0, terminal
+    for app in ("blog", "shop"):
+        assert re.search(rf"{app}: (repack|venv|install|relocate|rename)", terminal), app
+    assert "- build 3 venv(s)" in terminal, "the step lines are still there"
+    assert "blog: venv ~/webapps/blog/venv" in stdout
+
+    undone = cli(*base, "rollback")
+    assert undone.returncode == 0, undone.stderr
+    restored = [line for line in undone.stdout.splitlines() if line.startswith("restored")]
+    assert "restored  ~/webapps/blog/blog.wsgi" in restored
+    assert f"restored  {demo.crontab}" in restored, "a file outside the home stays absolute"
+    assert all(str(demo.home) not in line for line in undone.stdout.splitlines())
+
+    piped = cli(*base, "run", "--yes", "--no-restart")
+    assert piped.returncode == 0, piped.stderr
+    assert not re.search(r"(blog|shop): (repack|venv|install|relocate|rename)", piped.stderr)
+    assert "- build 3 venv(s)" in piped.stderr
+
+
+def test_human_output_writes_paths_in_the_home_as_tilde(tmp_path: Path) -> None:
+    demo = build_demo_account(tmp_path / "demo")
+    base = ["--home", str(demo.home), "--crontab", str(demo.crontab)]
+
+    outputs = {}
+    for command in (["inventory"], ["-v", "inventory"], ["plan"], ["requirements"]):
+        done = cli(*base, *command)
+        assert done.returncode == 0, done.stderr
+        outputs[command[-1]] = done.stdout
+        lines = [line for line in done.stdout.splitlines() if "--home" not in line]
+        if command[-1] == "inventory":
+            assert lines[0].startswith(f"{demo.home}: "), "the header names the home once"
+            lines = lines[1:]
+        quoted = re.compile(r"^ +\d+ (path|import) ")  # -v quotes .pth lines verbatim
+        leaking = [line for line in lines if str(demo.home) in line and not quoted.match(line)]
+        assert leaking == [], command
+    assert f"~/lib/python{PY}  (python {PY}, account)" in outputs["inventory"]
+    assert "written   ~/webapps/blog/requirements.txt" in outputs["requirements"]
