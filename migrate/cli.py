@@ -44,7 +44,14 @@ APP_OPTION = click.option(
 
 def json_option(text: str = "Print one JSON document (docs/json-schemas.md).") -> Any:
     """``--json``: the same flag, name and meaning on every command."""
-    return click.option("--json", "as_json", is_flag=True, help=text)
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        ctx.meta["concentric.json"] = value  # meta is shared with the group's context
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, is_eager=True, callback=remember, help=text
+    )
 
 
 class BadInput(click.ClickException):
@@ -78,32 +85,56 @@ class _Commands(click.Group):
     """The command group; under ``--json`` any failure also prints the error document.
 
     The error document goes to stdout (stderr keeps the one-line message), so a script
-    reads one JSON document whatever happened: usage errors, bad input and failures alike.
+    reads one JSON document whatever happened: usage errors, bad input, failures and an
+    aborted prompt alike. ``--json`` is known from its option once the command's arguments
+    are parsed; an error in parsing them is judged by ``--json`` among them.
     """
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta["concentric.json"] = "--json" in args
-        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
-            if ctx.meta.get("concentric.json") and ctx.invoked_subcommand:
-                from migrate.render import error_json
-
-                _echo_json(
-                    error_json(
-                        ctx.invoked_subcommand,
-                        kind=getattr(exc, "kind", "bad-input"),
-                        message=exc.format_message(),
-                        exit_code=exc.exit_code,
-                        problems=getattr(exc, "problems", ()),
-                        transaction=getattr(exc, "transaction", None),
-                        rolled_back=getattr(exc, "rolled_back", None),
-                    )
-                )
+            if self._wants_json(ctx):
+                exit_code = exc.exit_code
+                kind = getattr(exc, "kind", None) or ("bad-input" if exit_code == 2 else "failed")
+                self._echo_error(ctx, exc.format_message(), kind, exit_code, exc)
             raise
+        except click.Abort:
+            if self._wants_json(ctx):
+                self._echo_error(ctx, "aborted", "failed", EXIT_FAILED, None)
+            raise
+
+    def _wants_json(self, ctx: click.Context) -> bool:
+        name = ctx.invoked_subcommand
+        command = self.commands.get(name) if name else None
+        if command is None or not any(p.name == "as_json" for p in command.params):
+            return False
+        if "concentric.json" in ctx.meta:
+            return bool(ctx.meta["concentric.json"])
+        args = ctx.meta.get("concentric.args", [])
+        return "--json" in args[args.index(name) + 1 :] if name in args else False
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["concentric.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+    @staticmethod
+    def _echo_error(
+        ctx: click.Context, message: str, kind: str, exit_code: int, exc: Exception | None
+    ) -> None:
+        from migrate.render import error_json
+
+        _echo_json(
+            error_json(
+                ctx.invoked_subcommand or "",
+                kind=kind,
+                message=message,
+                exit_code=exit_code,
+                problems=getattr(exc, "problems", ()),
+                transaction=getattr(exc, "transaction", None),
+                rolled_back=getattr(exc, "rolled_back", None),
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -470,15 +470,17 @@ def verify_json(reports: Sequence[VerifyReport]) -> dict[str, Any]:
 
 
 def rollback_json(result: RollbackResult | None, restarted: Sequence[Health]) -> dict[str, Any]:
-    """``rollback --json``; ``transaction`` is null when the home had none to roll back."""
+    """``rollback --json``; ``transaction`` is null when the home had none to roll back.
+    The lists say what this command did: empty when the transaction was ``already`` undone."""
+    did = result is not None and not result.already
     return document(
         "rollback",
         True,
         transaction=None if result is None else result.id,
-        already=False if result is None else result.already,
-        restored=[] if result is None else [str(p) for p in result.restored],
-        removed=[] if result is None else [str(p) for p in result.removed],
-        kept_aside=[] if result is None else [str(p) for p in result.kept_aside],
+        already=result is not None and result.already,
+        restored=[str(p) for p in result.restored] if did else [],
+        removed=[str(p) for p in result.removed] if did else [],
+        kept_aside=[str(p) for p in result.kept_aside] if did else [],
         restarted=[{"app": h.app, "status": h.status} for h in restarted],
     )
 
@@ -513,7 +515,7 @@ def run_summary(result: RunResult, home: Path) -> list[str]:
             lines.append(f"  restarted: HTTP {app.after.status} on port {app.after.port}, "
                          f"as before")  # fmt: skip
         elif app.before is not None:
-            lines.append(f"  not restarted ({app.before.detail or 'not running'})")
+            lines.append(f"  not restarted: {app.before.detail or 'not running'}")
     if result.crontab_changed:
         lines.append("crontab: rewritten")
     lines.append(f"journal: {result.transaction}; undo with: concentric-migrate --home {home} "

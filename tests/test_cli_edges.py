@@ -188,3 +188,16 @@ def test_human_output_writes_paths_in_the_home_as_tilde(tmp_path: Path) -> None:
         assert leaking == [], command
     assert f"~/lib/python{PY}  (python {PY}, account)" in outputs["inventory"]
     assert "written   ~/webapps/blog/requirements.txt" in outputs["requirements"]
+
+
+def test_errors_are_json_only_for_a_command_asked_for_json(home: Path, tmp_path: Path) -> None:
+    misused = cli("--home", str(home), "inventory", "--json", "--bogus")
+    assert misused.returncode == 2
+    error = json.loads(misused.stdout)["error"]
+    assert (error["kind"], error["exit_code"]) == ("bad-input", 2)
+    assert "--bogus" in error["message"] and "--bogus" in misused.stderr
+
+    no_json = cli("demo", "--json", str(tmp_path / "demo"))
+    assert no_json.returncode == 2 and no_json.stdout == "", "demo has no --json"
+    plain = cli("--home", str(home), "rollback", "NO-SUCH-ID")
+    assert plain.returncode == 2 and plain.stdout == ""
