@@ -11,11 +11,13 @@ wheel and runs the demo before the suite.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -30,12 +32,19 @@ pytestmark = pytest.mark.skipif(
 
 
 def _built(out: Path) -> tuple[Path, Path]:
-    """Build sdist and wheel (the wheel from the sdist) with this venv's setuptools, offline."""
-    done = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(SOURCE)],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-    )  # fmt: skip
+    """Build sdist and wheel (the wheel from the sdist) with this venv's setuptools, offline.
+
+    setuptools stages the sdist and the egg-info inside the source tree: one build at a
+    time (the test workers each build their own copy).
+    """
+    lock = Path(tempfile.gettempdir()) / f"concentric-build-{os.getuid()}.lock"
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = subprocess.run(
+            [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(SOURCE)],
+            capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
