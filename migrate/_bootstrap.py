@@ -17,6 +17,8 @@ import json
 import site
 import sys
 
+from _probe import _module_file, origin  # this script's folder is sys.path[0] here
+
 
 def main(argv):
     with open(argv[1]) as handle:
@@ -24,6 +26,12 @@ def main(argv):
     del sys.path[0]  # this script's own folder
     for directory in config.get("site_dirs", []):
         site.addsitedir(directory)
+    # mod_wsgi's python-path: added as site dirs, then all they added moved to the front.
+    before = list(sys.path)
+    for directory in config.get("python_path", []):
+        site.addsitedir(directory)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + [p for p in sys.path if p in before]
     if config.get("front"):
         sys.path.insert(0, config["front"])
     result = {"error": None}
@@ -39,7 +47,7 @@ def main(argv):
             result["error"] = "%s: %s" % (type(exc).__name__, exc)
     result["sys_path"] = list(sys.path)
     if config.get("action") == "find":
-        result["origins"] = dict((name, _origin(name)) for name in config.get("names", []))
+        result["origins"] = dict((name, origin(name)) for name in config.get("names", []))
     else:
         result["modules"] = dict(
             (name, path) for name, path in _modules().items() if name not in before
@@ -92,52 +100,6 @@ class _EmptyInput(object):
 
     def readline(self, *args):
         return b""
-
-
-def _origin(name):
-    module = sys.modules.get(name)
-    if module is not None:
-        return _module_file(module)
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec(name)
-    except ImportError:
-        return _origin_py2(name)
-    except (ValueError, AttributeError):
-        return None
-    if spec is None:
-        return None
-    if spec.origin in (None, "namespace"):
-        locations = list(spec.submodule_search_locations or [])
-        return locations[0] if locations else None
-    return spec.origin
-
-
-def _origin_py2(name):
-    import pkgutil
-
-    try:
-        loader = pkgutil.find_loader(name)
-    except ImportError:
-        return None
-    if loader is None:
-        return None
-    get_filename = getattr(loader, "get_filename", None)
-    if get_filename is None:
-        return "built-in"
-    try:
-        return get_filename(name)
-    except ImportError:
-        return None
-
-
-def _module_file(module):
-    filename = getattr(module, "__file__", None)
-    if filename:
-        return filename
-    path = list(getattr(module, "__path__", None) or [])
-    return path[0] if path else "built-in"
 
 
 def _modules():

@@ -32,7 +32,7 @@ from packaging.version import InvalidVersion, Version
 
 from migrate.entrypoints import ACCOUNT_GROUP
 from migrate.indexsource import IndexChoice, index_wheel
-from migrate.interpreters import find_interpreter
+from migrate.interpreters import interpreter_at
 from migrate.inventory.model import Distribution
 from migrate.journal import STATE_DIR, Transaction
 from migrate.lock import Pin, pins_for
@@ -157,11 +157,14 @@ def stage_app(
             f"{home_relative(dest, home)} exists already: move it away (or roll back the "
             "migration that made it) before building"
         )
-    interpreter = find_interpreter(app.python, interpreters)
-    if interpreter is None:
+    given = (interpreters or {}).get(app.python)
+    base = Path(given) if given is not None else app.executable
+    interpreter = interpreter_at(base) if base is not None else None
+    if interpreter is None or interpreter.version != app.python:
         raise BuildError(
-            f"{app.name} needs Python {app.python}, which is not on PATH nor in pyenv: install "
-            f"it (pyenv install {app.python}) or name it with --python {app.python}=/path"
+            f"{app.name} needs Python {app.python}, and no interpreter its runtime starts "
+            f"runs here ({base or 'none found'}; see `plan`): name one with "
+            f"--python {app.python}=/path"
         )
     state = home / STATE_DIR
     _same_file_system(state, dest)
@@ -238,7 +241,6 @@ def build_apps(
     *,
     jobs: int = 1,
     interpreters: Mapping[str, Path] | None = None,
-    app_interpreters: Mapping[str, Path] | None = None,
     progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
@@ -246,8 +248,9 @@ def build_apps(
 ) -> list[BuiltVenv]:
     """Build every app's venv; with ``jobs`` > 1, that many apps are staged at once.
 
-    ``app_interpreters`` names the Python of single apps (by app name), over
-    ``interpreters`` (by version): mod_wsgi apps need the Python mod_wsgi links.
+    Each venv is made with the interpreter the app's runtime starts (``app.executable``:
+    mod_wsgi's own for a served app), unless ``interpreters`` (``--python X.Y=PATH``)
+    names one for its version.
     Staging writes only the tool's state, so it runs in worker processes; the journal
     stays in this process and installs the staged venvs one by one, in ``apps`` order. On
     the first failure the other staged venvs are removed and the error raised; the caller
@@ -257,10 +260,7 @@ def build_apps(
     sweep_staging(home)
 
     def options(app: AppPlan) -> dict[str, Any]:
-        chosen = dict(interpreters or {})
-        if app_interpreters and app.name in app_interpreters and app.python:
-            chosen[app.python] = app_interpreters[app.name]
-        return {"interpreters": chosen, "link": link, "bytecode": bytecode, "source": source}
+        return {"interpreters": interpreters, "link": link, "bytecode": bytecode, "source": source}
 
     if jobs <= 1 or len(apps) <= 1:
         return [

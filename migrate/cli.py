@@ -244,6 +244,15 @@ def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
+PROBE_OPTION = click.option(
+    "--probe",
+    is_flag=True,
+    help="Start each entry point's real runtime privately (its mod_wsgi, its cron interpreter) "
+    "and check the model against the sys.path and imports it reports. Runs what the runtime "
+    "runs at start-up (.pth lines), not the app's own code; writes nothing in the home.",
+)
+
+
 @cli.command()
 @APP_OPTION
 @click.option(
@@ -258,23 +267,32 @@ def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
     metavar="X.Y=PATH",
     help="Use this interpreter for Python X.Y.",
 )
+@PROBE_OPTION
 @json_option("Print one JSON document (docs/json-schemas.md).")
 @click.pass_obj
 def plan(
-    settings: Settings, apps: tuple[str, ...], trace: bool, pythons: tuple[str, ...], as_json: bool
+    settings: Settings,
+    apps: tuple[str, ...],
+    trace: bool,
+    pythons: tuple[str, ...],
+    probe: bool,
+    as_json: bool,
 ) -> None:
     """Show, per app, which copy of each package it imports today and why.
 
     For every app (and `~`, the account's own scripts and cron jobs): its entry points,
     the packages it can see with the path rule that put each there, which it uses and
     why, and findings: shadowed, leaked (used from ~/lib or ~/.local), unused, missing,
-    conflict, interpreter. Nothing is changed. --trace runs the apps' code.
+    conflict, interpreter, probe. Nothing is changed. --trace runs the apps' code;
+    --probe starts each app's runtime privately (its start-up, not its code).
     """
     from migrate.render import plan_json, plan_text
     from migrate.trace import trace_entry
 
     overrides = _parse_python_overrides(pythons)
-    result = _plan(settings, apps, interpreters=overrides, tracer=trace_entry if trace else None)
+    result = _plan(
+        settings, apps, interpreters=overrides, tracer=trace_entry if trace else None, probe=probe
+    )
     if as_json:
         _echo_json(plan_json(result))
     else:
@@ -286,8 +304,10 @@ def _plan(
     apps: tuple[str, ...],
     interpreters: dict[str, Path] | None = None,
     tracer: Tracer | None = None,
+    probe: bool = False,
 ) -> Plan:
     """Discover, inventory and resolve: the read-only front of plan and every writing command."""
+    from migrate.probe import probe_entry
     from migrate.recipes import RecipeError
     from migrate.resolve import plan_account
 
@@ -301,7 +321,7 @@ def _plan(
     try:
         return plan_account(
             account, take_inventory(account), crontab, apps=apps, interpreters=interpreters,
-            tracer=tracer,
+            tracer=tracer, prober=probe_entry if probe else None,
         )  # fmt: skip
     except RecipeError as exc:
         raise Failed(str(exc)) from exc
@@ -500,7 +520,6 @@ def build(
     from migrate.build import BuildError, build_apps
     from migrate.journal import JournalError, LockHeld, begin, home_lock
     from migrate.journal import rollback as undo
-    from migrate.migration import mod_wsgi_pythons
     from migrate.render import build_json
 
     overrides = _parse_python_overrides(pythons)
@@ -529,7 +548,7 @@ def build(
             try:
                 built = build_apps(
                     home, buildable, transaction, jobs=jobs, progress=bars,
-                    interpreters=overrides, app_interpreters=mod_wsgi_pythons(result, overrides),
+                    interpreters=overrides,
                     bytecode=bytecode, source=source,
                 )  # fmt: skip
                 transaction.commit()
@@ -620,6 +639,13 @@ class _BuildBars:
     is_flag=True,
     help="Also load each app under its old path to find what it imports (runs app code).",
 )
+@click.option(
+    "--probe/--no-probe",
+    default=True,
+    show_default=True,
+    help="Check the model against each entry point's real runtime, started privately, "
+    "wherever it can be started; a disagreement stops the run before it writes.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before migrating.")
 @json_option("Print one JSON document of what was (or, with --dry-run, would be) done.")
 @click.pass_obj
@@ -634,6 +660,7 @@ def run(
     source: str,
     offline: bool | None,
     restart: bool,
+    probe: bool,
     yes: bool,
     as_json: bool,
 ) -> None:
@@ -662,7 +689,7 @@ def run(
     if offline and source == "index":
         raise BadInput("--source index needs the index: leave out --offline")
     tracer = trace_entry if trace else None
-    plan_result = _plan(settings, apps, interpreters=overrides, tracer=tracer)
+    plan_result = _plan(settings, apps, interpreters=overrides, tracer=tracer, probe=probe)
     command = "concentric-migrate run" + "".join(f" --app {a}" for a in apps)
     try:
         requirement_files = actions.requirement_files(plan_result, out=None, command=command)
@@ -890,7 +917,7 @@ def demo(ctx: click.Context, directory: Path) -> None:
     crontab DIRECTORY/crontab. A directory made by an earlier demo is rebuilt; any
     other non-empty directory is refused.
     """
-    from migrate.demo import DemoError, build_demo_account
+    from migrate.demo import PY, DemoError, build_demo_account
 
     settings: Settings = ctx.obj
     try:
@@ -899,14 +926,20 @@ def demo(ctx: click.Context, directory: Path) -> None:
         raise BadInput(str(exc)) from exc
     ctx.obj = Settings(home=account.home, crontab=account.crontab, verbosity=settings.verbosity)
     prefix = f"concentric-migrate --home {account.home} --crontab {account.crontab}"
+    python = f"{PY}={account.python}"
     if settings.verbosity >= 0:
-        click.echo(f"Built a sample account in {account.home} (crontab: {account.crontab}).")
+        click.echo(
+            f"Built a sample account in {account.home} (crontab: {account.crontab}).\n"
+            f"No Apache or cron serves its apps, so each command names their Python: "
+            f"--python {python} (a bare install of this machine's Python {PY})."
+        )
+    pythons = {"pythons": (python,)}
     for step, command, kwargs in (
         ("inventory", inventory, {}),
-        ("plan", plan, {}),
-        ("run --dry-run", run, {"dry_run": True}),
-        ("run --yes", run, {"yes": True}),
-        ("verify", verify, {}),
+        (f"plan --python {python}", plan, pythons),
+        (f"run --python {python} --dry-run", run, {"dry_run": True, **pythons}),
+        (f"run --python {python} --yes", run, {"yes": True, **pythons}),
+        (f"verify --python {python}", verify, pythons),
         ("journal", journal_command, {}),
         ("rollback", rollback, {}),
     ):

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import venv
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ class DemoAccount:
     root: Path
     home: Path
     crontab: Path
+    python: Path
+    """The interpreter the sample apps run on (no real Apache or cron serves them)."""
 
 
 def _module(version: str, body: str = "") -> bytes:
@@ -92,8 +95,16 @@ def build_demo_account(root: Path) -> DemoAccount:
     _write_home_scripts(home)
     crontab = root / "crontab"
     crontab.write_text(_crontab(home), encoding="utf-8")
+    python = _bare_python(root / "python")
     (root / MARKER).write_text("built by concentric-migrate demo\n", encoding="utf-8")
-    return DemoAccount(root, home, crontab)
+    return DemoAccount(root, home, crontab, python)
+
+
+def _bare_python(where: Path) -> Path:
+    """The sample apps' interpreter: this Python's installation with nothing installed
+    (a venv without pip), so no package of the machine's own shows up in the demo."""
+    venv.EnvBuilder(symlinks=True, with_pip=False, clear=True).create(where)
+    return where / "bin" / f"python{PY}"
 
 
 def _prepare(root: Path) -> None:

@@ -1,8 +1,12 @@
-"""Find every way Python code of the account gets run, and with which Python.
+"""Find every way Python code of the account gets run, and which interpreter runs it.
 
 Sources: each app's ``apache2/conf/httpd.conf`` (and what it Includes), ``*.wsgi`` /
 ``wsgi.py`` files, scripts with a Python shebang in ``APP/bin``, ``APP/apache2/bin`` and
-``HOME/bin``, and crontab jobs that run an interpreter or such a script. Nothing is run.
+``HOME/bin``, and crontab jobs that run an interpreter or such a script. The interpreter is
+the one each runtime starts: mod_wsgi's libpython installation (``ldd``), a cron job's
+``pythonX.Y`` on cron's ``PATH`` (the crontab's ``PATH=``, else cron's default), the file
+an absolute shebang names, an ``env`` shebang's program on the ``PATH`` of whoever starts
+it. No code of the account is run (interpreters are asked their version).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from migrate.account import Account, App
 from migrate.apacheconf import Config, read_config
 from migrate.crontab import Command, Crontab
 from migrate.findings import Finding
+from migrate.interpreters import CRON_PATH, LOGIN_PATH, mod_wsgi_interpreter, version_of, which
 
 EntryKind = Literal["wsgi", "script", "cron"]
 ACCOUNT_GROUP = "~"
@@ -45,8 +50,17 @@ class EntryPoint:
     """mod_wsgi ``python-path`` / ``WSGIPythonPath``: added with ``site.addsitedir``."""
     python_home: Path | None = None
     upward_scan: bool = False
-    """The WebFaction interpreter's scan of ancestors' ``lib/pythonX.Y`` applies."""
+    """The WebFaction interpreter's scan of ancestors' ``lib/pythonX.Y`` applies, if the
+    interpreter does it (scripts, cron jobs; WSGI files no httpd.conf names)."""
     module: str | None = None
+    executable: Path | None = None
+    """The interpreter its runtime starts; None when none can be found."""
+    executable_reason: str = ""
+    """Why that one (or why none): shown by ``plan``."""
+    mod_wsgi: Path | None = None
+    """The ``mod_wsgi.so`` that serves it (a WSGI file an httpd.conf names)."""
+    daemon: bool = False
+    """Served in a ``WSGIDaemonProcess`` (else embedded mode)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,10 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
             if path not in wsgi_seen:
                 # No httpd.conf names it: assume the app's lib dirs, as the scan would.
                 python, reason = _from_lib_versions(lib_versions)
-                entry = EntryPoint(path, "wsgi", app.name, python, reason, "file", upward_scan=True)
+                runs = _assumed(python, "no httpd.conf serves it")
+                entry = EntryPoint(
+                    path, "wsgi", app.name, python, reason, "file", upward_scan=True, **runs
+                )
                 found.append(entry)
         for directory in (app.path / "bin", app.path / "apache2" / "bin"):
             found.extend(_shebang_scripts(directory, app.name, account))
@@ -185,6 +202,7 @@ def _wsgi_entries(
             site_dirs, python_home = embedded_path, str(embedded_home) if embedded_home else None
             source = f"{alias.file} line {alias.line}"
         python, reason = mod_wsgi_python or _python_from_dirs(site_dirs, python_home, lib_versions)
+        runtime = _mod_wsgi_runtime(config, server_root, python)
         out.append(
             EntryPoint(
                 path=script,
@@ -195,21 +213,81 @@ def _wsgi_entries(
                 source=source,
                 site_dirs=site_dirs,
                 python_home=Path(python_home) if python_home else None,
+                mod_wsgi=mod_wsgi_so(config, server_root),
+                daemon=daemon is not None,
+                **runtime,
             )
         )
     return out
 
 
-def _mod_wsgi_python(config: Config, server_root: Path) -> tuple[str, str] | None:
-    """The Python mod_wsgi.so was built for, read from the libpython name it links."""
+def _mod_wsgi_runtime(config: Config, server_root: Path, python: str | None) -> dict[str, Any]:
+    """The installation whose libpython the app's mod_wsgi loads: what runs its WSGI files."""
+    so = mod_wsgi_so(config, server_root)
+    if so is None:
+        return _assumed(python, "its httpd.conf loads no mod_wsgi")
+    executable = mod_wsgi_interpreter(so)
+    if executable is None:
+        why = f"ldd cannot tell which libpython {so} loads (missing, static, or not mod_wsgi)"
+        return {"executable": None, "executable_reason": why}
+    why = f"mod_wsgi {so} loads the libpython of {executable} (ldd)"
+    return {"executable": executable, "executable_reason": why}
+
+
+def mod_wsgi_so(config: Config, server_root: Path) -> Path | None:
+    """The ``mod_wsgi.so`` an httpd.conf loads (relative paths from its ServerRoot)."""
     for load in config.named("loadmodule"):
         if len(load.args) >= 2 and load.args[0] == "wsgi_module":
             so = Path(load.args[1])
-            so = so if so.is_absolute() else server_root / so
-            version = mod_wsgi_python_version(so)
-            if version:
-                return version, f"mod_wsgi {so} links libpython{version}"
+            return so if so.is_absolute() else server_root / so
     return None
+
+
+def _assumed(python: str | None, why: str) -> dict[str, Any]:
+    """No runtime says which interpreter: ``pythonX.Y`` on a login shell's default PATH."""
+    if python is None:
+        return {"executable": None, "executable_reason": f"{why}, and its Python is unknown"}
+    executable = which(f"python{python}", LOGIN_PATH)
+    if executable is None:
+        reason = f"{why}; no python{python} on the default PATH ({LOGIN_PATH}) to assume"
+    else:
+        reason = f"{why}: assumed python{python} on the default PATH ({LOGIN_PATH})"
+    return {"executable": executable, "executable_reason": reason}
+
+
+def _named(interpreter: str, search_path: str, who: str) -> dict[str, Any]:
+    """An interpreter as a command or shebang names it: a path is that file, a bare name
+    (a command, or ``#!/usr/bin/env NAME``) the first one on ``search_path``."""
+    if "/" in interpreter:
+        path = Path(interpreter)
+        if path.is_file() and os.access(path, os.X_OK):
+            return {"executable": path, "executable_reason": f"{who} names {path}"}
+        why = f"{who} names {path}, which does not exist or cannot run here"
+        return {"executable": None, "executable_reason": why}
+    found = which(interpreter, search_path)
+    if found is None:
+        why = f"{who} runs {interpreter}, which is not on its PATH ({search_path})"
+        return {"executable": None, "executable_reason": why}
+    why = f"{who} runs {interpreter}: {found} on its PATH ({search_path})"
+    return {"executable": found, "executable_reason": why}
+
+
+def _python_of(
+    runtime: dict[str, Any], named: str | None, named_reason: str, account: Account, group: str
+) -> tuple[str | None, str]:
+    """X.Y of an entry point: the interpreter's own, else the one its name or lib dirs say."""
+    executable = runtime["executable"]
+    version = version_of(executable) if executable is not None else None
+    if version is not None:
+        return version, f"{executable} is Python {version}"
+    return _named_or_lib_python(named, named_reason, account, group)
+
+
+def _mod_wsgi_python(config: Config, server_root: Path) -> tuple[str, str] | None:
+    """The Python mod_wsgi.so was built for, read from the libpython name it links."""
+    so = mod_wsgi_so(config, server_root)
+    version = mod_wsgi_python_version(so) if so is not None else None
+    return (version, f"mod_wsgi {so} links libpython{version}") if version else None
 
 
 def mod_wsgi_python_version(so: Path) -> str | None:
@@ -284,19 +362,37 @@ def _shebang_scripts(directory: Path, group: str, account: Account) -> list[Entr
         if found is None:
             continue
         interpreter, version = found
+        runtime = _named(interpreter, LOGIN_PATH, "its shebang")
         venv = venv_of(Path(interpreter)) if interpreter.startswith("/") else None
         if venv is not None:
             home = Path(interpreter).parent.parent
             out.append(
-                EntryPoint(path, "script", group, *venv, "shebang", interpreter, python_home=home)
+                EntryPoint(
+                    path,
+                    "script",
+                    group,
+                    *venv,
+                    "shebang",
+                    interpreter,
+                    python_home=home,
+                    **runtime,
+                )
             )
             continue
-        python, reason = _named_or_lib_python(
-            version, f"shebang names {interpreter}", account, group
+        python, reason = _python_of(
+            runtime, version, f"shebang names {interpreter}", account, group
         )
         out.append(
             EntryPoint(
-                path, "script", group, python, reason, "shebang", interpreter, upward_scan=True
+                path,
+                "script",
+                group,
+                python,
+                reason,
+                "shebang",
+                interpreter,
+                upward_scan=True,
+                **runtime,
             )
         )
     return out
@@ -326,11 +422,10 @@ def _cron_command(
     if not command.argv:
         return None
     environment = {**env, **dict(command.env)}
-    pythonpath = tuple(
-        expand_path(p, account.home, cwd) for p in environment.get("PYTHONPATH", "").split(":") if p
-    )
+    raw_path = environment.get("PYTHONPATH")
     program = command.argv[0]
     source = f"crontab line {lineno}"
+    search_path = environment.get("PATH") or CRON_PATH
     match = _PYTHON_NAME.match(os.path.basename(program))
     if match:
         script, module = script_argument(command.argv[1:])
@@ -339,17 +434,20 @@ def _cron_command(
         path = expand_path(script, account.home, cwd) if script else cwd
         group = group_of(path, account.home)
         runs = expand_path(program, account.home, cwd)
+        runtime = _named(str(runs) if "/" in program else program, search_path, "cron")
         venv = venv_of(runs) if "/" in program else None
         if venv is not None:
+            pythonpath = _pythonpath(raw_path, venv[0], account.home, cwd)
             return EntryPoint(
                 path, "cron", group, *venv, source, program, pythonpath,
-                python_home=runs.parent.parent, module=module,
+                python_home=runs.parent.parent, module=module, **runtime,
             )  # fmt: skip
         version = match["version"] if match["version"] and "." in match["version"] else None
-        python, reason = _named_or_lib_python(version, f"crontab runs {program}", account, group)
+        python, reason = _python_of(runtime, version, f"crontab runs {program}", account, group)
+        pythonpath = _pythonpath(raw_path, python, account.home, cwd)
         return EntryPoint(
             path, "cron", group, python, reason, source, program, pythonpath,
-            upward_scan=True, module=module,
+            upward_scan=True, module=module, **runtime,
         )  # fmt: skip
     path = expand_path(program, account.home, cwd)
     shebang = shebang_python(path) if path.is_file() else None
@@ -357,16 +455,28 @@ def _cron_command(
         return None
     interpreter, version = shebang
     group = group_of(path, account.home)
+    runtime = _named(interpreter, search_path, "its shebang, run by cron,")
     venv = venv_of(Path(interpreter)) if interpreter.startswith("/") else None
     if venv is not None:
+        pythonpath = _pythonpath(raw_path, venv[0], account.home, cwd)
         return EntryPoint(
             path, "cron", group, *venv, source, interpreter, pythonpath,
-            python_home=Path(interpreter).parent.parent,
+            python_home=Path(interpreter).parent.parent, **runtime,
         )  # fmt: skip
-    python, reason = _named_or_lib_python(version, f"shebang names {interpreter}", account, group)
+    python, reason = _python_of(runtime, version, f"shebang names {interpreter}", account, group)
+    pythonpath = _pythonpath(raw_path, python, account.home, cwd)
     return EntryPoint(
-        path, "cron", group, python, reason, source, interpreter, pythonpath, upward_scan=True
-    )
+        path, "cron", group, python, reason, source, interpreter, pythonpath, upward_scan=True,
+        **runtime,
+    )  # fmt: skip
+
+
+def _pythonpath(value: str | None, python: str | None, home: Path, cwd: Path) -> tuple[Path, ...]:
+    """``PYTHONPATH`` as the interpreter reads it: each empty part is the working folder;
+    an empty value is ignored by Python 3 but is the working folder to Python 2."""
+    if value is None or (value == "" and not (python or "").startswith("2.")):
+        return ()
+    return tuple(cwd if not part else expand_path(part, home, cwd) for part in value.split(":"))
 
 
 def venv_of(python: Path) -> tuple[str, str] | None:

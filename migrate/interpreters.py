@@ -1,7 +1,13 @@
-"""Find a real ``pythonX.Y`` on this machine and read its facts (stdlib dirs, site-packages).
+"""The interpreter that really runs each entry point, and its facts as it really starts.
 
-Candidates are run, never trusted by name: a pyenv shim for an inactive version sits on
-PATH and fails. Results are cached per process; discovery never raises.
+An entry point is modelled with the interpreter its runtime starts — mod_wsgi's libpython
+installation, the ``pythonX.Y`` on cron's ``PATH``, the file a shebang names — never the
+operator's ``PATH`` or pyenv (:func:`find_interpreter` serves the tool's own helpers and the
+tests' fixtures only). Its facts are read by running it, the way it starts: its stdlib, the
+site dirs its own ``site`` adds (Debian's ``dist-packages`` and ``/usr/local`` included,
+a venv's own), and whether it scans ancestors' ``lib/pythonX.Y`` as WebFaction's patched
+interpreter did. Candidates are run, never trusted by name. Results are cached per process;
+nothing here raises.
 """
 
 from __future__ import annotations
@@ -12,33 +18,47 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 _TIMEOUT = 60
 _VERSION_DIR = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+_PYTHON_FILE = re.compile(r"^python(\d\.\d+)$")
 
-# Runs under the target interpreter (2.7 included) with -S -E -s: sys.path is then the
-# interpreter's own stdlib path, before any site processing.
+CRON_PATH = "/usr/bin:/bin"
+"""The ``PATH`` cron gives a job when the crontab sets none (Debian's cron, Vixie cron)."""
+LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""What a script started by hand finds first: the head of a login shell's default ``PATH``."""
+
+_SCAN_VERSIONS = [f"2.{m}" for m in range(4, 8)] + [f"3.{m}" for m in range(0, 21)]
+"""Every X.Y an interpreter could scan ``lib/pythonX.Y`` for, to detect the scan by running it."""
+
+# Runs under the target interpreter (2.7 included) with -S -E, from a script in a scratch
+# account tree: records the stdlib path, then lets site do what it does at a normal start
+# (site.main: .pth files, venvs, sitecustomize — a patched interpreter's scan included).
 _FACTS_SCRIPT = r"""
 import sys, json
-stdlib = [p for p in sys.path if p]
+stdlib = [p for p in sys.path[1:] if p]
+script_dir = sys.path[0]
 import site
+site.main()
 try:
     from importlib.machinery import EXTENSION_SUFFIXES as ext
 except ImportError:
     import imp
     ext = [s for s, _, kind in imp.get_suffixes() if kind == imp.C_EXTENSION]
 getsp = getattr(site, "getsitepackages", None)
-user = getattr(site, "getusersitepackages", None)
 json.dump({
     "version": "%d.%d" % sys.version_info[:2],
     "executable": sys.executable,
     "prefix": sys.prefix,
     "stdlib": stdlib,
+    "script_dir": script_dir,
+    "sys_path": [p for p in sys.path if p],
     "site_packages": getsp() if getsp else [],
-    "user_site": user() if user else None,
+    "user_site": bool(getattr(site, "ENABLE_USER_SITE", False)),
     "builtins": sorted(sys.builtin_module_names),
     "extension_suffixes": list(ext),
 }, sys.stdout)
@@ -52,14 +72,53 @@ class Interpreter:
     prefix: Path
     stdlib: tuple[Path, ...]
     site_packages: tuple[Path, ...]
+    """The site dirs its ``site`` really adds, in order (each then processes its .pth files)."""
     builtins: frozenset[str]
     extension_suffixes: tuple[str, ...] = (".so",)
+    upward_scan: bool = False
+    """It adds every ancestor's ``lib/pythonX.Y`` of a script (WebFaction's patched site)."""
+    scan_after_site: bool = False
+    """Those scanned dirs come after its site dirs (else before them, after the stdlib)."""
+    user_site: bool = True
+    """Its ``site`` adds the user's ``~/.local/lib/pythonX.Y/site-packages`` (a venv without
+    system site packages does not)."""
+    sys_path: tuple[Path, ...] = ()
+    """``sys.path`` after its site ran, for a script outside any account: the proof the
+    model of stdlib + site dirs must reproduce."""
+
+
+def interpreter_at(executable: Path) -> Interpreter | None:
+    """The facts of the interpreter at ``executable``, read by running it; None if it will
+    not run (missing, not Python, broken)."""
+    return _facts(os.path.abspath(executable))
+
+
+def which(program: str, search_path: str) -> Path | None:
+    """``program`` looked up on ``search_path`` the way a shell or ``env`` does (the first
+    executable regular file), or None."""
+    found = shutil.which(program, path=search_path)
+    return Path(found) if found else None
+
+
+def version_of(executable: Path) -> str | None:
+    """X.Y of an interpreter: from its name (``python3.11``, or what a ``python3`` link
+    points at), else by running it."""
+    for candidate in (executable, Path(os.path.realpath(executable))):
+        match = _PYTHON_FILE.match(candidate.name)
+        if match:
+            return match.group(1)
+    facts = interpreter_at(executable)
+    return facts.version if facts else None
 
 
 def find_interpreter(
     version: str, overrides: Mapping[str, Path] | None = None
 ) -> Interpreter | None:
-    """A working ``pythonX.Y``: an explicit override, then PATH, then pyenv's versions."""
+    """A working ``pythonX.Y`` for the tool's own use: an override, then PATH, then pyenv.
+
+    Never the model of an app: an app runs on what its runtime starts (see the module
+    docstring); this finds an interpreter to run the tool's helpers with.
+    """
     if overrides and version in overrides:
         return _probe(str(overrides[version]), version)
     return _find_cached(version)
@@ -119,36 +178,74 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(part or 0) for part in match.groups()) if match else (-1,)
 
 
-@functools.cache
 def _probe(executable: str, version: str) -> Interpreter | None:
-    try:
-        result = subprocess.run(
-            [executable, "-S", "-E", "-s", "-c", _FACTS_SCRIPT],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            check=False,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},
-        )
-        facts = json.loads(result.stdout) if result.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        return None
-    if not facts or facts.get("version") != version:
-        return None
+    found = _facts(executable)
+    return found if found is not None and found.version == version else None
+
+
+@functools.cache
+def _facts(executable: str) -> Interpreter | None:
+    """Run the interpreter once on the facts script, placed in a scratch account tree
+    (``home/webapps/app/bin``, with ``lib/pythonX.Y`` dirs in the app and the home) so a
+    scanning interpreter shows its scan."""
+    with tempfile.TemporaryDirectory(prefix="concentric-facts-") as scratch:
+        home = Path(scratch, "home")
+        app = home / "webapps" / "app"
+        for version in _SCAN_VERSIONS:
+            for base in (app, home):
+                (base / "lib" / f"python{version}").mkdir(parents=True)
+        script = app / "bin" / "facts.py"
+        script.parent.mkdir()
+        script.write_text(_FACTS_SCRIPT, encoding="utf-8")
+        try:
+            result = subprocess.run(
+                [executable, "-S", "-E", str(script)],
+                capture_output=True, text=True, timeout=_TIMEOUT, check=False, cwd=scratch,
+                env={"PATH": CRON_PATH, "LC_ALL": "C.UTF-8", "HOME": str(home)},
+            )  # fmt: skip
+            facts = json.loads(result.stdout) if result.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            return None
+        if not isinstance(facts, dict) or not isinstance(facts.get("version"), str):
+            return None
+    after_site = [p for p in facts["sys_path"] if p != facts["script_dir"]]
+    real = [p for p in after_site if not p.startswith(scratch + os.sep)]
+    stdlib = [p for p in facts["stdlib"] if p != facts["script_dir"]]
+    declared = {os.path.normpath(p) for p in facts["site_packages"]}
+    site_dirs = [p for p in real if p not in stdlib and _is_site_dir(p, declared)]
+    # Only the scan puts the scratch tree's lib dirs on the path: where the first one lands.
+    scanned = next((i for i, p in enumerate(after_site) if p.startswith(scratch + os.sep)), None)
     return Interpreter(
-        version=version,
-        executable=Path(facts["executable"] or executable),
+        version=facts["version"],
+        executable=Path(executable),
         prefix=Path(facts["prefix"]),
-        stdlib=tuple(Path(p) for p in facts["stdlib"]),
-        site_packages=tuple(Path(p) for p in facts["site_packages"]),
+        stdlib=tuple(Path(p) for p in stdlib),
+        site_packages=tuple(Path(p) for p in site_dirs),
         builtins=frozenset(facts["builtins"]),
         extension_suffixes=tuple(facts["extension_suffixes"]),
+        upward_scan=scanned is not None,
+        scan_after_site=scanned is not None
+        and bool(site_dirs)
+        and scanned > after_site.index(site_dirs[0]),
+        user_site=bool(facts.get("user_site", True)),  # only the scan adds the scratch lib dirs
+        sys_path=tuple(Path(p) for p in real),
+    )
+
+
+def _is_site_dir(path: str, declared: set[str]) -> bool:
+    """A dir ``site`` added as a site dir (not a line of one of its .pth files): one its
+    ``getsitepackages`` names, or a ``site-packages``/``dist-packages`` (old virtualenvs'
+    own site.py has no ``getsitepackages``)."""
+    return os.path.normpath(path) in declared or os.path.basename(path) in (
+        "site-packages",
+        "dist-packages",
     )
 
 
 _LDD_LIBPYTHON = re.compile(r"libpython(\d+\.\d+)\S*\s+=>\s+(\S+)")
 
 
+@functools.cache
 def mod_wsgi_interpreter(so: Path) -> Path | None:
     """The ``pythonX.Y`` of the installation whose libpython ``mod_wsgi.so`` loads.
 

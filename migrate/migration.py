@@ -18,8 +18,13 @@ from pathlib import Path
 from migrate.actions import PlannedFile
 from migrate.apacheconf import Config, read_config
 from migrate.build import venv_dir
-from migrate.entrypoints import ACCOUNT_GROUP, mod_wsgi_python_version, shebang_python
-from migrate.interpreters import find_interpreter, mod_wsgi_interpreter
+from migrate.entrypoints import (
+    ACCOUNT_GROUP,
+    mod_wsgi_python_version,
+    mod_wsgi_so,
+    shebang_python,
+)
+from migrate.interpreters import mod_wsgi_interpreter
 from migrate.paths import home_relative, is_inside, read_regular
 from migrate.resolve import AppPlan, Plan
 from migrate.rewrite import CannotRewrite, Change, Rewrite
@@ -67,8 +72,6 @@ class AppMigration:
     python: str
     edits: tuple[Edit, ...] = ()
     server: Server | None = None
-    interpreter: Path | None = None
-    """The Python to make the venv with when mod_wsgi dictates it (its libpython's)."""
 
 
 @dataclass(frozen=True)
@@ -111,17 +114,13 @@ def plan_migration(
     ]
     texts: dict[Path, _Text] = {}
     servers: dict[str, Server] = {}
-    pythons: dict[str, Path] = {}
     for app in migrating:
         problems.extend(_app_problems(app, venvs[app.name], home))
         config = _config_of(app)
         if config is not None:
             assert app.path is not None
             server = servers[app.name] = _server(app.path, app.name, config)
-            python, found = _mod_wsgi_python(app, server, interpreters)
-            problems.extend(found)
-            if python is not None:
-                pythons[app.name] = python
+            problems.extend(_mod_wsgi_problems(app, server, interpreters))
         _rewrite_app(app, config, str(venvs[app.name]), migrating, texts, problems, home)
     crontab = None
     if crontab_text is not None:
@@ -140,7 +139,6 @@ def plan_migration(
             app.python or "",
             tuple(sorted(by_app[app.name], key=lambda e: str(e.file.path))),
             servers.get(app.name),
-            pythons.get(app.name),
         )
         for app in migrating
     )
@@ -153,7 +151,7 @@ def _app_problems(app: AppPlan, venv: Path, home: Path) -> list[str]:
     problems = [
         f"{app.name}: {finding.message}; settle this `plan` finding first"
         for finding in app.findings
-        if finding.kind == "interpreter"
+        if finding.kind in ("interpreter", "probe")
     ]
     problems.extend(
         f"{home_relative(finding.name, home)}: {finding.message} — {app.name} cannot be "
@@ -325,7 +323,7 @@ def _server(app_dir: Path, name: str, config: Config) -> Server:
     pid_file = Path(pid_files[-1].args[0]) if pid_files and pid_files[-1].args else None
     pid_file = root / (pid_file or Path("logs") / "httpd.pid")  # Apache's default
     return Server(
-        name, app_dir / "apache2" / "bin", _port(config), _mod_wsgi_so(config, root), pid_file
+        name, app_dir / "apache2" / "bin", _port(config), mod_wsgi_so(config, root), pid_file
     )
 
 
@@ -336,40 +334,18 @@ def _port(config: Config) -> int | None:
     return None
 
 
-def _mod_wsgi_so(config: Config, server_root: Path) -> Path | None:
-    for load in config.named("loadmodule"):
-        if len(load.args) >= 2 and load.args[0] == "wsgi_module":
-            so = Path(load.args[1])
-            return so if so.is_absolute() else server_root / so
-    return None
-
-
-def mod_wsgi_pythons(plan: Plan, interpreters: Mapping[str, Path] | None) -> dict[str, Path]:
-    """Per app served by mod_wsgi: the Python its venv must be made with (rule 5)."""
-    found = {}
-    for app in plan.apps:
-        if app.path is None or app.name == ACCOUNT_GROUP or not app.python:
-            continue
-        server = server_of(app.path, app.name)
-        if server is not None:
-            python, _ = _mod_wsgi_python(app, server, interpreters)
-            if python is not None:
-                found[app.name] = python
-    return found
-
-
-def _mod_wsgi_python(
+def _mod_wsgi_problems(
     app: AppPlan, server: Server, overrides: Mapping[str, Path] | None
-) -> tuple[Path | None, list[str]]:
-    """The interpreter an app's venv must be made with so mod_wsgi can use it as
-    ``python-home`` (rule 5): the installation its libpython belongs to. With problems."""
+) -> list[str]:
+    """Why a venv of this app could not be mod_wsgi's ``python-home`` (rule 5: it must come
+    from the installation whose libpython mod_wsgi loads)."""
     if server.mod_wsgi is None:
-        return None, []
+        return []
     version = mod_wsgi_python_version(server.mod_wsgi)
     if version is None:
-        return None, []
+        return []
     if version != app.python:
-        return None, [
+        return [
             f"{app.name}: mod_wsgi ({server.mod_wsgi}) runs Python {version}, but the app's "
             f"packages are for Python {app.python}; a python-home for {app.python} cannot "
             f"work there. Install a mod_wsgi built for Python {app.python} (pip install "
@@ -379,14 +355,9 @@ def _mod_wsgi_python(
     wanted = mod_wsgi_interpreter(server.mod_wsgi)
     given = (overrides or {}).get(version)
     if wanted and given and os.path.realpath(given) != os.path.realpath(wanted):
-        return None, [
+        return [
             f"{app.name}: mod_wsgi loads the libpython of {wanted}, so its venv must be "
             f"made with that Python, not --python {version}={given}: drop that --python "
             "or migrate this app separately with --app"
         ]
-    if wanted is None and find_interpreter(version, overrides) is None:
-        return None, [
-            f"{app.name}: mod_wsgi runs Python {version}, which is not on PATH nor in pyenv: "
-            f"name it with --python {version}=/path/to/python{version}"
-        ]
-    return wanted, []
+    return []

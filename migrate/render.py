@@ -260,6 +260,7 @@ def _app_json(app: AppPlan) -> dict[str, Any]:
         "name": app.name,
         "path": str(app.path) if app.path else None,
         "python": app.python,
+        "executable": None if app.executable is None else str(app.executable),
         "has_python": app.has_python,
         "recipes": list(app.recipes),
         "entry_points": [
@@ -270,6 +271,8 @@ def _app_json(app: AppPlan) -> dict[str, Any]:
                 "python_reason": e.python_reason,
                 "source": e.source,
                 "interpreter": e.interpreter,
+                "executable": None if e.executable is None else str(e.executable),
+                "executable_reason": e.executable_reason,
                 "module": e.module,
             }
             for e in app.entry_points
@@ -289,6 +292,10 @@ def _app_json(app: AppPlan) -> dict[str, Any]:
             for row in app.packages
         ],
         "findings": [{"kind": f.kind, "name": f.name, "message": f.message} for f in app.findings],
+        "probes": [
+            {"entry": str(p.entry), "runtime": p.runtime, "agrees": p.agrees, "detail": p.detail}
+            for p in app.probes
+        ],
     }
 
 
@@ -308,6 +315,9 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
             source = home_relative_text(entry.source, plan.home)
             reason = home_relative_text(entry.python_reason, plan.home)
             out.append(f"  {entry.kind:6} {where}  [{source}; {reason}]")
+            runs = home_relative(entry.executable, plan.home) if entry.executable else "?"
+            why = home_relative_text(entry.executable_reason, plan.home)
+            out.append(f"         runs on {runs}  [{why}]")
         rows = [
             (
                 row.dist.display_name,
@@ -329,6 +339,10 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
         for finding in app.findings:
             where = f"{home_relative(finding.name, plan.home)}: " if finding.name[:1] == "/" else ""
             out.append(f"  {finding.kind:9} {where}{finding.message}")
+        for probe in app.probes:
+            runtime = f" on {home_relative_text(probe.runtime, plan.home)}" if probe.runtime else ""
+            detail = home_relative_text(probe.detail, plan.home)
+            out.append(f"  probed    {home_relative(probe.entry, plan.home)}{runtime}: {detail}")
     for finding in plan.findings:
         out.append(
             f"{finding.severity}: {home_relative(finding.path, plan.home)}: {finding.message}"

@@ -9,11 +9,13 @@ strings its framework imports (:mod:`migrate.recipes`) and, optionally, a runtim
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.markers import (
     InvalidMarker,
@@ -30,15 +32,19 @@ from migrate.crontab import Crontab
 from migrate.entrypoints import ACCOUNT_GROUP, EntryPoint, find_entry_points
 from migrate.findings import Finding
 from migrate.imports import ImportRef, SourceScan, app_files, scan_sources
-from migrate.interpreters import Interpreter, find_interpreter
+from migrate.interpreters import Interpreter, interpreter_at
 from migrate.inventory import inventory_lib_dir
 from migrate.inventory.model import Distribution, Inventory, LibDirInventory
 from migrate.paths import home_relative, is_inside
 from migrate.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
 from migrate.syspath import DirCache, PathEntry, PathModel, Provider, Resolution, build_path_model
 
+if TYPE_CHECKING:
+    from migrate.probe import ProbeReport
+
 FINDING_KINDS = (
     "interpreter",
+    "probe",
     "missing",
     "conflict",
     "leaked",
@@ -83,6 +89,10 @@ class AppPlan:
     findings: tuple[AppFinding, ...] = ()
     recipes: tuple[str, ...] = ()
     models: tuple[PathModel, ...] = field(default=(), compare=False, repr=False)
+    executable: Path | None = None
+    """The interpreter its runtime starts (mod_wsgi's for a served app): its venv's base."""
+    probes: tuple[ProbeOutcome, ...] = ()
+    """``plan --probe``: each entry point's runtime asked, or why it could not be."""
 
     @property
     def used(self) -> tuple[PackageRow, ...]:
@@ -99,6 +109,20 @@ class Plan:
 Tracer = Callable[[EntryPoint, Interpreter, Path], tuple[set[str], str | None]]
 """Runs an entry point under its old path; returns (top-level names imported, error)."""
 
+Prober = Callable[[EntryPoint, Path, Sequence[str]], "ProbeReport"]
+"""Starts an entry point's real runtime privately (:func:`migrate.probe.probe_entry`)."""
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """The real runtime of one entry point against the static model of it."""
+
+    entry: Path
+    runtime: str | None
+    """What was started; None when it could not be (``detail`` says why)."""
+    agrees: bool | None
+    detail: str
+
 
 def plan_account(
     account: Account,
@@ -109,6 +133,7 @@ def plan_account(
     interpreters: Mapping[str, Path] | None = None,
     tracer: Tracer | None = None,
     recipes: Sequence[Recipe] | None = None,
+    prober: Prober | None = None,
 ) -> Plan:
     """Resolve every app (or those named) and the account group ``~``."""
     entry_points = find_entry_points(account, crontab)
@@ -128,7 +153,9 @@ def plan_account(
         if not has_python:
             plans.append(AppPlan(name, path, None, False, recipes=("static",)))
             continue
-        resolver = _AppResolver(account, index, name, path, eps, interpreters, recipe_book, tracer)
+        resolver = _AppResolver(
+            account, index, name, path, eps, interpreters, recipe_book, tracer, prober
+        )
         plans.append(resolver.resolve())
     # What stops a migration is worth seeing in the plan too: unreadable or escaping lib
     # dirs and apps (the inventory's errors) besides the entry points' own.
@@ -219,6 +246,7 @@ class _AppResolver:
         interpreters: Mapping[str, Path] | None,
         recipes: Sequence[Recipe],
         tracer: Tracer | None,
+        prober: Prober | None = None,
     ) -> None:
         self.account = account
         self.home = account.home
@@ -229,10 +257,13 @@ class _AppResolver:
         self.interpreters = interpreters
         self.recipes = recipes
         self.tracer = tracer
+        self.prober = prober
+        self.probes: list[ProbeOutcome] = []
         self.cache = index.cache
         self.findings: list[AppFinding] = []
 
     def resolve(self) -> AppPlan:
+        self.entry_points = tuple(self._overridden(e) for e in self.entry_points)
         if not self.entry_points:
             finding = AppFinding(
                 "entry-point", self.name, "no WSGI file, script or cron job runs this app's Python"
@@ -256,11 +287,14 @@ class _AppResolver:
             refs, used_recipes = self._used_names(entry, model, interpreter, scans)
             recipe_names.extend(r for r in used_recipes if r not in recipe_names)
             self._record_uses(model, refs, uses)
+            if self.prober is not None:
+                self._probe(entry, interpreter, refs)
         self._close(models, uses, visible)
         self._shadowing(models, uses)
         packages = self._rows(uses, visible)
         self._scope_findings(packages)
         python = next((e.python for e in self.entry_points if e.python), None)
+        executable = self._venv_base(python)
         return AppPlan(
             self.name,
             self.path,
@@ -271,13 +305,24 @@ class _AppResolver:
             tuple(_dedupe_findings(self.findings)),
             tuple(recipe_names),
             tuple(models),
+            executable,
+            tuple(self.probes),
         )
 
     def _report(self, kind: str, name: str, message: str) -> None:
         self.findings.append(AppFinding(kind, name, message))
 
     # -- interpreter -----------------------------------------------------------
+    def _overridden(self, entry: EntryPoint) -> EntryPoint:
+        """``--python X.Y=PATH`` names the interpreter of every X.Y entry point."""
+        given = (self.interpreters or {}).get(entry.python or "")
+        if given is None:
+            return entry
+        why = f"--python {entry.python}={given}"
+        return dataclasses.replace(entry, executable=Path(given), executable_reason=why)
+
     def _interpreter(self, entry: EntryPoint) -> Interpreter | None:
+        """The facts of the interpreter the entry point's runtime starts."""
         if entry.python is None:
             self._report(
                 "interpreter",
@@ -285,15 +330,25 @@ class _AppResolver:
                 f"cannot tell which Python runs it ({entry.python_reason})",
             )
             return None
-        interpreter = find_interpreter(entry.python, self.interpreters)
-        if interpreter is None:
+        if entry.executable is None:
             self._report(
                 "interpreter",
                 f"python{entry.python}",
-                f"{entry.path} needs python{entry.python} ({entry.python_reason}), which this "
-                "machine does not have: install it (e.g. with pyenv) or pass --python "
-                f"{entry.python}=/path/to/python",
+                f"{entry.path}: no interpreter to model it with ({entry.executable_reason}): "
+                f"name it with --python {entry.python}=/path/to/python{entry.python}",
             )
+            return None
+        interpreter = interpreter_at(entry.executable)
+        if interpreter is None or interpreter.version != entry.python:
+            found = f"is Python {interpreter.version}" if interpreter else "does not run"
+            self._report(
+                "interpreter",
+                f"python{entry.python}",
+                f"{entry.path} needs python{entry.python} ({entry.python_reason}), but "
+                f"{entry.executable} {found} ({entry.executable_reason}): name the right one "
+                f"with --python {entry.python}=/path/to/python{entry.python}",
+            )
+            return None
         lib_versions = {lib.python for lib in self.account.lib_dirs if lib.app == self.name}
         if (
             entry.kind == "wsgi"
@@ -307,6 +362,65 @@ class _AppResolver:
                 f"{', '.join(sorted(lib_versions))}: its packages may not load under this mod_wsgi",
             )
         return interpreter
+
+    def _probe(
+        self,
+        entry: EntryPoint,
+        interpreter: Interpreter | None,
+        refs: Sequence[ImportRef | RecipeRef],
+    ) -> None:
+        """Ask the real runtime; a disagreement with the model is a ``probe`` finding.
+
+        The runtime reports its path before the entry file runs, so it is compared with the
+        model of that moment (no file edits), name by name for what the app imports.
+        """
+        from migrate.probe import ProbeUnavailable, disagreements
+
+        assert self.prober is not None
+        names = sorted({_top(ref) for ref in refs if _top(ref)})
+        model = build_path_model(entry, interpreter, (), self.home, self.cache)
+        if model.account_code:
+            shown = ", ".join(home_relative(p, self.home) for p in model.account_code)
+            why = f"not probed: starting it would run import lines of {shown}"
+            self.probes.append(ProbeOutcome(entry.path, None, None, why))
+            return
+        try:
+            report = self.prober(entry, self.home, names)
+        except ProbeUnavailable as exc:
+            self.probes.append(ProbeOutcome(entry.path, None, None, f"not probed: {exc}"))
+            return
+        found = disagreements(report, model)
+        detail = (
+            f"agrees: {len(report.sys_path)} path entries, {len(names)} names"
+            if not found
+            else "; ".join(found)
+        )
+        self.probes.append(ProbeOutcome(entry.path, report.runtime, not found, detail))
+        for problem in found:
+            self._report("probe", str(entry.path), f"the real runtime disagrees: {problem}")
+
+    def _venv_base(self, python: str | None) -> Path | None:
+        """The interpreter the app's venv is made with: the one its runtime starts (rule 5).
+        mod_wsgi's wins: a python-home must come from the installation it links."""
+        entries = [e for e in self.entry_points if e.python == python and e.executable]
+        served = [e for e in entries if e.kind == "wsgi" and e.source != "file"]
+        chosen = (served or entries or [None])[0]
+        if chosen is None:
+            return None
+        others = {
+            str(e.executable)
+            for e in entries
+            if os.path.realpath(e.executable or "") != os.path.realpath(chosen.executable or "")
+        }
+        if others and not served:
+            self._report(
+                "interpreter",
+                str(chosen.executable),
+                f"its entry points run different Python {python} installations "
+                f"({', '.join(sorted({str(chosen.executable), *others}))}); one venv serves "
+                f"them all: name the one to use with --python {python}=PATH",
+            )
+        return chosen.executable
 
     # -- the used set ----------------------------------------------------------
     def _used_names(
@@ -631,6 +745,13 @@ class _AppResolver:
                     row.dist.name,
                     f"{row.dist.display_name} {row.dist.version or '?'} is visible but not used",
                 )
+
+
+def _top(ref: ImportRef | RecipeRef) -> str:
+    """The top-level import name a reference needs ("" for a distribution name)."""
+    if isinstance(ref, ImportRef):
+        return ref.top_level
+    return "" if ref.is_distribution else ref.target.split(".", 1)[0]
 
 
 def _is_code_dir(directory: Path, app_dir: Path) -> bool:

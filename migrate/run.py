@@ -193,10 +193,9 @@ def _write_everything(
             transaction.write_file(item.path, item.content, None if item.before else item.mode)
     jobs = options.jobs
     tell(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
-    pythons = {app.app: app.interpreter for app in migration.apps if app.interpreter}
     built = build_apps(
         home, apps, transaction, jobs=jobs, interpreters=options.interpreters,
-        app_interpreters=pythons, bytecode=options.bytecode, source=options.source,
+        bytecode=options.bytecode, source=options.source,
         progress=progress,
     )  # fmt: skip
     for edit in migration.edits:

@@ -3,13 +3,16 @@
 A small simulation of what CPython does, step for step, each entry tagged with the rule
 that put it there (see docs/how-it-works.md):
 
-* scripts and cron jobs (the WebFaction interpreter): ``PYTHONPATH``, the stdlib, then
-  site processing — the upward scan (every ancestor ``D`` of the script's folder with
-  ``D/lib/pythonX.Y``, nearest first, as site dirs), the user site, the interpreter's
-  site-packages — and last the script's own folder at the front;
-* mod_wsgi: the stdlib, (the upward scan, for a WSGI file no httpd.conf names), user site,
-  site-packages (of ``python-home`` if set), then each
-  ``python-path`` / ``WSGIPythonPath`` dir through ``site.addsitedir``;
+* scripts and cron jobs: ``PYTHONPATH``, the stdlib, then site processing — the upward
+  scan where the interpreter does it (WebFaction's patched interpreter: every ancestor
+  ``D`` of the script's folder with ``D/lib/pythonX.Y``, nearest first, as site dirs), the
+  user site, the site dirs the interpreter's own ``site`` adds — and last the script's own
+  folder at the front;
+* mod_wsgi: the stdlib, user site, site-packages (of ``python-home`` if set), then each
+  ``python-path`` / ``WSGIPythonPath`` dir through ``site.addsitedir`` — and what those
+  added moves to the front, as mod_wsgi does (observed on Debian's mod_wsgi 4.9: the
+  ``python-path`` dirs come before the stdlib); a WSGI file no httpd.conf names is modelled
+  like a script, the upward scan included;
 * then the entry file's own ``sys.path.insert/append`` and ``site.addsitedir`` calls.
 
 Site dirs process their ``.pth`` files exactly like ``site.addpackage``: sorted order,
@@ -85,6 +88,9 @@ class PathModel:
     extension_suffixes: tuple[str, ...] = (".so",)
     findings: tuple[Finding, ...] = field(default=())
     cache: DirCache = field(default_factory=lambda: DirCache(), compare=False, repr=False)
+    account_code: tuple[Path, ...] = ()
+    """The account's .pth files with import lines the model does not follow: code the
+    runtime runs at start-up (so the probe will not start it)."""
 
     def resolve(self, name: str) -> Resolution:
         """What ``import name`` loads: builtins, nspkg modules, then the first entry."""
@@ -152,21 +158,32 @@ def build_path_model(
     machine = _SitePath(python, home)
     findings: list[Finding] = []
     stdlib = interpreter.stdlib if interpreter else ()
+    scans = entry_point.upward_scan and entry_point.python is not None
+    # A module run with -m scans from its working folder as a script from its own folder.
+    anchor = entry_point.path / "__main__" if entry_point.module else entry_point.path
+    if entry_point.kind != "wsgi" and interpreter is not None:
+        scans = scans and interpreter.upward_scan  # the runtime decides, not our assumption
     if entry_point.kind == "wsgi":
         machine.extend(stdlib, "stdlib")
-        if entry_point.upward_scan and entry_point.python:
-            for directory in upward_scan_dirs(entry_point.path, entry_point.python, home):
+        if scans:
+            for directory in upward_scan_dirs(anchor, python, home):
                 machine.addsitedir(directory, "upward-scan")
         _site_packages(machine, entry_point, interpreter, home)
+        before = machine.mark()
         for directory in entry_point.site_dirs:
             machine.addsitedir(directory, "python-path", via=None)
+        machine.to_front_since(before)
     else:
         machine.extend(entry_point.pythonpath, "PYTHONPATH")
         machine.extend(stdlib, "stdlib")
-        if entry_point.upward_scan and entry_point.python:
-            for directory in upward_scan_dirs(entry_point.path, entry_point.python, home):
+        scan_late = interpreter is not None and interpreter.scan_after_site
+        if scans and not scan_late:
+            for directory in upward_scan_dirs(anchor, python, home):
                 machine.addsitedir(directory, "upward-scan")
         _site_packages(machine, entry_point, interpreter, home)
+        if scans and scan_late:
+            for directory in upward_scan_dirs(anchor, python, home):
+                machine.addsitedir(directory, "upward-scan")
         first = entry_point.path if entry_point.module else entry_point.path.parent
         machine.insert(0, first, "cwd" if entry_point.module else "script-dir")
     for edit in edits:
@@ -197,6 +214,7 @@ def build_path_model(
         interpreter.extension_suffixes if interpreter else _default_suffixes(python),
         tuple(findings),
         cache or DirCache(),
+        tuple(dict.fromkeys(machine.account_code)),
     )
 
 
@@ -221,7 +239,8 @@ def _site_packages(
     machine: _SitePath, entry: EntryPoint, interpreter: Interpreter | None, home: Path | None
 ) -> None:
     in_venv = entry.python_home is not None and (entry.python_home / "pyvenv.cfg").is_file()
-    if home is not None and entry.python and not in_venv:  # a venv's python skips user site
+    user_site = interpreter is None or interpreter.user_site
+    if home is not None and entry.python and user_site and not in_venv:
         user_site = home / ".local" / "lib" / f"python{entry.python}" / "site-packages"
         if user_site.is_dir():
             machine.addsitedir(user_site, "user-site")
@@ -252,6 +271,17 @@ class _SitePath:
         self.egginsert = 0
         self.nspkg: list[tuple[str, Path, Path]] = []
         self.findings: list[Finding] = []
+        self.account_code: list[Path] = []
+
+    def mark(self) -> frozenset[int]:
+        """The entries as they are now, for :meth:`to_front_since`."""
+        return frozenset(id(entry) for entry in self.entries)
+
+    def to_front_since(self, before: frozenset[int]) -> None:
+        """mod_wsgi's reorder after its ``python-path`` addsitedir calls: every entry added
+        since ``before`` goes to the front, in order."""
+        new = [e for e in self.entries if id(e) not in before]
+        self.entries = new + [e for e in self.entries if id(e) in before]
 
     def extend(self, paths: Iterable[Path], rule: str) -> None:
         """Start-up entries; ``site.removeduppaths`` keeps the first of duplicates."""
@@ -319,6 +349,7 @@ class _SitePath:
                 elif self.home is None or is_inside(pth, self.home):
                     message = f"import line runs code the path model does not follow: {line[:80]}"
                     self.findings.append(Finding(pth, "warning", message))
+                    self.account_code.append(pth)
                 continue
             target = os.path.normpath(os.path.join(sitedir, line.rstrip()))
             key = _key(Path(target))

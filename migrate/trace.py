@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from migrate import _bootstrap
 from migrate.entrypoints import EntryPoint
 from migrate.interpreters import Interpreter
 from migrate.syspath import upward_scan_dirs
 
 TRACE_TIMEOUT = 120
+BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
+"""Run by the target interpreter as a script (it imports its sibling ``_probe`` so)."""
 
 
 class TraceError(Exception):
@@ -32,10 +33,17 @@ def bootstrap_config(entry: EntryPoint, interpreter: Interpreter, home: Path) ->
     """The site steps for ``_bootstrap.py``, in the order the path model documents."""
     site_dirs: list[str] = []
     front = None
-    if entry.upward_scan and entry.python:
-        site_dirs.extend(str(d) for d in upward_scan_dirs(entry.path, entry.python, home))
+    scans = bool(entry.upward_scan and entry.python)
+    if entry.kind != "wsgi":
+        scans = scans and interpreter.upward_scan
+    anchor = entry.path / "__main__" if entry.module else entry.path
+    scanned = [str(d) for d in upward_scan_dirs(anchor, entry.python or "", home)] if scans else []
+    late = interpreter.scan_after_site and entry.kind != "wsgi"
+    if not late:
+        site_dirs.extend(scanned)
     user_site = home / ".local" / "lib" / f"python{interpreter.version}" / "site-packages"
-    if user_site.is_dir():
+    in_venv = entry.python_home is not None and (entry.python_home / "pyvenv.cfg").is_file()
+    if user_site.is_dir() and interpreter.user_site and not in_venv:
         site_dirs.append(str(user_site))
     if entry.python_home is not None:
         site_dirs.append(
@@ -43,11 +51,19 @@ def bootstrap_config(entry: EntryPoint, interpreter: Interpreter, home: Path) ->
         )
     else:
         site_dirs.extend(str(d) for d in interpreter.site_packages)
+    if late:
+        site_dirs.extend(scanned)
+    python_path: list[str] = []
     if entry.kind == "wsgi":
-        site_dirs.extend(str(d) for d in entry.site_dirs)
+        python_path = [str(d) for d in entry.site_dirs]
     else:
         front = str(entry.path if entry.module else entry.path.parent)
-    return {"site_dirs": site_dirs, "front": front, "kind": entry.kind}
+    return {
+        "site_dirs": site_dirs,
+        "python_path": python_path,
+        "front": front,
+        "kind": entry.kind,
+    }
 
 
 def run_bootstrap(
@@ -83,7 +99,7 @@ def run_bootstrap(
         cwd = entry.path if entry.module else (entry.path.parent if entry.kind != "cron" else home)
         try:
             result = subprocess.run(
-                [str(interpreter.executable), "-S", "-s", _bootstrap.__file__, str(config_path)],
+                [str(interpreter.executable), "-S", "-s", str(BOOTSTRAP), str(config_path)],
                 capture_output=True,
                 text=True,
                 timeout=TRACE_TIMEOUT,

@@ -126,8 +126,11 @@ def make_server(app_dir: Path, name: str, port: int, python_path: list[Path]) ->
         path.chmod(0o755)
 
 
-def start(app_dir: Path) -> None:
-    subprocess.run([str(app_dir / "apache2" / "bin" / "start")], check=True, timeout=60)
+def start(app_dir: Path, home: Path | None = None) -> None:
+    """Run the app's start script; ``home``: the account's, as cron starts it (mod_wsgi's
+    Python then finds the account's user site, as on the real host)."""
+    env = {**os.environ, "HOME": str(home)} if home is not None else None
+    subprocess.run([str(app_dir / "apache2" / "bin" / "start")], check=True, timeout=60, env=env)
 
 
 def stop(app_dir: Path) -> None:

@@ -55,10 +55,11 @@ GREETER = WheelSpec(
 )
 
 
-def plan_of(home: Path, crontab: Path | None = None) -> Plan:
+def plan_of(home: Path, python: Path, crontab: Path | None = None, version: str = PY) -> Plan:
+    """The plan of a test account whose apps run on ``python`` (no server names theirs)."""
     account = discover(home)
     parsed = parse_crontab(crontab.read_text(), crontab) if crontab else None
-    return plan_account(account, take_inventory(account), parsed)
+    return plan_account(account, take_inventory(account), parsed, interpreters={version: python})
 
 
 def buildable(plan: Plan) -> list[AppPlan]:
@@ -210,7 +211,7 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     demo = build_demo_account(tmp_path_factory.mktemp("build") / "demo")
-    plan = plan_of(demo.home, demo.crontab)
+    plan = plan_of(demo.home, demo.python, demo.crontab)
     before = snapshot(demo.home)
     venvs = {}
     with home_lock(demo.home):
@@ -350,7 +351,7 @@ def app_named(built: Built, name: str) -> AppPlan:
     return next(app for app in built.plan.apps if app.name == name)
 
 
-def test_a_failed_pip_check_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_a_failed_pip_check_leaves_nothing_behind(tmp_path: Path, bare_python: Path) -> None:
     home = tmp_path / "home"
     app_dir = home / "webapps" / "needy"
     needy = WheelSpec(
@@ -363,7 +364,7 @@ def test_a_failed_pip_check_leaves_nothing_behind(tmp_path: Path) -> None:
             "needy.wsgi": f"import sys\nsys.path.insert(0, '{app_dir}/lib/python{PY}')\nimport needy\n"
         },
     )
-    (app,) = buildable(plan_of(home))
+    (app,) = buildable(plan_of(home, bare_python))
     before = snapshot(home)
     with home_lock(home):
         transaction = begin(home, "build")
@@ -410,7 +411,7 @@ def test_an_old_python_app_builds_verifies_and_rolls_back(
                 return [greeter.__version__.encode()]
             """),
     })  # fmt: skip
-    plan = plan_of(home)
+    plan = plan_of(home, interpreter.executable, version=version)
     (app,) = buildable(plan)
     assert app.python == version
     before = snapshot(home)
@@ -436,7 +437,7 @@ def test_an_old_python_app_builds_verifies_and_rolls_back(
     assert snapshot(home) == before
 
 
-def test_a_venv_gets_its_app_folders_mode_and_owner(tmp_path: Path) -> None:
+def test_a_venv_gets_its_app_folders_mode_and_owner(tmp_path: Path, bare_python: Path) -> None:
     home = tmp_path / "home"
     app_dir = home / "webapps" / "private"
     install_wheels(app_dir / "lib" / f"python{PY}", [GREETER], tmp_path / "wheels")
@@ -445,7 +446,7 @@ def test_a_venv_gets_its_app_folders_mode_and_owner(tmp_path: Path) -> None:
     owner = (4321, 4321) if os.geteuid() == 0 else (os.getuid(), os.getgid())
     if os.geteuid() == 0:
         os.chown(app_dir, *owner)
-    (app,) = buildable(plan_of(home))
+    (app,) = buildable(plan_of(home, bare_python))
     with home_lock(home):
         transaction = begin(home, "build")
         venv = build_app(home, app, transaction).path

@@ -173,9 +173,10 @@ def test_build_verify_and_rollback_from_the_command_line(tmp_path: Path) -> None
 
     demo = build_demo_account(tmp_path / "demo")
     base = ["--home", str(demo.home), "--crontab", str(demo.crontab)]
+    python = ["--python", f"{PY}={demo.python}"]
     runner = CliRunner()
 
-    built = runner.invoke(cli, [*base, "build", "--json"])
+    built = runner.invoke(cli, [*base, "build", *python, "--json"])
     assert built.exit_code == 0, built.output
     venvs = {a["app"]: Path(a["venv"]) for a in json.loads(built.output)["apps"]}
     assert venvs == {
@@ -183,19 +184,19 @@ def test_build_verify_and_rollback_from_the_command_line(tmp_path: Path) -> None
         "shop": demo.home / "webapps/shop/venv",
         "~": demo.home / ".venvs/account",
     }
-    again = runner.invoke(cli, [*base, "build"])
+    again = runner.invoke(cli, [*base, "build", *python])
     assert again.exit_code == 1 and "exists already" in again.output, "nothing is built twice"
 
     for lib in [demo.home / "lib", *demo.home.glob("webapps/*/lib")]:
         lib.rename(lib.with_name("lib.away"))
-    verified = runner.invoke(cli, [*base, "verify", "--json"])
+    verified = runner.invoke(cli, [*base, "verify", *python, "--json"])
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.output)["ok"] is True, "the venvs need none of the concentric dirs"
 
     site = next((venvs["shop"] / "lib").glob("python*/site-packages"))
     for path in site.glob("webframe*"):
         shutil.rmtree(path)
-    broken = runner.invoke(cli, [*base, "verify", "--app", "shop"])
+    broken = runner.invoke(cli, [*base, "verify", *python, "--app", "shop"])
     assert broken.exit_code == 1 and "import webframe" in broken.output
 
     undone = runner.invoke(cli, [*base, "rollback", "--force"])

@@ -148,8 +148,9 @@ def _on_a_terminal(args: list[str]) -> tuple[int, str, str]:
 def test_run_shows_each_venv_build_on_a_terminal_and_nothing_in_a_pipe(tmp_path: Path) -> None:
     demo = build_demo_account(tmp_path / "demo")
     base = ["--home", str(demo.home), "--crontab", str(demo.crontab)]
+    python = ["--python", f"{PY}={demo.python}"]
 
-    code, stdout, terminal = _on_a_terminal([*base, "run", "--yes", "--no-restart"])
+    code, stdout, terminal = _on_a_terminal([*base, "run", *python, "--yes", "--no-restart"])
 
     assert code == 0, terminal
     for app in ("blog", "shop"):
@@ -164,7 +165,7 @@ def test_run_shows_each_venv_build_on_a_terminal_and_nothing_in_a_pipe(tmp_path:
     assert f"restored  {demo.crontab}" in restored, "a file outside the home stays absolute"
     assert all(str(demo.home) not in line for line in undone.stdout.splitlines())
 
-    piped = cli(*base, "run", "--yes", "--no-restart")
+    piped = cli(*base, "run", *python, "--yes", "--no-restart")
     assert piped.returncode == 0, piped.stderr
     assert not re.search(r"(blog|shop): (repack|venv|install|relocate|rename)", piped.stderr)
     assert "- build 3 venv(s)" in piped.stderr
@@ -175,10 +176,11 @@ def test_human_output_writes_paths_in_the_home_as_tilde(tmp_path: Path) -> None:
     base = ["--home", str(demo.home), "--crontab", str(demo.crontab)]
 
     outputs = {}
-    for command in (["inventory"], ["-v", "inventory"], ["plan"], ["requirements"]):
+    python = f"--python={PY}={demo.python}"
+    for command in (["inventory"], ["-v", "inventory"], ["plan", python], ["requirements"]):
         done = cli(*base, *command)
         assert done.returncode == 0, done.stderr
-        outputs[command[-1]] = done.stdout
+        outputs[command[0]] = done.stdout
         lines = [line for line in done.stdout.splitlines() if "--home" not in line]
         if command[-1] == "inventory":
             assert lines[0].startswith(f"{demo.home}: "), "the header names the home once"

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import legacy
 import pytest
 from accounts import PY, account_lib, install_wheels, write_files
 from journal_helper import snapshot
@@ -56,6 +57,8 @@ class Account:
     notes: dict[str, object] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     """More environment for this case's commands."""
+    pythons: dict[str, Path] = field(default_factory=dict)
+    """What the apps run on (no real Apache or cron here): ``--python X.Y=PATH``."""
 
     @property
     def blog(self) -> Path:
@@ -112,7 +115,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def account(template: Path) -> Iterator[Account]:
+def account(template: Path, webfaction_python: Path) -> Iterator[Account]:
     """HOME with one mod_wsgi app (blog) and a cron job, a crontab file, a folder outside.
 
     It lives outside pytest's 0700 tmp dir, so a process that obeys permissions can reach it.
@@ -122,6 +125,7 @@ def account(template: Path) -> Iterator[Account]:
     home = root / "home"
     shutil.copytree(template, home, symlinks=True)
     acc = Account(root, home, root / "crontab", root / "outside", root / "canary")
+    acc.pythons[PY] = webfaction_python  # its cron job finds blogcore by the upward scan
     write_files(acc.outside, {"README": "not the account's\n"})
     acc.put("base.httpd.conf", acc.conf)
     acc.put("base.wsgi", acc.wsgi)
@@ -164,7 +168,10 @@ def cli(
 ) -> Result:
     """The CLI in a subprocess; fails the test (and kills it) when it blocks on a FIFO."""
     command = [sys.executable, "-m", "migrate", "--home", str(account.home)]
-    command += ["--crontab", str(account.crontab), *args]
+    command += ["--crontab", str(account.crontab), *args[:1]]
+    if args[:1] and args[0] in ("plan", "build", "run", "verify"):
+        command += [f"--python={v}={p}" for v, p in account.pythons.items()]
+    command += args[1:]
     if unprivileged and os.geteuid() == 0:
         # Root without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH obeys permission bits.
         command = [str(SETPRIV), "--bounding-set=-dac_override,-dac_read_search", *command]
@@ -370,6 +377,10 @@ def _python2_app(a: Account) -> None:
     a.put("python2-only.wsgi", a.wsgi)
     (a.blog / "manage.py").unlink()
     a.crontab.write_text('MAILTO=""\n')
+    python2 = legacy.find_interpreter("2.7")
+    if python2 is None:
+        pytest.skip("no python2.7 (PATH or pyenv) to serve a Python 2 app with")
+    a.pythons = {"2.7": python2}
 
 
 def _tool_on_path(a: Account, name: str, script: str) -> None:

@@ -109,22 +109,23 @@ def run_story(root: Path) -> dict[str, Output]:
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
     env.pop("PIP_NO_INDEX", None)
     account = ["--home", str(demo.home), "--crontab", str(demo.crontab)]
+    python = ["--python", f"{demo.python.name.removeprefix('python')}={demo.python}"]
     argv = {
         "inventory": [*account, "inventory", "--json"],
-        "plan": [*account, "plan", "--json"],
+        "plan": [*account, "plan", *python, "--json"],
         "requirements --dry-run": [*account, "requirements", "--dry-run", "--json"],
         "requirements": [*account, "requirements", "--json"],
         "journal": [*account, "journal", "--json"],
         "rollback requirements": [*account, "rollback", "--json"],
-        "build": [*account, "build", "--json"],
-        "verify": [*account, "verify", "--json"],
-        "verify broken venv": [*account, "verify", "--json"],
+        "build": [*account, "build", *python, "--json"],
+        "verify": [*account, "verify", *python, "--json"],
+        "verify broken venv": [*account, "verify", *python, "--json"],
         "rollback build": [*account, "rollback", "--force", "--json"],
         "rollback nothing left": [*account, "rollback", "--json"],
-        "run --dry-run": [*account, "run", "--dry-run", "--json"],
-        "run": [*account, "run", "--yes", "--json"],
-        "run --dry-run after run": [*account, "run", "--dry-run", "--json"],
-        "run refused": [*account, "run", "--yes", "--json"],
+        "run --dry-run": [*account, "run", *python, "--dry-run", "--json"],
+        "run": [*account, "run", *python, "--yes", "--json"],
+        "run --dry-run after run": [*account, "run", *python, "--dry-run", "--json"],
+        "run refused": [*account, "run", *python, "--yes", "--json"],
         "rollback run": [*account, "rollback", "--json"],
         "journal after all": [*account, "journal", "--json"],
         "rollback no such id": [*account, "rollback", "NO-SUCH-ID", "--json"],

@@ -1,27 +1,37 @@
-"""The proof obligation of the path model: for an account exercising every path rule,
-the REAL target interpreter, with its path set up the same way (real ``site.addsitedir``,
-real .pth files, the entry file's own sys.path edits executed), imports exactly the file
-the static model predicts, for every top-level name in sight."""
+"""The proof obligation of the path model: for an account exercising every path rule, the
+REAL runtime - the cron jobs run by ``/bin/sh`` in cron's environment with the interpreter
+cron's ``PATH`` finds, and, where this machine has it, the app served by the real Apache +
+mod_wsgi - imports exactly the file the static model predicts, for every top-level name in
+sight. The account's scripts and WSGI file report what their runtime really did (real
+.pth files, real eggs, their own sys.path edits executed); nothing is emulated.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import py_compile
+import shutil
+import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+import apache
+import legacy
 import pytest
 from accounts import install_wheels, module, write_files
 
 from migrate.account import discover
-from migrate.crontab import parse_crontab
+from migrate.crontab import Crontab, parse_crontab
 from migrate.demo import write_zipped_egg
 from migrate.entrypoints import EntryPoint, find_entry_points
 from migrate.imports import scan_sources
-from migrate.interpreters import Interpreter, find_interpreter
-from migrate.syspath import build_path_model
-from migrate.trace import run_bootstrap
+from migrate.interpreters import Interpreter, interpreter_at, mod_wsgi_interpreter
+from migrate.syspath import PathModel, build_path_model
 from migrate.wheelfile import WheelSpec
+
+PROBE = Path(__file__).resolve().parents[1] / "migrate" / "_probe.py"
 
 CURRENT = f"{sys.version_info.major}.{sys.version_info.minor}"
 NSPKG_LINE = (
@@ -145,7 +155,7 @@ def build_rules_account(home: Path, interpreter: Interpreter, wheel_dir: Path) -
             "scripts/helper.py": "",
         },
     )
-    write_files(home / "bin", {"tool": f"#!/usr/local/bin/python{py}\nimport alpha\n"})
+    write_files(home / "bin", {"tool": f"#!/usr/bin/env python{py}\nimport alpha\n"})
     os.chmod(home / "bin" / "tool", 0o755)
     return (
         f"PYTHONPATH={home / 'pp'}\n"
@@ -158,40 +168,97 @@ def interpreters() -> list[str]:
     return [CURRENT, "2.7", "3.6"]
 
 
+# Appended to the account's scripts and WSGI file: report what this runtime really built,
+# after the file's own sys.path edits, and where each name loads from (located, not imported).
+REPORT = """
+import os as _os
+_lib = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "probe_lib.py")
+_probe = {{"__name__": "probe_lib"}}
+exec(compile(open(_lib).read(), _lib, "exec"), _probe)
+report = _probe["report"]
+_NAMES = {names!r}
+"""
+SCRIPT_REPORT = """
+import json as _json
+with open({out!r}, "w") as _handle:
+    _json.dump(report({{"names": _NAMES}}), _handle)
+"""
+WSGI_REPORT = """
+def application(environ, start_response):
+    import json as _json
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [_json.dumps(report({"names": _NAMES})).encode("utf-8")]
+"""
+
+
+def runtime_for(version: str, webfaction_python: Path) -> Path | None:
+    """What the account's cron finds as pythonX.Y: for this Python, one that scans upward as
+    WebFaction's did (so the scan rule is proved too); for old ones, the stock interpreter."""
+    if version == CURRENT:
+        return webfaction_python
+    return legacy.find_interpreter(version)
+
+
+def apache_python() -> str | None:
+    """X.Y of the Python the real mod_wsgi links, when Apache and mod_wsgi are here."""
+    if apache.available() is not None:
+        return None
+    executable = mod_wsgi_interpreter(apache.MOD_WSGI)
+    facts = interpreter_at(executable) if executable else None
+    return facts.version if facts else None
+
+
 @pytest.mark.parametrize("version", interpreters())
-def test_model_predicts_the_file_python_imports_for_every_name(
-    version: str, tmp_path: Path
+def test_model_predicts_the_file_the_real_runtime_imports_for_every_name(
+    version: str, tmp_path: Path, webfaction_python: Path, decoy_on_path: Path
 ) -> None:
-    interpreter = find_interpreter(version)
-    if interpreter is None:
+    runtime = runtime_for(version, webfaction_python)
+    if runtime is None:
         pytest.skip(f"no python{version} on this machine (PATH or pyenv)")
-    home = tmp_path / "home"
-    crontab = parse_crontab(build_rules_account(home, interpreter, tmp_path / "wheels"))
-    account = discover(home)
-    entries = find_entry_points(account, crontab).entry_points
-    kinds = sorted(e.kind for e in entries)
-    assert kinds == ["cron", "cron", "wsgi"], entries
+    interpreter = interpreter_at(runtime)
+    assert interpreter is not None and interpreter.version == version
+    served = version == apache_python()
+    root = apache.account_root("concentric-proof-")[0] if served else tmp_path
+    try:
+        home = root / "home"
+        cron_bin = root / "cron-bin"
+        cron_bin.mkdir()
+        (cron_bin / f"python{version}").symlink_to(runtime)
+        rules = build_rules_account(home, interpreter, root / "wheels")
+        crontab = parse_crontab(f"PATH={cron_bin}:/usr/bin:/bin\n" + rules)
+        entries = find_entry_points(discover(home), crontab).entry_points
+        assert sorted(e.kind for e in entries) == ["cron", "cron", "wsgi"], entries
+        assert all(e.executable != decoy_on_path / f"python{version}" for e in entries)
+        models = {e.path: model_of(e, home) for e in entries if e.kind == "cron" or served}
+        names = sorted(set().union(*(m.names() for m in models.values())) | FIXTURE_NAMES)
+        reports = run_for_real(home, crontab, entries, names, root, served)
+        assert set(reports) == set(models)
 
-    checked = 0
-    for entry in entries:
-        predicted, real = compare(entry, interpreter, home)
-        mismatches = {
-            n: (predicted[n], real.get(n)) for n in predicted if predicted[n] != real.get(n)
-        }
-        assert mismatches == {}, f"{entry.kind} {entry.path}: predicted != real for {mismatches}"
-        checked += len(predicted)
-    assert checked > 60
+        for path, report in reports.items():
+            predicted = predict(models[path], names)
+            real = {
+                n: (os.path.realpath(o) if o and o != "built-in" else o)
+                for n, o in report["origins"].items()
+            }
+            mismatches = {n: (predicted[n], real.get(n)) for n in names if predicted[n] != real[n]}
+            assert mismatches == {}, f"{path}: predicted != real for {mismatches}"
+            modelled = [os.path.normpath(e.path) for e in models[path].entries]
+            assert modelled == [os.path.normpath(p) for p in report["sys_path"]], path
+        assert len(names) > 20
+    finally:
+        if served:
+            shutil.rmtree(root, ignore_errors=True)
 
 
-def compare(
-    entry: EntryPoint, interpreter: Interpreter, home: Path
-) -> tuple[dict[str, str | None], dict[str, str | None]]:
+def model_of(entry: EntryPoint, home: Path) -> PathModel:
+    interpreter = interpreter_at(entry.executable) if entry.executable else None
+    assert interpreter is not None, entry.executable_reason
     edits = scan_sources([entry.path], home, interpreter)[entry.path].path_edits
-    model = build_path_model(entry, interpreter, edits, home)
-    names = sorted(model.names() | FIXTURE_NAMES)
-    result = run_bootstrap(entry, interpreter, home, action="find", names=names)
-    assert result["error"] is None, result["error"]
-    predicted = {}
+    return build_path_model(entry, interpreter, edits, home)
+
+
+def predict(model: PathModel, names: list[str]) -> dict[str, str | None]:
+    predicted: dict[str, str | None] = {}
     for name in names:
         winner = model.resolve(name).winner
         if winner is None:
@@ -200,11 +267,60 @@ def compare(
             predicted[name] = "built-in"
         else:
             predicted[name] = os.path.realpath(winner.origin) if winner.origin else None
-    real = {
-        n: (os.path.realpath(o) if o and o != "built-in" else o)
-        for n, o in result["origins"].items()
-    }
-    return predicted, real
+    return predicted
+
+
+def run_for_real(
+    home: Path,
+    crontab: Crontab,
+    entries: tuple[EntryPoint, ...],
+    names: list[str],
+    root: Path,
+    served: bool,
+) -> dict[Path, dict[str, object]]:
+    """Each entry point reports from its own runtime: every cron line through ``/bin/sh``
+    with cron's environment; the WSGI file through the real Apache + mod_wsgi."""
+    outputs: dict[Path, Path] = {}
+    for entry in entries:
+        shutil.copy(PROBE, entry.path.parent / "probe_lib.py")
+        text = entry.path.read_text() + REPORT.format(names=names)
+        if entry.kind == "wsgi":
+            renamed = text.replace("def application(", "def _replaced_application(")
+            entry.path.write_text(renamed + WSGI_REPORT)
+        else:
+            outputs[entry.path] = root / f"{entry.path.name}.json"
+            entry.path.write_text(text + SCRIPT_REPORT.format(out=str(outputs[entry.path])))
+    for job in crontab.jobs:
+        env = {"HOME": str(home), "LOGNAME": "root", "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin"}
+        env.update(job.environment)
+        done = subprocess.run(
+            ["/bin/sh", "-c", job.command], env=env, cwd=home, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{job.command}: {done.stderr}"
+    reports = {path: json.loads(output.read_text()) for path, output in outputs.items()}
+    if served:
+        (wsgi,) = [e for e in entries if e.kind == "wsgi"]
+        reports[wsgi.path] = serve_once(home, wsgi)
+    return reports
+
+
+def serve_once(home: Path, wsgi: EntryPoint) -> dict[str, object]:
+    """The app served by the real Apache + mod_wsgi with its own python-path."""
+    app = home / "webapps" / "app"
+    port = apache.free_port()
+    conf = app / "apache2" / "conf" / "httpd.conf"
+    conf.rename(conf.with_name("httpd.conf.rules"))
+    apache.make_server(app, "app", port, list(wsgi.site_dirs))
+    apache.open_up(home.parent)
+    apache.start(app, home)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            return json.loads(response.read())
+    except OSError:
+        raise AssertionError(apache.error_log(app)) from None
+    finally:
+        apache.stop(app)
 
 
 FIXTURE_NAMES = {
@@ -214,10 +330,10 @@ FIXTURE_NAMES = {
 }  # fmt: skip
 
 
-def test_rules_are_tagged(tmp_path: Path) -> None:
+def test_rules_are_tagged(tmp_path: Path, webfaction_python: Path) -> None:
     """Each entry of the modelled path says which rule put it there."""
-    interpreter = find_interpreter(CURRENT)
-    assert interpreter is not None
+    interpreter = interpreter_at(webfaction_python)
+    assert interpreter is not None and interpreter.upward_scan
     home = tmp_path / "home"
     crontab = parse_crontab(build_rules_account(home, interpreter, tmp_path / "wheels"))
     entries = {
@@ -241,7 +357,6 @@ def test_rules_are_tagged(tmp_path: Path) -> None:
     assert ("python-path", home / "webapps/app/code") in rules
     assert ("pth", home / "extra") in rules and ("pth", home / "rel") in rules
     assert ("file-edit", home / "sited") in rules and ("pth", home / "sitedextra") in rules
-    assert ("user-site", home / f".local/lib/python{CURRENT}/site-packages") in rules
     assert (
         model.resolve("shared").winner.origin
         == home / f"webapps/app/lib/python{CURRENT}/shared/__init__.py"

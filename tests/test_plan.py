@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -25,8 +27,13 @@ from migrate.resolve import AppPlan, plan_account
 from migrate.wheelfile import WheelSpec
 
 
-def plan_of(home: Path, crontab: str | None = None, **kwargs: object) -> dict[str, AppPlan]:
+def plan_of(
+    home: Path, crontab: str | None = None, *, python: Path | None = None, **kwargs: object
+) -> dict[str, AppPlan]:
+    """The plan of a test account; ``python``: what its apps run on, where no server says."""
     account = discover(home)
+    if python is not None:
+        kwargs["interpreters"] = {PY: python}
     plan = plan_account(
         account, take_inventory(account), parse_crontab(crontab) if crontab else None, **kwargs
     )
@@ -44,9 +51,9 @@ def kinds(app: AppPlan) -> dict[str, set[str]]:
     return out
 
 
-def test_demo_account_plan(tmp_path: Path) -> None:
+def test_demo_account_plan(tmp_path: Path, decoy_on_path: Path) -> None:
     demo = build_demo_account(tmp_path / "demo")
-    apps = plan_of(demo.home, demo.crontab.read_text())
+    apps = plan_of(demo.home, demo.crontab.read_text(), python=demo.python)
 
     assert set(apps) == {"blog", "shop", "static_site", "~"}
     assert not apps["static_site"].has_python and apps["static_site"].packages == ()
@@ -54,14 +61,16 @@ def test_demo_account_plan(tmp_path: Path) -> None:
     assert used(blog) == {
         "acme-utils": "1.2.0",
         "oldlib": "0.4",
-        "packaging": blog_packaging(blog),
+        "packaging": version("packaging"),  # the demo copies the tool's own into blog's lib
         "tinyhttp": "1.8",
     }
+    assert [e.executable for e in blog.entry_points] == [demo.python]
     tinyhttp = next(r for r in blog.packages if r.used and r.dist.name == "tinyhttp")
     assert (tinyhttp.dist.kind, tinyhttp.rule) == ("bare", "file-edit")
-    assert {"tinyhttp", "packaging"} <= kinds(blog)["shadowed"]
+    assert kinds(blog)["shadowed"] == {"tinyhttp"}, "nothing of the host's shadows anything"
     assert kinds(blog)["leaked"] == {"acme-utils", "oldlib"}
-    assert {"click", "eggpkg", "devtool", "usertool"} <= kinds(blog)["unused"]
+    assert {"click", "eggpkg", "devtool"} <= kinds(blog)["unused"]
+    assert "usertool" not in {r.dist.name for r in blog.packages}, "a venv sees no user site"
     shop = apps["shop"]
     assert used(shop) == {"webframe": "0.9.1", "tinyhttp": "2.1.0", "acme-utils": "1.2.0"}
     why = {r.dist.name: r.why for r in shop.packages if r.used}
@@ -70,10 +79,6 @@ def test_demo_account_plan(tmp_path: Path) -> None:
     assert [e.kind for e in account.entry_points] == ["cron"]
     assert used(account) == {"acme-utils": "1.2.0"}
     assert "leaked" not in kinds(account), "the account's own scripts may use ~/lib"
-
-
-def blog_packaging(app: AppPlan) -> str | None:
-    return next(r.dist.version for r in app.packages if r.dist.name == "packaging" and r.used)
 
 
 def test_plan_cli_json_schema(tmp_path: Path) -> None:
@@ -148,7 +153,7 @@ def test_httpd_conf_broken_sections_are_findings(tmp_path: Path) -> None:
     assert any("unclosed section" in m for m in messages)
 
 
-def test_entry_points_from_conf_shebangs_and_crontab(home: Path) -> None:
+def test_entry_points_from_conf_shebangs_and_crontab(home: Path, decoy_on_path: Path) -> None:
     lib = account_lib(home, "api", "2.7")
     account_lib(home)
     app = home / "webapps" / "api"
@@ -198,6 +203,20 @@ def test_entry_points_from_conf_shebangs_and_crontab(home: Path) -> None:
     assert (module_job.module, module_job.python, module_job.path) == ("tool.cli", PY, home)
     assert ("script", "not-python") not in by_path
 
+    # The interpreter each runtime starts: never the decoy first on the operator's PATH.
+    assert shutil.which(f"python{PY}") == str(decoy_on_path / f"python{PY}")
+    on_cron_path = shutil.which("python2.7", path="/usr/bin:/bin")
+    assert job.executable == (Path(on_cron_path) if on_cron_path else None)
+    assert "cron" in job.executable_reason and "(/usr/bin:/bin)" in job.executable_reason
+    assert module_job.executable is None or module_job.executable == Path(
+        f"/usr/local/bin/python{PY}"
+    )
+    assert f"/usr/local/bin/python{PY}" in module_job.executable_reason
+    assert backup.executable is None or backup.executable == Path("/usr/local/bin/python3.6")
+    assert wsgi.executable is None, "a fake mod_wsgi.so: ldd cannot tell"
+    assert "ldd" in wsgi.executable_reason
+    assert all("decoy" not in str(e.executable) for e in found)
+
 
 def test_static_imports_of_python_2_files(tmp_path: Path) -> None:
     source = tmp_path / "old.py"
@@ -227,7 +246,9 @@ def test_static_imports_of_python_2_files(tmp_path: Path) -> None:
     assert with_27.path_edits[0].path == tmp_path / "vendor"
 
 
-def test_django_settings_strings_without_django(home: Path, tmp_path: Path) -> None:
+def test_django_settings_strings_without_django(
+    home: Path, tmp_path: Path, bare_python: Path
+) -> None:
     """The recipe reads INSTALLED_APPS, DATABASES ENGINE and DJANGO_SETTINGS_MODULE."""
     lib = account_lib(home, "site")
     install_wheels(
@@ -265,7 +286,7 @@ def test_django_settings_strings_without_django(home: Path, tmp_path: Path) -> N
         },
     )
 
-    site = plan_of(home)["site"]
+    site = plan_of(home, python=bare_python)["site"]
 
     assert "django" in site.recipes
     assert used(site) == {
@@ -281,7 +302,9 @@ def test_django_settings_strings_without_django(home: Path, tmp_path: Path) -> N
     assert "missing" not in kinds(site), site.findings
 
 
-def test_missing_conflict_and_interpreter_findings(home: Path, tmp_path: Path) -> None:
+def test_missing_conflict_and_interpreter_findings(
+    home: Path, tmp_path: Path, bare_python: Path
+) -> None:
     lib = account_lib(home, "app")
     install_wheels(
         lib,
@@ -309,7 +332,7 @@ def test_missing_conflict_and_interpreter_findings(home: Path, tmp_path: Path) -
     (app / "ancient" / "bin").mkdir()
     os.replace(app / "ancient" / "run.py", app / "ancient" / "bin" / "run.py")
 
-    apps = plan_of(home)
+    apps = plan_of(home, python=bare_python)
     found = kinds(apps["app"])
 
     assert found["missing"] == {"nowhere_to_be_found"}
@@ -339,7 +362,7 @@ def framework_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("frameworks") / "home"
     lib = home / "lib" / f"python{PY}"
     pip_target_from_index(lib, "Django>=4.2,<5", "Flask>=3,<4", "requests")
-    # A bare python-home, so this machine's own site-packages cannot stand in for ~/lib.
+    # A bare python-home: the apps see the account's lib dirs, not a site-packages of a host's.
     base = home / "base-env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base)], check=True)
     home_opt = f"python-home={base}"
@@ -383,14 +406,16 @@ def framework_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.network
 @pytest.mark.parametrize("app", ["dj", "fl"])
-def test_static_used_set_covers_what_a_real_request_imports(framework_home: Path, app: str) -> None:
+def test_static_used_set_covers_what_a_real_request_imports(
+    framework_home: Path, app: str, bare_python: Path
+) -> None:
     """Static analysis alone finds every account distribution a real request loads.
 
-    The apps run with a bare ``python-home`` so that this machine's own site-packages
-    (which mod_wsgi puts *before* python-path) cannot stand in for the account's lib.
+    The apps run with a bare ``python-home`` so that no site-packages of the host's can
+    stand in for the account's lib.
     """
-    static = plan_of(framework_home, apps=[app])[app]
-    traced = plan_of(framework_home, apps=[app], tracer=_trace)[app]
+    static = plan_of(framework_home, apps=[app], python=bare_python)[app]
+    traced = plan_of(framework_home, apps=[app], python=bare_python, tracer=_trace)[app]
 
     assert not [f for f in traced.findings if f.message.startswith("trace:")], traced.findings
     static_used = set(used(static))
@@ -420,8 +445,10 @@ def _trace(entry, interpreter, home):  # type: ignore[no-untyped-def]
 def test_trace_offline_agrees_with_static_on_the_demo(tmp_path: Path) -> None:
     demo = build_demo_account(tmp_path / "demo")
     result = CliRunner().invoke(
-        cli, ["--home", str(demo.home), "--crontab", str(demo.crontab), "plan", "--trace", "--json"]
-    )
+        cli,
+        ["--home", str(demo.home), "--crontab", str(demo.crontab), "plan", "--trace", "--json",
+         "--python", f"{PY}={demo.python}"],
+    )  # fmt: skip
 
     assert result.exit_code == 0, result.output
     apps = {a["name"]: a for a in json.loads(result.output)["apps"]}
@@ -433,7 +460,9 @@ def test_trace_offline_agrees_with_static_on_the_demo(tmp_path: Path) -> None:
     assert any("traced loading" in w for p in apps["blog"]["packages"] for w in p["why"])
 
 
-def test_recipes_for_paste_trac_and_database_urls(home: Path, tmp_path: Path) -> None:
+def test_recipes_for_paste_trac_and_database_urls(
+    home: Path, tmp_path: Path, bare_python: Path
+) -> None:
     lib = account_lib(home, "apps")
     install_wheels(
         lib,
@@ -464,7 +493,7 @@ def test_recipes_for_paste_trac_and_database_urls(home: Path, tmp_path: Path) ->
         },
     )
 
-    plan = plan_of(home)["apps"]
+    plan = plan_of(home, python=bare_python)["apps"]
 
     assert {"paste", "trac", "sqlalchemy"} <= set(plan.recipes)
     assert set(used(plan)) == {"pastedeploy", "mywiki", "trac", "tracgit", "sqlalchemy", "psycopg2"}

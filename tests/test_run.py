@@ -52,7 +52,18 @@ def wsgi_file(app_dir: Path, imports: list[str]) -> str:
     )
 
 
+MOD_WSGI = Path("/usr/lib/apache2/modules/mod_wsgi.so")
+
+pytestmark = pytest.mark.skipif(
+    not MOD_WSGI.exists(), reason="Debian's mod_wsgi is not installed (its Python runs the apps)"
+)
+
+
 def httpd_conf(app_dir: Path, name: str, port: int, home: Path) -> str:
+    """The app's httpd.conf; its apache2/modules is Debian's, so mod_wsgi's Python is real."""
+    (app_dir / "apache2").mkdir(parents=True, exist_ok=True)
+    if not (app_dir / "apache2" / "modules").exists():
+        (app_dir / "apache2" / "modules").symlink_to(MOD_WSGI.parent)
     path = f"{app_dir}:{app_dir}/lib/python{PY}:{home}/lib/python{PY}"
     return (
         f'ServerRoot "{app_dir}/apache2"\n'
@@ -66,8 +77,11 @@ def httpd_conf(app_dir: Path, name: str, port: int, home: Path) -> str:
 
 
 @pytest.fixture
-def account(tmp_path: Path) -> tuple[Path, Path]:
-    """HOME with blog and shop (mod_wsgi), a cron-run app, ~/bin/report; and a crontab file."""
+def account(tmp_path: Path, webfaction_python: Path, decoy_on_path: Path) -> tuple[Path, Path]:
+    """HOME with blog and shop (mod_wsgi), a cron-run app, ~/bin/report; and a crontab file.
+
+    The crontab's PATH finds a python that scans upward as WebFaction's did (the jobs app's
+    own lib dir reaches its cron job so); the operator's PATH starts with a decoy."""
     home = tmp_path / "home"
     wheels = tmp_path / "wheels"
     install_wheels(account_lib(home), [package("shared", "1.0"), package("helper", "2.0")], wheels)
@@ -102,6 +116,7 @@ def account(tmp_path: Path) -> tuple[Path, Path]:
     crontab = tmp_path / "crontab"
     crontab.write_text(
         'MAILTO=""\n'
+        f"PATH={webfaction_python.parent}:/usr/bin:/bin\n"
         f"PYTHONPATH={home}/lib/python{PY}\n"
         "# restarts, staggered\n"
         f"*/20 * * * * {blog}/apache2/bin/start\n"
@@ -271,10 +286,6 @@ def test_a_failed_run_says_so_in_json_too(account: tuple[Path, Path]) -> None:
     assert "only_on_old_path" in error["message"] and error["transaction"]
 
 
-MOD_WSGI = Path("/usr/lib/apache2/modules/mod_wsgi.so")
-
-
-@pytest.mark.skipif(not MOD_WSGI.exists(), reason="Debian's mod_wsgi is not installed")
 def test_run_refuses_a_python_home_mod_wsgi_cannot_use(tmp_path: Path) -> None:
     """Rule 5: the app's packages are for Python 2.7, the real mod_wsgi links another
     libpython: a venv for 2.7 could not be its python-home, so run stops and says why."""
