@@ -21,6 +21,7 @@ import apache
 import legacy
 import pytest
 from accounts import install_wheels, module, write_files
+from oracle import PROBE, model_of, observed, predicted
 
 from migrate.account import discover
 from migrate.crontab import Crontab, parse_crontab
@@ -28,10 +29,8 @@ from migrate.demo import write_zipped_egg
 from migrate.entrypoints import EntryPoint, find_entry_points
 from migrate.imports import scan_sources
 from migrate.interpreters import Interpreter, interpreter_at, mod_wsgi_interpreter
-from migrate.syspath import PathModel, build_path_model
+from migrate.syspath import build_path_model
 from migrate.wheelfile import WheelSpec
-
-PROBE = Path(__file__).resolve().parents[1] / "migrate" / "_probe.py"
 
 CURRENT = f"{sys.version_info.major}.{sys.version_info.minor}"
 NSPKG_LINE = (
@@ -235,39 +234,17 @@ def test_model_predicts_the_file_the_real_runtime_imports_for_every_name(
         assert set(reports) == set(models)
 
         for path, report in reports.items():
-            predicted = predict(models[path], names)
-            real = {
-                n: (os.path.realpath(o) if o and o != "built-in" else o)
-                for n, o in report["origins"].items()
+            modelled, predicted_origins = predicted(models[path], names)
+            real_path, real = observed(report)
+            mismatches = {
+                n: (predicted_origins[n], real[n]) for n in names if predicted_origins[n] != real[n]
             }
-            mismatches = {n: (predicted[n], real.get(n)) for n in names if predicted[n] != real[n]}
             assert mismatches == {}, f"{path}: predicted != real for {mismatches}"
-            modelled = [os.path.normpath(e.path) for e in models[path].entries]
-            assert modelled == [os.path.normpath(p) for p in report["sys_path"]], path
+            assert modelled == real_path, path
         assert len(names) > 20
     finally:
         if served:
             shutil.rmtree(root, ignore_errors=True)
-
-
-def model_of(entry: EntryPoint, home: Path) -> PathModel:
-    interpreter = interpreter_at(entry.executable) if entry.executable else None
-    assert interpreter is not None, entry.executable_reason
-    edits = scan_sources([entry.path], home, interpreter)[entry.path].path_edits
-    return build_path_model(entry, interpreter, edits, home)
-
-
-def predict(model: PathModel, names: list[str]) -> dict[str, str | None]:
-    predicted: dict[str, str | None] = {}
-    for name in names:
-        winner = model.resolve(name).winner
-        if winner is None:
-            predicted[name] = None
-        elif winner.kind == "builtin":
-            predicted[name] = "built-in"
-        else:
-            predicted[name] = os.path.realpath(winner.origin) if winner.origin else None
-    return predicted
 
 
 def run_for_real(

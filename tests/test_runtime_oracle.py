@@ -24,19 +24,17 @@ import apache
 import pytest
 import virtualenv
 from accounts import install_wheels, module, write_files
+from oracle import PROBE, model_of, observed, predicted
 
 from migrate.account import discover
 from migrate.crontab import parse_crontab
 from migrate.demo import write_zipped_egg
-from migrate.entrypoints import EntryPoint, find_entry_points
-from migrate.imports import scan_sources
+from migrate.entrypoints import find_entry_points
 from migrate.interpreters import CRON_PATH, interpreter_at, mod_wsgi_interpreter, which
 from migrate.inventory import take_inventory
 from migrate.resolve import plan_account
-from migrate.syspath import PathModel, build_path_model
 from migrate.wheelfile import WheelSpec
 
-PROBE = Path(__file__).resolve().parents[1] / "migrate" / "_probe.py"
 PLEN_START = "import sys; sys.__plen = len(sys.path)\n"
 PLEN_END = (
     "import sys; new = sys.path[sys.__plen:]; del sys.path[sys.__plen:]; "
@@ -174,33 +172,6 @@ def fetch(port: int) -> dict[str, object]:
             time.sleep(0.2)
 
 
-def predicted(model: PathModel) -> tuple[list[str], dict[str, str | None]]:
-    origins = {}
-    for name in NAMES:
-        winner = model.resolve(name).winner
-        if winner is None:
-            origins[name] = None
-        elif winner.kind == "builtin":
-            origins[name] = "built-in"
-        else:
-            origins[name] = os.path.realpath(winner.origin) if winner.origin else None
-    return [os.path.normpath(e.path) for e in model.entries], origins
-
-
-def observed(report: dict[str, object]) -> tuple[list[str], dict[str, str | None]]:
-    origins = report["origins"]
-    assert isinstance(origins, dict)
-    real = {n: (os.path.realpath(o) if o and o != "built-in" else o) for n, o in origins.items()}
-    return [os.path.normpath(p) for p in report["sys_path"]], real  # type: ignore[union-attr]
-
-
-def model_of(entry: EntryPoint, home: Path) -> PathModel:
-    assert entry.executable is not None, entry.executable_reason
-    interpreter = interpreter_at(entry.executable)
-    edits = scan_sources([entry.path], home, interpreter)[entry.path].path_edits
-    return build_path_model(entry, interpreter, edits, home)
-
-
 @pytest.fixture
 def decoy_first_on_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: Runtime
@@ -239,7 +210,7 @@ def test_the_model_of_a_wsgi_app_is_what_real_mod_wsgi_builds(
         (entry,) = [e for e in find_entry_points(discover(home), None).entry_points]
         assert entry.path == wsgi and entry.daemon is (mode != "embedded")
         assert entry.executable == runtime.executable, "mod_wsgi's libpython, not the decoy"
-        model = predicted(model_of(entry, home))
+        model = predicted(model_of(entry, home), NAMES)
         assert model[0] == real[0], f"sys.path in {mode} mode"
         assert model[1] == real[1], f"origins in {mode} mode"
         assert real[1]["shared"].endswith(
@@ -312,7 +283,7 @@ def test_the_model_of_cron_jobs_is_what_cron_s_shell_runs(
         entry = entries[name]
         assert entry.executable is not None and "decoy" not in str(entry.executable)
         real = observed(json.loads(output.read_text()))
-        model = predicted(model_of(entry, home))
+        model = predicted(model_of(entry, home), NAMES)
         assert model[0] == real[0], f"sys.path of {name}"
         assert model[1] == real[1], f"origins of {name}"
     job_real = json.loads(outputs["job"].read_text())
