@@ -375,6 +375,7 @@ def _shebang_scripts(directory: Path, group: str, account: Account) -> list[Entr
                     "shebang",
                     interpreter,
                     python_home=home,
+                    upward_scan=True,
                     **runtime,
                 )
             )
@@ -440,7 +441,7 @@ def _cron_command(
             pythonpath = _pythonpath(raw_path, venv[0], account.home, cwd)
             return EntryPoint(
                 path, "cron", group, *venv, source, program, pythonpath,
-                python_home=runs.parent.parent, module=module, **runtime,
+                python_home=runs.parent.parent, module=module, upward_scan=True, **runtime,
             )  # fmt: skip
         version = match["version"] if match["version"] and "." in match["version"] else None
         python, reason = _python_of(runtime, version, f"crontab runs {program}", account, group)
@@ -461,7 +462,7 @@ def _cron_command(
         pythonpath = _pythonpath(raw_path, venv[0], account.home, cwd)
         return EntryPoint(
             path, "cron", group, *venv, source, interpreter, pythonpath,
-            python_home=Path(interpreter).parent.parent, **runtime,
+            python_home=Path(interpreter).parent.parent, upward_scan=True, **runtime,
         )  # fmt: skip
     python, reason = _python_of(runtime, version, f"shebang names {interpreter}", account, group)
     pythonpath = _pythonpath(raw_path, python, account.home, cwd)

@@ -58,7 +58,6 @@ json.dump({
     "script_dir": script_dir,
     "sys_path": [p for p in sys.path if p],
     "site_packages": getsp() if getsp else [],
-    "user_site": bool(getattr(site, "ENABLE_USER_SITE", False)),
     "builtins": sorted(sys.builtin_module_names),
     "extension_suffixes": list(ext),
 }, sys.stdout)
@@ -82,6 +81,8 @@ class Interpreter:
     user_site: bool = True
     """Its ``site`` adds the user's ``~/.local/lib/pythonX.Y/site-packages`` (a venv without
     system site packages does not)."""
+    site_before_user: int = 0
+    """How many of its site dirs come before the user site (a venv's own: one)."""
     sys_path: tuple[Path, ...] = ()
     """``sys.path`` after its site ran, for a script outside any account: the proof the
     model of stdlib + site dirs must reproduce."""
@@ -194,6 +195,7 @@ def _facts(executable: str) -> Interpreter | None:
         for version in _SCAN_VERSIONS:
             for base in (app, home):
                 (base / "lib" / f"python{version}").mkdir(parents=True)
+            (home / ".local" / "lib" / f"python{version}" / "site-packages").mkdir(parents=True)
         script = app / "bin" / "facts.py"
         script.parent.mkdir()
         script.write_text(_FACTS_SCRIPT, encoding="utf-8")
@@ -214,7 +216,13 @@ def _facts(executable: str) -> Interpreter | None:
     declared = {os.path.normpath(p) for p in facts["site_packages"]}
     site_dirs = [p for p in real if p not in stdlib and _is_site_dir(p, declared)]
     # Only the scan puts the scratch tree's lib dirs on the path: where the first one lands.
-    scanned = next((i for i, p in enumerate(after_site) if p.startswith(scratch + os.sep)), None)
+    user = os.path.join(scratch, "home", ".local") + os.sep
+    scanned = next(
+        (i for i, p in enumerate(after_site) if p.startswith(scratch + os.sep) and user not in p),
+        None,
+    )
+    at = next((i for i, p in enumerate(after_site) if p.startswith(user)), None)
+    site_before_user = sum(1 for d in site_dirs if at is not None and after_site.index(d) < at)
     return Interpreter(
         version=facts["version"],
         executable=Path(executable),
@@ -227,7 +235,8 @@ def _facts(executable: str) -> Interpreter | None:
         scan_after_site=scanned is not None
         and bool(site_dirs)
         and scanned > after_site.index(site_dirs[0]),
-        user_site=bool(facts.get("user_site", True)),  # only the scan adds the scratch lib dirs
+        user_site=at is not None,
+        site_before_user=site_before_user,  # only the scan adds the scratch lib dirs
         sys_path=tuple(Path(p) for p in real),
     )
 

@@ -238,19 +238,37 @@ def upward_scan_dirs(script: Path, python: str, home: Path | None = None) -> lis
 def _site_packages(
     machine: _SitePath, entry: EntryPoint, interpreter: Interpreter | None, home: Path | None
 ) -> None:
-    in_venv = entry.python_home is not None and (entry.python_home / "pyvenv.cfg").is_file()
-    user_site = interpreter is None or interpreter.user_site
-    if home is not None and entry.python and user_site and not in_venv:
-        user_site = home / ".local" / "lib" / f"python{entry.python}" / "site-packages"
-        if user_site.is_dir():
-            machine.addsitedir(user_site, "user-site")
-    if entry.python_home is not None and entry.python:
+    """The user site and the site dirs: the interpreter's own as it really starts (a venv's
+    python included); for mod_wsgi with ``python-home``, that home's."""
+    if entry.kind == "wsgi" and entry.python_home is not None and entry.python:
+        in_venv = (entry.python_home / "pyvenv.cfg").is_file()
+        if not in_venv and (interpreter is None or interpreter.user_site):
+            _user_site(machine, entry.python, home)
         machine.addsitedir(
             entry.python_home / "lib" / f"python{entry.python}" / "site-packages", "python-home"
         )
-    elif interpreter is not None:
-        for directory in interpreter.site_packages:
-            machine.addsitedir(directory, "site-packages")
+        return
+    if interpreter is None:
+        if entry.python_home is None and entry.python:
+            _user_site(machine, entry.python, home)
+        elif entry.python_home is not None and entry.python:
+            site = entry.python_home / "lib" / f"python{entry.python}" / "site-packages"
+            machine.addsitedir(site, "python-home")
+        return
+    for index, directory in enumerate(interpreter.site_packages):
+        if index == interpreter.site_before_user and interpreter.user_site and entry.python:
+            _user_site(machine, entry.python, home)
+        own = entry.python_home is not None and is_inside(directory, entry.python_home)
+        machine.addsitedir(directory, "python-home" if own else "site-packages")
+    if len(interpreter.site_packages) <= interpreter.site_before_user and interpreter.user_site:
+        _user_site(machine, entry.python or interpreter.version, home)
+
+
+def _user_site(machine: _SitePath, python: str, home: Path | None) -> None:
+    if home is not None:
+        user_site = home / ".local" / "lib" / f"python{python}" / "site-packages"
+        if user_site.is_dir():
+            machine.addsitedir(user_site, "user-site")
 
 
 def _default_suffixes(python: str) -> tuple[str, ...]:

@@ -359,3 +359,66 @@ def test_a_probe_that_disagrees_is_an_error_finding_and_run_refuses(
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert refused.returncode == 1 and "the real runtime disagrees" in refused.stderr
+
+
+def interpreter_kinds(tmp: Path, bare_python: Path, webfaction_python: Path) -> dict[str, Path]:
+    """Every kind of installation an entry point may run on, as far as this machine has it."""
+    kinds = {"venv (no system site)": bare_python, "WebFaction-style": webfaction_python}
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    if base.is_file():
+        kinds["this build (pyenv here)"] = base
+    debian = Path(f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}")
+    if debian.is_file():
+        kinds["Debian's system Python"] = debian
+    with_site = tmp / "with-system-site"
+    virtualenv.cli_run(
+        [str(with_site), "--system-site-packages", "--no-seed", "--quiet"], setup_logging=False
+    )
+    kinds["virtualenv with system site"] = with_site / "bin" / "python"
+    return kinds
+
+
+def test_each_kind_of_interpreter_is_modelled_as_it_really_starts(
+    tmp_path: Path, bare_python: Path, webfaction_python: Path, decoy_on_path: Path
+) -> None:
+    """A script in an account, run directly by each kind of interpreter: the model of its
+    path (the interpreter's facts: stdlib, site dirs and their .pth lines, user site,
+    upward scan) is the path the interpreter really builds."""
+    home = tmp_path / "home"
+    py = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    write_files(
+        home,
+        {
+            f"lib/python{py}/shared.py": "",
+            f"webapps/app/lib/python{py}/apponly.py": "",
+            f".local/lib/python{py}/site-packages/usermod.py": "",
+        },
+    )
+    shutil.copy(PROBE, home / "webapps" / "app" / "probe_lib.py")
+    for kind, python in interpreter_kinds(tmp_path, bare_python, webfaction_python).items():
+        out = tmp_path / "report.json"
+        script = home / "webapps" / "app" / "job.py"
+        script.write_text(
+            f"#!{python}\n"
+            + REPORTER.format(
+                names=["shared", "apponly", "usermod", "json"],
+                tail=SCRIPT_TAIL.format(out=str(out)),
+            )
+        )
+        script.chmod(0o755)
+        subprocess.run(
+            [str(script)], check=True, cwd=home, timeout=60,
+            env={"HOME": str(home), "PATH": CRON_PATH},
+        )  # fmt: skip
+        (entry,) = [
+            e
+            for e in find_entry_points(
+                discover(home), parse_crontab(f"0 1 * * * {script}\n")
+            ).entry_points
+            if e.path == script
+        ]
+        assert entry.executable == python, kind
+        model = predicted(model_of(entry, home), ["shared", "apponly", "usermod", "json"])
+        real = observed(json.loads(out.read_text()))
+        assert model[0][1:] == real[0][1:], f"{kind}: sys.path after the script's folder"
+        assert model[1] == real[1], f"{kind}: where each name loads from"
