@@ -53,7 +53,9 @@ def origin(name):
     if spec.origin in (None, "namespace"):
         locations = list(spec.submodule_search_locations or [])
         return locations[0] if locations else None
-    if spec.origin in ("built-in", "frozen"):
+    if spec.origin == "frozen":  # a frozen stdlib module (3.11+) names its source file
+        return getattr(spec.loader_state, "filename", None) or "built-in"
+    if spec.origin == "built-in":
         return "built-in"
     return spec.origin
 

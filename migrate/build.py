@@ -21,7 +21,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +111,6 @@ def build_app(
     app: AppPlan,
     transaction: Transaction,
     *,
-    interpreters: Mapping[str, Path] | None = None,
     progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
@@ -129,7 +128,7 @@ def build_app(
     ``bytecode`` is false); without, the venv is seeded with pip, which installs the wheels.
     """
     staged = stage_app(
-        home, app, interpreters=interpreters, progress=progress, link=link, bytecode=bytecode,
+        home, app, progress=progress, link=link, bytecode=bytecode,
         source=source,
     )  # fmt: skip
     return install_staged(home, staged, transaction, progress=progress)
@@ -139,7 +138,6 @@ def stage_app(
     home: Path,
     app: AppPlan,
     *,
-    interpreters: Mapping[str, Path] | None = None,
     progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
@@ -157,8 +155,7 @@ def stage_app(
             f"{home_relative(dest, home)} exists already: move it away (or roll back the "
             "migration that made it) before building"
         )
-    given = (interpreters or {}).get(app.python)
-    base = Path(given) if given is not None else app.executable
+    base = app.executable  # the runtime's, or --python where the runtime does not say
     interpreter = interpreter_at(base) if base is not None else None
     if interpreter is None or interpreter.version != app.python:
         raise BuildError(
@@ -240,7 +237,6 @@ def build_apps(
     transaction: Transaction,
     *,
     jobs: int = 1,
-    interpreters: Mapping[str, Path] | None = None,
     progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
@@ -249,8 +245,7 @@ def build_apps(
     """Build every app's venv; with ``jobs`` > 1, that many apps are staged at once.
 
     Each venv is made with the interpreter the app's runtime starts (``app.executable``:
-    mod_wsgi's own for a served app), unless ``interpreters`` (``--python X.Y=PATH``)
-    names one for its version.
+    mod_wsgi's own for a served app; ``--python`` where the runtime does not say).
     Staging writes only the tool's state, so it runs in worker processes; the journal
     stays in this process and installs the staged venvs one by one, in ``apps`` order. On
     the first failure the other staged venvs are removed and the error raised; the caller
@@ -259,20 +254,17 @@ def build_apps(
 
     sweep_staging(home)
 
-    def options(app: AppPlan) -> dict[str, Any]:
-        return {"interpreters": interpreters, "link": link, "bytecode": bytecode, "source": source}
+    options: dict[str, Any] = {"link": link, "bytecode": bytecode, "source": source}
 
     if jobs <= 1 or len(apps) <= 1:
-        return [
-            build_app(home, app, transaction, progress=progress, **options(app)) for app in apps
-        ]
+        return [build_app(home, app, transaction, progress=progress, **options) for app in apps]
     report = progress or (lambda step: None)
     context = multiprocessing.get_context("fork")
     futures: dict[Future[Staged], AppPlan] = {}
     installed: set[Path] = set()
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(stage_app, home, app, **options(app)): app for app in apps}
+            futures = {pool.submit(stage_app, home, app, **options): app for app in apps}
             for done, future in enumerate(as_completed(futures), 1):
                 if future.exception() is not None:
                     for other in futures:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import click
 from migrate import __version__
 from migrate.account import AccountError, discover
 from migrate.inventory import take_inventory
-from migrate.paths import home_relative, is_inside
+from migrate.paths import home_relative, home_relative_text, is_inside
 from migrate.render import table
 
 if TYPE_CHECKING:
@@ -184,8 +185,9 @@ def cli(ctx: click.Context, home: Path, crontab: Path | None, verbose: int, quie
 
     Start with `demo` to try it all on a sample account built offline. On your own
     account: `inventory` (what is installed where), `plan` (what each app really uses),
-    `requirements` (pin it), `build` (one venv per app), `verify` (prove it); every write
-    is journaled and `rollback` undoes it.
+    `run --dry-run` (every change, as diffs), then `run` (requirements, venvs, rewrites,
+    restarts, verify: one journaled step). `requirements`, `build` and `verify` are its
+    steps one at a time; every write is journaled and `rollback` undoes it.
     """
     if crontab is not None and not crontab.is_file():
         what = "not a regular file" if os.path.lexists(crontab) else "no such file"
@@ -235,15 +237,37 @@ def _echo_json(document: object) -> None:
 
 
 def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
-    out = {}
+    """``--python X.Y=PATH`` values, each checked by running it: it must be Python X.Y."""
+    from migrate.interpreters import interpreter_at
+
+    out: dict[str, Path] = {}
     for value in values:
         version, sep, path = value.partition("=")
-        if not sep or not version or not path:
-            raise BadInput(f"--python {value}: expected X.Y=/path/to/python")
-        out[version] = Path(path)
+        if not sep or not re.fullmatch(r"\d+\.\d+", version) or not path:
+            raise BadInput(f"--python {value}: expected X.Y=/path/to/pythonX.Y")
+        if version in out:
+            raise BadInput(f"--python {version}= is given twice: name one interpreter per X.Y")
+        executable = Path(os.path.abspath(os.path.expanduser(path)))
+        if not executable.is_file() or not os.access(executable, os.X_OK):
+            raise BadInput(f"--python {value}: {executable} is not an executable file")
+        facts = interpreter_at(executable)
+        if facts is None:
+            raise BadInput(f"--python {value}: {executable} does not run as a Python")
+        if facts.version != version:
+            raise BadInput(f"--python {value}: {executable} is Python {facts.version}")
+        out[version] = executable
     return out
 
 
+PYTHON_OPTION = click.option(
+    "--python",
+    "pythons",
+    multiple=True,
+    metavar="X.Y=PATH",
+    help="What pythonX.Y is for entry points whose runtime names no file: where it is looked "
+    "up on a PATH, assumed, or not found (a path in a shebang or cron line, and mod_wsgi's "
+    "libpython, stay as they are); repeatable; it must run as Python X.Y.",
+)
 PROBE_OPTION = click.option(
     "--probe",
     is_flag=True,
@@ -260,13 +284,7 @@ PROBE_OPTION = click.option(
     is_flag=True,
     help="Also load each app under its old path and record what it imports (runs app code).",
 )
-@click.option(
-    "--python",
-    "pythons",
-    multiple=True,
-    metavar="X.Y=PATH",
-    help="Use this interpreter for Python X.Y.",
-)
+@PYTHON_OPTION
 @PROBE_OPTION
 @json_option("Print one JSON document (docs/json-schemas.md).")
 @click.pass_obj
@@ -457,15 +475,6 @@ def _write_or_show(
         )
 
 
-PYTHON_OPTION = click.option(
-    "--python",
-    "pythons",
-    multiple=True,
-    metavar="X.Y=PATH",
-    help="Use this interpreter for Python X.Y (repeatable).",
-)
-
-
 JOBS_OPTION = click.option(
     "--jobs",
     "-j",
@@ -517,7 +526,7 @@ def build(
     (~: HOME/.venvs/account) as one journaled transaction: `rollback` removes them. If any
     app fails, everything this command built is rolled back.
     """
-    from migrate.build import BuildError, build_apps
+    from migrate.build import BuildError, build_apps, venv_dir
     from migrate.journal import JournalError, LockHeld, begin, home_lock
     from migrate.journal import rollback as undo
     from migrate.render import build_json
@@ -539,6 +548,14 @@ def build(
         else:
             click.echo("nothing to build: no app runs Python from this account (see `plan`)")
         return
+    there = [venv_dir(home, app) for app in buildable if os.path.lexists(venv_dir(home, app))]
+    if there:  # checked before a transaction begins: a refusal writes nothing
+        problems = [
+            f"{home_relative(venv, home)} exists already: move it away (or roll back the "
+            "migration that made it) before building"
+            for venv in there
+        ]
+        raise Failed("\n".join(problems), refused=problems)
     built = []
     try:
         with home_lock(home), _BuildBars(not as_json and settings.verbosity >= 0) as bars:
@@ -548,7 +565,6 @@ def build(
             try:
                 built = build_apps(
                     home, buildable, transaction, jobs=jobs, progress=bars,
-                    interpreters=overrides,
                     bytecode=bytecode, source=source,
                 )  # fmt: skip
                 transaction.commit()
@@ -679,7 +695,7 @@ def run(
     from migrate.journal import JournalError
     from migrate.lock import LockError
     from migrate.migration import plan_migration
-    from migrate.run import RunFailed, RunOptions, RunRefused, run_migration
+    from migrate.run import RunFailed, RunOptions, RunRefused, RunResult, run_migration
     from migrate.trace import trace_entry
 
     overrides = _parse_python_overrides(pythons)
@@ -710,11 +726,19 @@ def run(
         for line in render.migration_text(migration, requirement_files):
             click.echo(line)
         if migration.problems:
-            raise Failed("run would refuse to start:\n" + "\n".join(migration.problems))
-        click.echo("Nothing was written (--dry-run).", err=True)
+            shown = (home_relative_text(p, home) for p in migration.problems)
+            raise Failed("run would refuse to start:\n" + "\n".join(shown))
+        if not migration.apps:
+            click.echo("nothing to migrate: no app runs Python from this account (see `plan`)")
+        elif settings.verbosity >= 0:
+            click.echo("Nothing was written (--dry-run).", err=True)
         return
-    if not migration.apps:
-        raise Failed("nothing to migrate: no app runs Python from this account's lib dirs")
+    if not migration.apps:  # as build and verify: nothing to do is not a failure
+        if as_json:
+            _echo_json(render.run_json(RunResult(home, None, (), False)))
+        else:
+            click.echo("nothing to migrate: no app runs Python from this account (see `plan`)")
+        return
     if not yes:
         if not sys.stdin.isatty():
             raise BadInput("run changes the account: add --yes (see --dry-run first)")
@@ -727,13 +751,12 @@ def run(
         with _BuildBars(show) as bars:
             result = run_migration(
                 plan_result, migration, requirement_files, description=command,
-                options=RunOptions(jobs, restart, overrides, bytecode, source),
+                options=RunOptions(jobs, restart, bytecode, source),
                 say=(lambda message: _say(bars, message)) if show else None, progress=bars,
             )  # fmt: skip
     except RunRefused as exc:
-        raise Failed(
-            "run will not start:\n" + "\n".join(exc.problems), refused=exc.problems
-        ) from exc
+        shown = (home_relative_text(p, home) for p in exc.problems)
+        raise Failed("run will not start:\n" + "\n".join(shown), refused=exc.problems) from exc
     except RunFailed as exc:
         undone = (
             "Everything was rolled back; the apps run on their old configuration."
@@ -792,7 +815,7 @@ def verify(
             where = home_relative(report.venv, result.home)
             click.echo(f"{report.app:12} {state:7} {counts} checked in {where}")
             for problem in report.problems:
-                click.echo(f"    {problem}")
+                click.echo(f"    {home_relative_text(problem, result.home)}")
     if not all(r.ok for r in reports):
         raise SystemExit(EXIT_FAILED)
 

@@ -57,6 +57,9 @@ class EntryPoint:
     """The interpreter its runtime starts; None when none can be found."""
     executable_reason: str = ""
     """Why that one (or why none): shown by ``plan``."""
+    executable_named: bool = False
+    """The runtime names this very file (a path in a shebang or a cron line, mod_wsgi's
+    libpython): ``--python`` only fills in where a name was looked up or nothing found."""
     mod_wsgi: Path | None = None
     """The ``mod_wsgi.so`` that serves it (a WSGI file an httpd.conf names)."""
     daemon: bool = False
@@ -231,7 +234,7 @@ def _mod_wsgi_runtime(config: Config, server_root: Path, python: str | None) -> 
         why = f"ldd cannot tell which libpython {so} loads (missing, static, or not mod_wsgi)"
         return {"executable": None, "executable_reason": why}
     why = f"mod_wsgi {so} loads the libpython of {executable} (ldd)"
-    return {"executable": executable, "executable_reason": why}
+    return {"executable": executable, "executable_reason": why, "executable_named": True}
 
 
 def mod_wsgi_so(config: Config, server_root: Path) -> Path | None:
@@ -261,7 +264,8 @@ def _named(interpreter: str, search_path: str, who: str) -> dict[str, Any]:
     if "/" in interpreter:
         path = Path(interpreter)
         if path.is_file() and os.access(path, os.X_OK):
-            return {"executable": path, "executable_reason": f"{who} names {path}"}
+            why = f"{who} names {path}"
+            return {"executable": path, "executable_reason": why, "executable_named": True}
         why = f"{who} names {path}, which does not exist or cannot run here"
         return {"executable": None, "executable_reason": why}
     found = which(interpreter, search_path)

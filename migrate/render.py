@@ -338,11 +338,14 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
             )
         for finding in app.findings:
             where = f"{home_relative(finding.name, plan.home)}: " if finding.name[:1] == "/" else ""
-            out.append(f"  {finding.kind:9} {where}{finding.message}")
+            out.append(
+                f"  {finding.kind:9} {where}{home_relative_text(finding.message, plan.home)}"
+            )
         for probe in app.probes:
             runtime = f" on {home_relative_text(probe.runtime, plan.home)}" if probe.runtime else ""
             detail = home_relative_text(probe.detail, plan.home)
-            out.append(f"  probed    {home_relative(probe.entry, plan.home)}{runtime}: {detail}")
+            label = "probed" if probe.runtime else "probe"
+            out.append(f"  {label:9} {home_relative(probe.entry, plan.home)}{runtime}: {detail}")
     for finding in plan.findings:
         out.append(
             f"{finding.severity}: {home_relative(finding.path, plan.home)}: {finding.message}"
@@ -552,7 +555,7 @@ def migration_text(migration: Migration, requirements: Sequence[PlannedFile]) ->
         lines.extend(f"  rewrite {home_relative(e.file.path, home)}" for e in app.edits)
     if migration.crontab is not None:
         lines.append(f"crontab: {len(migration.crontab.changes)} line(s) change")
-    lines.extend(f"problem: {problem}" for problem in migration.problems)
+    lines.extend(f"problem: {home_relative_text(p, home)}" for p in migration.problems)
     diffs = [f.diff() for f in requirements if f.changed]
     diffs += [e.file.diff() for e in migration.edits if e.file.changed]
     if migration.crontab is not None:

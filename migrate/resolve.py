@@ -314,9 +314,23 @@ class _AppResolver:
 
     # -- interpreter -----------------------------------------------------------
     def _overridden(self, entry: EntryPoint) -> EntryPoint:
-        """``--python X.Y=PATH`` names the interpreter of every X.Y entry point."""
+        """``--python X.Y=PATH`` says what ``pythonX.Y`` is where the runtime does not: an
+        X.Y entry point whose interpreter was looked up by name, assumed, or not found. One
+        the runtime names (a path, mod_wsgi's libpython) stays; mod_wsgi's differing from
+        ``--python`` is a finding (its venv cannot be made with another Python)."""
         given = (self.interpreters or {}).get(entry.python or "")
         if given is None:
+            return entry
+        if entry.executable_named and entry.executable is not None:
+            same = os.path.realpath(given) == os.path.realpath(entry.executable)
+            if not same and entry.mod_wsgi is not None:
+                self._report(
+                    "interpreter",
+                    "mod_wsgi",
+                    f"{entry.executable_reason}, not --python {entry.python}={given}: its "
+                    "venv must be made with that Python; drop that --python or migrate this "
+                    "app separately with --app",
+                )
             return entry
         why = f"--python {entry.python}={given}"
         return dataclasses.replace(entry, executable=Path(given), executable_reason=why)
@@ -516,7 +530,7 @@ class _AppResolver:
             winner = resolution.winner
             optional = isinstance(ref, ImportRef) and ref.optional
             if winner is None:
-                if not optional:
+                if not optional and model.stdlib_known:
                     wanted = " or ".join(names)
                     self._report(
                         "missing",

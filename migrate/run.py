@@ -11,7 +11,7 @@ reason. A crash at any point leaves a journal that ``rollback`` undoes exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from migrate.actions import PlannedFile
@@ -70,7 +70,8 @@ class AppOutcome:
 @dataclass(frozen=True)
 class RunResult:
     home: Path
-    transaction: str
+    transaction: str | None
+    """None when there was nothing to migrate (no transaction was begun)."""
     apps: tuple[AppOutcome, ...]
     crontab_changed: bool
 
@@ -81,8 +82,6 @@ class RunOptions:
 
     jobs: int = 1
     restart_apps: bool = True
-    interpreters: Mapping[str, Path] = field(default_factory=dict)
-    """``--python X.Y=PATH`` overrides."""
     bytecode: bool = True
     source: str = "installed"
 
@@ -194,7 +193,7 @@ def _write_everything(
     jobs = options.jobs
     tell(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
     built = build_apps(
-        home, apps, transaction, jobs=jobs, interpreters=options.interpreters,
+        home, apps, transaction, jobs=jobs,
         bytecode=options.bytecode, source=options.source,
         progress=progress,
     )  # fmt: skip
@@ -243,7 +242,7 @@ def _undo(
 
 
 def _status(health: Health) -> str:
-    return f"HTTP {health.status}" if health.status is not None else f"nothing ({health.detail})"
+    return f"HTTP {health.status}" if health.status is not None else f"no answer: {health.detail}"
 
 
 def restart_restored(home: Path, restored: Sequence[Path], say: Say | None = None) -> list[Health]:

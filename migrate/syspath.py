@@ -88,6 +88,9 @@ class PathModel:
     extension_suffixes: tuple[str, ...] = (".so",)
     findings: tuple[Finding, ...] = field(default=())
     cache: DirCache = field(default_factory=lambda: DirCache(), compare=False, repr=False)
+    stdlib_known: bool = True
+    """False without an interpreter: no stdlib or site dirs, so a name found nowhere
+    proves nothing."""
     account_code: tuple[Path, ...] = ()
     """The account's .pth files with import lines the model does not follow: code the
     runtime runs at start-up (so the probe will not start it)."""
@@ -201,8 +204,8 @@ def build_path_model(
             )
     if interpreter is None:
         findings.append(
-            Finding(entry_point.path, "warning", f"no python{python} on this machine: stdlib and "
-                    "site-packages not modelled")
+            Finding(entry_point.path, "warning", "its interpreter is unknown (see the "
+                    "interpreter finding): stdlib and site dirs not modelled")
         )  # fmt: skip
     findings.extend(machine.findings)
     return PathModel(
@@ -214,6 +217,7 @@ def build_path_model(
         interpreter.extension_suffixes if interpreter else _default_suffixes(python),
         tuple(findings),
         cache or DirCache(),
+        interpreter is not None,
         tuple(dict.fromkeys(machine.account_code)),
     )
 
@@ -258,8 +262,7 @@ def _site_packages(
     for index, directory in enumerate(interpreter.site_packages):
         if index == interpreter.site_before_user and interpreter.user_site and entry.python:
             _user_site(machine, entry.python, home)
-        own = entry.python_home is not None and is_inside(directory, entry.python_home)
-        machine.addsitedir(directory, "python-home" if own else "site-packages")
+        machine.addsitedir(directory, "site-packages")
     if len(interpreter.site_packages) <= interpreter.site_before_user and interpreter.user_site:
         _user_site(machine, entry.python or interpreter.version, home)
 

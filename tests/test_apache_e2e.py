@@ -24,7 +24,10 @@ from journal_helper import snapshot
 
 from migrate.wheelfile import WheelSpec
 
-pytestmark = pytest.mark.skipif(apache.available() is not None, reason=str(apache.available()))
+pytestmark = [
+    pytest.mark.skipif(apache.available() is not None, reason=str(apache.available())),
+    pytest.mark.usefixtures("decoy_on_path"),  # the operator's python3.X must change nothing
+]
 
 # The WSGI file names what it imported, from where, and which Python serves it.
 APP = """\

@@ -186,6 +186,8 @@ def test_build_verify_and_rollback_from_the_command_line(tmp_path: Path) -> None
     }
     again = runner.invoke(cli, [*base, "build", *python])
     assert again.exit_code == 1 and "exists already" in again.output, "nothing is built twice"
+    journal = json.loads(runner.invoke(cli, [*base, "journal", "--json"]).output)
+    assert len(journal["transactions"]) == 1, "the refusal began no transaction"
 
     for lib in [demo.home / "lib", *demo.home.glob("webapps/*/lib")]:
         lib.rename(lib.with_name("lib.away"))

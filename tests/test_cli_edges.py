@@ -92,11 +92,17 @@ def test_verify_and_build_with_nothing_to_do_say_so_and_write_nothing(home: Path
     verify = cli("--home", str(home), "verify")
     build = cli("--home", str(home), "build")
     build_json = cli("--home", str(home), "build", "--json")
+    run_dry = cli("--home", str(home), "run", "--dry-run")
+    run = cli("--home", str(home), "run", "--yes")
+    run_json = cli("--home", str(home), "run", "--yes", "--json")
 
     assert verify.returncode == 0 and "nothing to verify" in verify.stdout
     assert build.returncode == 0 and "nothing to build" in build.stdout
     assert build_json.returncode == 0
     assert json.loads(build_json.stdout)["transaction"] is None
+    for done in (run_dry, run):
+        assert done.returncode == 0 and "nothing to migrate" in done.stdout, done.stderr
+    assert json.loads(run_json.stdout)["transaction"] is None
     assert tree(home) == before, "no transaction was begun, no state dir made"
 
 
@@ -203,3 +209,23 @@ def test_errors_are_json_only_for_a_command_asked_for_json(home: Path, tmp_path:
     assert no_json.returncode == 2 and no_json.stdout == "", "demo has no --json"
     plain = cli("--home", str(home), "rollback", "NO-SUCH-ID")
     assert plain.returncode == 2 and plain.stdout == ""
+
+
+def test_python_overrides_are_checked_before_anything_runs(home: Path, tmp_path: Path) -> None:
+    other = "3.12" if PY != "3.12" else "3.11"
+    (tmp_path / "not-python").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "not-python").chmod(0o755)
+    for value, says in (
+        ("3.11", "expected X.Y=/path"),
+        ("abc=/usr/bin/env", "expected X.Y=/path"),
+        (f"{PY}={tmp_path / 'missing'}", "is not an executable file"),
+        (f"{PY}={tmp_path}", "is not an executable file"),
+        (f"{PY}={tmp_path / 'not-python'}", "does not run as a Python"),
+        (f"{other}={sys.executable}", f"is Python {PY}"),
+    ):
+        done = cli("--home", str(home), "plan", "--python", value)
+        assert done.returncode == 2, value
+        assert says in done.stderr and "Traceback" not in done.stderr, (value, done.stderr)
+    twice = cli("--home", str(home), "plan", "--python", f"{PY}={sys.executable}",
+                "--python", f"{PY}={sys.executable}")  # fmt: skip
+    assert twice.returncode == 2 and "given twice" in twice.stderr

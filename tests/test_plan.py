@@ -522,3 +522,41 @@ def test_hostile_crontab_lines_are_findings_not_crashes(tmp_path: Path) -> None:
     assert [f["path"] for f in json.loads(result.output)["findings"]] == [str(crontab)] * 4
     assert any("longer than" in m for m in messages) and any("NUL" in m for m in messages)
     assert any("cannot split command" in m for m in messages)
+
+
+def test_python_names_only_what_the_runtime_leaves_open(
+    home: Path, bare_python: Path, webfaction_python: Path, decoy_on_path: Path
+) -> None:
+    """``--python X.Y=PATH`` says what ``pythonX.Y`` means where a name is looked up, never
+    instead of a path a cron line names; mod_wsgi's own Python against it is a finding."""
+    write_files(home / "bin", {"a.py": "import os\n", "b.py": "import os\n"})
+    account_lib(home)
+    crontab = f"0 1 * * * {bare_python} {home}/bin/a.py\n0 2 * * * python{PY} {home}/bin/b.py\n"
+    app = home / "webapps" / "served"
+    mod_wsgi = Path("/usr/lib/apache2/modules/mod_wsgi.so")
+    if mod_wsgi.exists():
+        write_files(
+            app,
+            {
+                "served.wsgi": "import os\n",
+                "apache2/conf/httpd.conf": (
+                    f"LoadModule wsgi_module {mod_wsgi}\n"
+                    f"WSGIDaemonProcess served python-path={app}\nWSGIProcessGroup served\n"
+                    f"WSGIScriptAlias / {app}/served.wsgi\n"
+                ),
+            },
+        )
+        account_lib(home, "served")
+
+    apps = plan_of(home, crontab, python=webfaction_python)
+
+    entries = {e.path.name: e for e in apps["~"].entry_points}
+    assert entries["a.py"].executable == bare_python, "a path cron names stays"
+    assert entries["b.py"].executable == webfaction_python
+    assert entries["b.py"].executable_reason == f"--python {PY}={webfaction_python}"
+    if mod_wsgi.exists():
+        served = apps["served"]
+        assert served.executable != webfaction_python, "mod_wsgi's libpython stays"
+        assert any(
+            f.kind == "interpreter" and f"not --python {PY}=" in f.message for f in served.findings
+        )

@@ -42,7 +42,7 @@ PLEN_END = (
 )
 NAMES = [
     "shared", "alpha", "zegg", "apponly", "extramod", "relmod", "vendored", "venvonly",
-    "usermod", "fromenv", "jobhelper", "missingname", "json",
+    "usermod", "fromenv", "jobhelper", "missingname", "json", "ntpath", "sys",
 ]  # fmt: skip
 
 # A WSGI file / script that reports what its runtime built: the real path and where each
