@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import venv
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +72,6 @@ from inventory import (
 from migrate.account import discover
 from migrate.crontab import Crontab, parse_crontab
 from migrate.demo import httpd_conf
-from migrate.interpreters import find_interpreter
 from migrate.inventory import take_inventory
 from migrate.resolve import Plan, plan_account
 from migrate.wheelfile import WheelSpec, build_wheel
@@ -225,6 +225,9 @@ class FakeAccount:
     crontab: Path
     apps: tuple[tuple[Path, tuple[str, ...]], ...]
     """(app dir, top-level names its WSGI file imports) per app."""
+    python: Path
+    """The apps' interpreter (no Apache serves them): a bare install of this Python, named
+    with ``--python`` as ``concentric-migrate demo`` does."""
 
 
 def build_account(root: Path, layout: Layout, jobs: int) -> FakeAccount:
@@ -267,7 +270,8 @@ def build_account(root: Path, layout: Layout, jobs: int) -> FakeAccount:
     cron.append(f"*/20 * * * * {home}/webapps/{layout.app_name(1)}/apache2/bin/start")
     crontab = root / "crontab"
     crontab.write_text("\n".join(cron) + "\n", encoding="utf-8")
-    return FakeAccount(root, home, crontab, tuple(apps))
+    venv.EnvBuilder(symlinks=True, with_pip=False, clear=True).create(root / "python")
+    return FakeAccount(root, home, crontab, tuple(apps), root / "python" / "bin" / f"python{PY}")
 
 
 # --- measurements -----------------------------------------------------------------------
@@ -325,17 +329,21 @@ def read_crontab(path: Path) -> Crontab:
     return parse_crontab(path.read_bytes().decode("utf-8", errors="surrogateescape"))
 
 
-def full_plan(home: Path, crontab: Path) -> Plan:
+def full_plan(home: Path, crontab: Path, python: Path) -> Plan:
     """What ``concentric-migrate plan`` does in process: discover, inventory, plan."""
     account = discover(home)
-    return plan_account(account, take_inventory(account), read_crontab(crontab))
+    return plan_account(
+        account, take_inventory(account), read_crontab(crontab), interpreters={PY: python}
+    )
 
 
-def time_plan_only(home: Path, crontab: Path) -> tuple[float, Found]:
+def time_plan_only(home: Path, crontab: Path, python: Path) -> tuple[float, Found]:
     account = discover(home)
     inventory = take_inventory(account)
     cron = read_crontab(crontab)
-    seconds, plan = best_of(REPEAT, lambda: plan_account(account, inventory, cron))
+    seconds, plan = best_of(
+        REPEAT, lambda: plan_account(account, inventory, cron, interpreters={PY: python})
+    )
     return seconds, found_in_plan(plan)
 
 
@@ -344,13 +352,16 @@ def time_inventory(home: Path) -> float:
     return seconds
 
 
-def time_full(home: Path, crontab: Path) -> tuple[float, Found]:
-    seconds, plan = best_of(REPEAT, lambda: full_plan(home, crontab))
+def time_full(home: Path, crontab: Path, python: Path) -> tuple[float, Found]:
+    seconds, plan = best_of(REPEAT, lambda: full_plan(home, crontab, python))
     return seconds, found_in_plan(plan)
 
 
-def time_cli(home: Path, crontab: Path) -> tuple[float, Found]:
-    command = [*cli_command(), "--home", str(home), "--crontab", str(crontab), "plan", "--json"]
+def time_cli(home: Path, crontab: Path, python: Path) -> tuple[float, Found]:
+    command = [
+        *cli_command(), "--home", str(home), "--crontab", str(crontab), "plan",
+        "--python", f"{PY}={python}", "--json",
+    ]  # fmt: skip
 
     def run() -> str:
         return subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -361,9 +372,8 @@ def time_cli(home: Path, crontab: Path) -> tuple[float, Found]:
 
 def time_naive(account: FakeAccount) -> tuple[float, int]:
     """Seconds for one ``pythonX.Y -s -c 'import ...'`` per app under its python-path (the
-    interpreter the plan models, else this one); how many apps imported everything."""
-    found = find_interpreter(PY)
-    python = str(found.executable) if found else sys.executable
+    interpreter the plan models); how many apps imported everything."""
+    python = str(account.python)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     home_lib = account.home / "lib" / f"python{PY}"
     jobs = []
@@ -382,13 +392,13 @@ def time_naive(account: FakeAccount) -> tuple[float, int]:
     return best_of(REPEAT, run)
 
 
-def profile(home: Path, crontab: Path) -> str:
+def profile(home: Path, crontab: Path, python: Path) -> str:
     """cProfile of the library call incl. inventory: the top functions by own time, and by
     cumulative time within ``migrate/``."""
-    full_plan(home, crontab)  # warm: interpreter probe, page cache
+    full_plan(home, crontab, python)  # warm: interpreter probe, page cache
     profiler = cProfile.Profile()
     profiler.enable()
-    full_plan(home, crontab)
+    full_plan(home, crontab, python)
     profiler.disable()
     stats = pstats.Stats(profiler)
     total = stats.total_tt  # type: ignore[attr-defined]
@@ -523,10 +533,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_seconds = time.perf_counter() - start
         home, crontab = account.home, account.crontab
         print(f"timing (best of {REPEAT}) ...")
-        full_seconds, full_found = time_full(home, crontab)
-        only_seconds, only_found = time_plan_only(home, crontab)
+        python = account.python
+        full_seconds, full_found = time_full(home, crontab, python)
+        only_seconds, only_found = time_plan_only(home, crontab, python)
         inventory_seconds = time_inventory(home)
-        cli_seconds, cli_found = time_cli(home, crontab)
+        cli_seconds, cli_found = time_cli(home, crontab, python)
         naive_seconds, naive_ok = time_naive(account)
         rows = [
             Row("plan_account only (library; account+inventory given)", only_seconds,
@@ -542,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = report(rows, layout=layout, naive_ok=naive_ok, build_seconds=build_seconds)
         if not ok or args.profile:
             print()
-            print(profile(home, crontab))
+            print(profile(home, crontab, python))
     finally:
         if args.keep:
             print(f"kept {root} (account: {root / 'home'}, crontab: {root / 'crontab'})")
