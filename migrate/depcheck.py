@@ -2,9 +2,9 @@
 
 The store path knows exactly what it linked into a venv, so starting pip (about 0.35 s
 per venv, half of a warm build) to re-read it is waste. This reads each ``*.dist-info``'s
-METADATA in the venv's site-packages and applies pip check's rule: each ``Requires-Dist``
-whose marker holds for the venv's Python with no extra must be installed at a version the
-specifier admits (pre-releases included).
+METADATA in the venv's site-packages and applies pip check's rule, with the PEP 508 rules
+of :mod:`migrate.pep508`: each ``Requires-Dist`` whose marker holds for the venv's Python
+with no extra must be installed at a version the specifier admits (pre-releases included).
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.version import InvalidVersion, Version
+from packaging.requirements import Requirement
 
+from migrate import pep508
 from migrate.inventory.metadata import canonical, parse_core_metadata
-from migrate.resolve import marker_environment
 
 
 @dataclass(frozen=True)
@@ -55,33 +53,15 @@ def unmet_requirements(site: Path, python: str) -> tuple[Unmet, ...]:
         meta = parse_core_metadata(data)
         if meta.name and meta.version:
             installed[canonical(meta.name)] = (canonical(meta.name), meta.version, meta.requires)
-    environment = {**marker_environment(python), "extra": ""}
     unmet = []
     for name, version, requires in installed.values():
         for line in requires:
-            try:
-                requirement = Requirement(line)
-                if requirement.marker is not None and not requirement.marker.evaluate(environment):
-                    continue
-            except (
-                InvalidRequirement,
-                InvalidMarker,
-                UndefinedComparison,
-                UndefinedEnvironmentName,
-            ):
+            requirement = pep508.parse(line)
+            if requirement is None or not pep508.applies(requirement, python):
                 continue
             have = installed.get(canonical(requirement.name))
             if have is None:
                 unmet.append(Unmet(name, version, str(requirement), None))
-            elif not _admits(requirement, have[1]):
+            elif not pep508.admits(requirement, have[1]):
                 unmet.append(Unmet(name, version, str(requirement), have[1]))
     return tuple(unmet)
-
-
-def _admits(requirement: Requirement, version: str) -> bool:
-    if not requirement.specifier:
-        return True
-    try:
-        return requirement.specifier.contains(Version(version), prereleases=True)
-    except InvalidVersion:
-        return requirement.specifier.contains(version, prereleases=True)

@@ -10,23 +10,15 @@ strings its framework imports (:mod:`migrate.recipes`) and, optionally, a runtim
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.markers import (
-    InvalidMarker,
-    UndefinedComparison,
-    UndefinedEnvironmentName,
-    default_environment,
-)
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
+from migrate import pep508
 from migrate.account import Account, LibDir
 from migrate.crontab import Crontab
 from migrate.entrypoints import ACCOUNT_GROUP, EntryPoint, find_entry_points
@@ -652,11 +644,8 @@ class _AppResolver:
                 continue
             seen.add((str(dist.path), extras))
             for text in dist.requires:
-                try:
-                    requirement = Requirement(text)
-                except InvalidRequirement:
-                    continue
-                if not _marker_applies(requirement, python, extras):
+                requirement = pep508.parse(text)
+                if requirement is None or not pep508.applies(requirement, python, extras):
                     continue
                 name = canonicalize_name(requirement.name)
                 candidates = by_name.get(name)
@@ -665,7 +654,7 @@ class _AppResolver:
                     self._report("conflict", name, f"{needed_by}, which the app cannot see")
                     continue
                 target, entry, rule = candidates[0]
-                if not _version_ok(requirement, target.version):
+                if not pep508.admits(requirement, target.version):
                     self._report(
                         "conflict", name, f"{needed_by}, but the app sees {target.version}"
                     )
@@ -809,36 +798,6 @@ def _owns(dist: Distribution, top: str, sub: str) -> bool:
         if sources:
             return listed(sources.splitlines())
     return canonicalize_name(dist.name) == canonicalize_name(f"{top}.{sub}")
-
-
-@functools.cache
-def marker_environment(python: str) -> dict[str, str]:
-    """PEP 508 environment of this machine, with the app's Python version."""
-    env = default_environment()
-    env.update(python_version=python, python_full_version=f"{python}.0")
-    return env
-
-
-def _marker_applies(requirement: Requirement, python: str, extras: frozenset[str]) -> bool:
-    if requirement.marker is None:
-        return True
-    env = dict(marker_environment(python))
-    try:
-        return any(
-            requirement.marker.evaluate({**env, "extra": extra})
-            for extra in (sorted(extras) or [""])
-        )
-    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-        return True
-
-
-def _version_ok(requirement: Requirement, version: str | None) -> bool:
-    if version is None or not requirement.specifier:
-        return True
-    try:
-        return requirement.specifier.contains(Version(version), prereleases=True)
-    except InvalidVersion:
-        return True
 
 
 def _dedupe_findings(findings: Iterable[AppFinding]) -> list[AppFinding]:
