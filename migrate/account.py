@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from migrate.findings import Finding
+from migrate.layout import webapps_dir
 from migrate.paths import read_regular
 
 Scope = Literal["account", "app", "user-site", "system"]
@@ -56,7 +57,7 @@ def discover(home: Path) -> Account:
         LibDir(path, python, "account") for path, python in _python_dirs(home / "lib", findings)
     ]
     apps: list[App] = []
-    for app_dir in _subdirs(home / "webapps", findings):
+    for app_dir in _subdirs(webapps_dir(home), findings):
         app_libs = [
             LibDir(path, python, "app", app_dir.name)
             for path, python in _python_dirs(app_dir / "lib", findings)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrate import layout
 from migrate.lock import compile_with_pip_tools, lock_app, pins_for, wheel_hashes
 from migrate.resolve import Plan
-from migrate.wheelhouse import wheelhouse_dir
 
 ACCOUNT_OUT_DIR = "_account"
 
@@ -51,7 +51,7 @@ def requirements_dir(home: Path, app: str, out: Path | None) -> Path:
     """Where an app's requirement files go: the app dir (``~``: HOME/.venvs), or DIR/APP."""
     if out is not None:
         return out / (ACCOUNT_OUT_DIR if app == "~" else app)
-    return home / ".venvs" if app == "~" else home / "webapps" / app
+    return layout.app_folder(home, app)
 
 
 def requirement_files(
@@ -66,7 +66,7 @@ def requirement_files(
 ) -> list[PlannedFile]:
     """requirements.in and requirements.txt of every Python app in the plan."""
     files: list[PlannedFile] = []
-    wheel_dirs = [wheelhouse_dir(plan.home), *find_links]
+    wheel_dirs = [layout.wheelhouse_dir(plan.home), *find_links]
     for app in plan.apps:
         if not app.has_python or not app.entry_points:
             continue
@@ -94,12 +94,10 @@ def apply(home: Path, files: Sequence[PlannedFile], *, description: str) -> str 
     """Write the files into the home as one journaled transaction; returns its id."""
     if not files:
         return None
-    from migrate.journal import begin, home_lock
+    from migrate.journal import home_lock, session
 
-    with home_lock(home):
-        transaction = begin(home, description)
+    with home_lock(home), session(home, description) as transaction:
         for item in files:
             mode = None if item.before is not None else item.mode
             transaction.write_file(item.path, item.content, mode)
-        transaction.commit()
-        return transaction.id
+    return transaction.id

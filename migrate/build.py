@@ -30,11 +30,18 @@ from typing import Any
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from migrate.entrypoints import ACCOUNT_GROUP
 from migrate.indexsource import IndexChoice, index_wheel
 from migrate.interpreters import interpreter_at
 from migrate.inventory.model import Distribution
-from migrate.journal import STATE_DIR, Transaction
+from migrate.journal import Transaction
+from migrate.layout import (
+    helpers_dir,
+    staging_dirs,
+    state_dir,
+    store_dir,
+    venv_dir,
+    wheelhouse_dir,
+)
 from migrate.lock import Pin, pins_for
 from migrate.paths import home_relative, is_inside
 from migrate.resolve import AppPlan
@@ -45,16 +52,13 @@ from migrate.venv import (
     clean_env,
     create_venv,
     embedded_pip,
-    helpers_dir,
     install,
     install_linked,
     relocate,
-    store_dir,
     venv_python,
 )
-from migrate.wheelhouse import RepackedWheel, RepackError, repack, wheelhouse_dir
+from migrate.wheelhouse import RepackedWheel, RepackError, repack
 
-ACCOUNT_VENV = Path(".venvs") / "account"
 MANIFEST = "concentric-migrate.json"
 """Written into each venv by the build: its pins and the names to import (what verify checks)."""
 _VERIFY_TIMEOUT = 300
@@ -91,13 +95,6 @@ class BuiltVenv:
     """Per pin: where its wheel came from (``from the index``, or why the installed files)."""
 
 
-def venv_dir(home: Path, app: AppPlan) -> Path:
-    """Where an app's venv goes: ``HOME/webapps/APP/venv``; the account group's in HOME/.venvs."""
-    if app.name == ACCOUNT_GROUP or app.path is None:
-        return home / ACCOUNT_VENV
-    return app.path / "venv"
-
-
 @dataclass(frozen=True)
 class Staged:
     """A venv built aside (``staged``), ready to be renamed to ``venv.path`` by the journal."""
@@ -115,6 +112,7 @@ def build_app(
     link: bool = True,
     bytecode: bool = True,
     source: str = "installed",
+    offline: bool = False,
 ) -> BuiltVenv:
     """Build ``app``'s venv offline and install it at :func:`venv_dir` through ``transaction``.
 
@@ -128,8 +126,8 @@ def build_app(
     ``bytecode`` is false); without, the venv is seeded with pip, which installs the wheels.
     """
     staged = stage_app(
-        home, app, progress=progress, link=link, bytecode=bytecode,
-        source=source,
+        home, app, progress=progress, link=link, bytecode=bytecode, source=source,
+        offline=offline,
     )  # fmt: skip
     return install_staged(home, staged, transaction, progress=progress)
 
@@ -142,6 +140,7 @@ def stage_app(
     link: bool = True,
     bytecode: bool = True,
     source: str = "installed",
+    offline: bool = False,
 ) -> Staged:
     """Everything of :func:`build_app` but the rename: writes only the tool's own state
     (wheelhouse, store, ``HOME/.concentric-migrate/tmp-*``), so apps can be staged in
@@ -149,7 +148,7 @@ def stage_app(
     report = progress or (lambda step: None)
     if not app.has_python or app.python is None:
         raise BuildError(f"{app.name} runs no Python: it needs no venv")
-    dest = venv_dir(home, app)
+    dest = venv_dir(home, app.name)
     if os.path.lexists(dest):
         raise BuildError(
             f"{home_relative(dest, home)} exists already: move it away (or roll back the "
@@ -163,7 +162,7 @@ def stage_app(
             f"runs here ({base or 'none found'}; see `plan`): name one with "
             f"--python {app.python}=/path"
         )
-    state = home / STATE_DIR
+    state = state_dir(home)
     _same_file_system(state, dest)
 
     pins = pins_for(app, home)
@@ -186,8 +185,9 @@ def stage_app(
         linking = link and can_link(interpreter)
         report(BuildStep(app.name, "venv", 0, 1, f"Python {app.python}"))
         create_venv(
-            staged, interpreter, helpers=helpers_dir(home), prompt=app.name, seed=not linking
-        )
+            staged, interpreter, helpers=helpers_dir(home), prompt=app.name, seed=not linking,
+            offline=offline,
+        )  # fmt: skip
         report(BuildStep(app.name, "install", 0, 1, f"{len(wheels)} wheels"))
         linked = None
         if linking:
@@ -241,6 +241,7 @@ def build_apps(
     link: bool = True,
     bytecode: bool = True,
     source: str = "installed",
+    offline: bool = False,
 ) -> list[BuiltVenv]:
     """Build every app's venv; with ``jobs`` > 1, that many apps are staged at once.
 
@@ -254,7 +255,9 @@ def build_apps(
 
     sweep_staging(home)
 
-    options: dict[str, Any] = {"link": link, "bytecode": bytecode, "source": source}
+    options: dict[str, Any] = {
+        "link": link, "bytecode": bytecode, "source": source, "offline": offline,
+    }  # fmt: skip
 
     if jobs <= 1 or len(apps) <= 1:
         return [build_app(home, app, transaction, progress=progress, **options) for app in apps]
@@ -303,13 +306,13 @@ def _like_its_folder(staged: Path, dest: Path, home: Path) -> None:
 
 
 def sweep_staging(home: Path) -> None:
-    """Remove venvs a killed build staged and never installed (``STATE_DIR/tmp-*``).
+    """Remove venvs a killed build staged and never installed (the state dir's ``tmp-*``).
 
     Safe only where the caller holds ``home_lock`` inside a transaction that has not
     staged anything yet: ``begin`` refuses while another transaction is open, so no
     journal can still name one of them.
     """
-    for leftover in (home / STATE_DIR).glob("tmp-*"):
+    for leftover in staging_dirs(home):
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
 

@@ -454,15 +454,18 @@ def _write_or_show(
     if out is not None:
         actions.write_outside(changed)
     else:
-        from migrate.journal import JournalError, LockHeld
+        from migrate.journal import JournalError, SessionAborted
 
         try:
             txn_id = actions.apply(settings.home, changed, description=description)
-        except LockHeld as exc:
-            raise Failed(str(exc)) from exc
-        except JournalError as exc:
+        except SessionAborted as exc:
             undo = f"concentric-migrate --home {settings.home} rollback"
-            raise Failed(f"{exc}\nNothing is left half-done once you run: {undo}") from exc
+            undone = "Nothing was kept." if exc.rolled_back else f"Finish the rollback: {undo}"
+            raise Failed(
+                f"{exc}\n{undone}", transaction=exc.transaction, rolled_back=exc.rolled_back
+            ) from exc
+        except JournalError as exc:  # the lock is held, or a crashed transaction is still open
+            raise Failed(str(exc)) from exc
     if as_json:
         _echo_json(requirements_json(files, dry_run=False, transaction=txn_id))
         return
@@ -526,16 +529,16 @@ def build(
     (~: HOME/.venvs/account) as one journaled transaction: `rollback` removes them. If any
     app fails, everything this command built is rolled back.
     """
-    from migrate.build import BuildError, build_apps, venv_dir
-    from migrate.journal import JournalError, LockHeld, begin, home_lock
-    from migrate.journal import rollback as undo
+    from migrate.build import build_apps
+    from migrate.journal import JournalError, SessionAborted, home_lock, session
+    from migrate.layout import venv_dir
     from migrate.render import build_json
 
     overrides = _parse_python_overrides(pythons)
     result = _plan(settings, apps, interpreters=overrides)
-    buildable = [app for app in result.apps if app.has_python and app.entry_points and app.python]
+    buildable = [app for app in result.apps if app.migratable]
     for app in result.apps:
-        if app.has_python and app.entry_points and not app.python and not as_json:
+        if app.runs_python and not app.migratable and not as_json:
             click.echo(
                 f"{app.name}: skipped, its Python version is unknown (see `plan`); name the "
                 "interpreter with --python X.Y=PATH",
@@ -548,7 +551,7 @@ def build(
         else:
             click.echo("nothing to build: no app runs Python from this account (see `plan`)")
         return
-    there = [venv_dir(home, app) for app in buildable if os.path.lexists(venv_dir(home, app))]
+    there = [venv_dir(home, a.name) for a in buildable if os.path.lexists(venv_dir(home, a.name))]
     if there:  # checked before a transaction begins: a refusal writes nothing
         problems = [
             f"{home_relative(venv, home)} exists already: move it away (or roll back the "
@@ -556,26 +559,27 @@ def build(
             for venv in there
         ]
         raise Failed("\n".join(problems), refused=problems)
-    built = []
+    command = "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
     try:
-        with home_lock(home), _BuildBars(not as_json and settings.verbosity >= 0) as bars:
-            transaction = begin(
-                home, "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
-            )
-            try:
-                built = build_apps(
-                    home, buildable, transaction, jobs=jobs, progress=bars,
-                    bytecode=bytecode, source=source,
-                )  # fmt: skip
-                transaction.commit()
-            except (BuildError, JournalError, OSError) as exc:
-                undo(home, transaction.id, force=True)
-                raise Failed(
-                    f"{exc}\nNothing was kept: the venvs built so far were rolled back.",
-                    transaction=transaction.id,
-                    rolled_back=True,
-                ) from exc
-    except (LockHeld, JournalError) as exc:
+        with (
+            home_lock(home),
+            _BuildBars(not as_json and settings.verbosity >= 0) as bars,
+            session(home, command) as transaction,
+        ):
+            built = build_apps(
+                home, buildable, transaction, jobs=jobs, progress=bars, bytecode=bytecode,
+                source=source,
+            )  # fmt: skip
+    except SessionAborted as exc:
+        undone = (
+            "Nothing was kept: the venvs built so far were rolled back."
+            if exc.rolled_back
+            else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`."
+        )
+        raise Failed(
+            f"{exc}\n{undone}", transaction=exc.transaction, rolled_back=exc.rolled_back
+        ) from exc
+    except JournalError as exc:  # the lock is held, or a crashed transaction is still open
         raise Failed(str(exc)) from exc
     if as_json:
         _echo_json(build_json(built, transaction.id))
@@ -745,13 +749,11 @@ def run(
         names = ", ".join(app.app for app in migration.apps)
         click.confirm(f"Migrate {names} in {home}?", abort=True, err=True)
     show = not as_json and settings.verbosity >= 0
-    if offline:
-        os.environ["PIP_NO_INDEX"] = "1"  # the legacy helper is the only thing that may ask
     try:
         with _BuildBars(show) as bars:
             result = run_migration(
                 plan_result, migration, requirement_files, description=command,
-                options=RunOptions(jobs, restart, bytecode, source),
+                options=RunOptions(jobs, restart, bytecode, source, offline),
                 say=(lambda message: _say(bars, message)) if show else None, progress=bars,
             )  # fmt: skip
     except RunRefused as exc:
@@ -795,14 +797,15 @@ def verify(
     every used top-level name is imported and every distribution's version compared with
     the pin. Exit 1 on any mismatch, missing venv or import error.
     """
-    from migrate.build import venv_dir, verify_app
+    from migrate.build import verify_app
+    from migrate.layout import venv_dir
     from migrate.render import verify_json
 
     result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons))
     reports = [
-        verify_app(venv_dir(result.home, app), app, result.home)
+        verify_app(venv_dir(result.home, app.name), app, result.home)
         for app in result.apps
-        if app.has_python and app.entry_points
+        if app.runs_python
     ]
     if as_json:
         _echo_json(verify_json(reports))

@@ -23,9 +23,9 @@ from migrate.apacheconf import Config, read_config
 from migrate.crontab import Command, Crontab
 from migrate.findings import Finding
 from migrate.interpreters import CRON_PATH, LOGIN_PATH, mod_wsgi_interpreter, version_of, which
+from migrate.layout import ACCOUNT_GROUP, webapps_dir
 
 EntryKind = Literal["wsgi", "script", "cron"]
-ACCOUNT_GROUP = "~"
 
 _PYTHON_NAME = re.compile(r"^python(?P<version>\d(?:\.\d+)?)?$")
 _LIBPYTHON = re.compile(rb"libpython(\d\.\d+)")
@@ -119,7 +119,7 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
 
 def group_of(path: Path, home: Path) -> str:
     try:
-        parts = path.relative_to(home / "webapps").parts
+        parts = path.relative_to(webapps_dir(home)).parts
     except ValueError:
         return ACCOUNT_GROUP
     return parts[0] if parts else ACCOUNT_GROUP

@@ -60,16 +60,16 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from migrate.crontab import INSTALLED as INSTALLED_CRONTAB
+from migrate.layout import STATE_DIR
 from migrate.paths import home_relative, is_inside
 
-STATE_DIR = ".concentric-migrate"
 CRASH_ENV = "CONCENTRIC_MIGRATE_CRASH_AT"
 
 State = Literal["open", "committed", "rolled-back"]
@@ -562,6 +562,48 @@ def begin(home: Path, description: str) -> Transaction:
     os.rename(aside, final)
     _fsync_dir(journals)
     return Transaction(home_real, txn_id, final, steps)
+
+
+class SessionAborted(JournalError):
+    """A session's block failed (``cause``; Ctrl-C included) and its transaction was rolled
+    back (``rolled_back``), or the rollback stopped and ``rollback`` must finish it."""
+
+    def __init__(self, cause: BaseException, transaction: str, rolled_back: bool) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.cause = cause
+        self.transaction = transaction
+        self.rolled_back = rolled_back
+
+
+@contextlib.contextmanager
+def session(
+    home: Path,
+    description: str,
+    *,
+    recover: Callable[[BaseException, bool], None] | None = None,
+) -> Iterator[Transaction]:
+    """The one way a command writes into a home: one transaction, committed when the block
+    ends, rolled back whole when it raises (anything, Ctrl-C and SIGTERM's exit included).
+
+    The caller holds ``home_lock`` (so it can look before it begins). On failure the
+    transaction is rolled back with ``force`` — an edit made meanwhile is kept aside, not
+    lost — then ``recover(cause, rolled_back)`` runs (``run`` restarts the apps it had restarted,
+    on their old configuration: certbot's recovery routine), and :class:`SessionAborted`
+    is raised from the cause.
+    """
+    transaction = begin(home, description)
+    try:
+        yield transaction
+        transaction.commit()
+    except BaseException as exc:
+        try:
+            rollback(home, transaction.id, force=True)
+            rolled_back = True
+        except JournalError:
+            rolled_back = False
+        if recover is not None:
+            recover(exc, rolled_back)
+        raise SessionAborted(exc, transaction.id, rolled_back) from exc
 
 
 def transactions(home: Path) -> list[TransactionInfo]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from migrate.actions import PlannedFile
 from migrate.apacheconf import Config, read_config
-from migrate.build import venv_dir
 from migrate.entrypoints import (
     ACCOUNT_GROUP,
     mod_wsgi_python_version,
@@ -25,6 +24,7 @@ from migrate.entrypoints import (
     shebang_python,
 )
 from migrate.interpreters import mod_wsgi_interpreter
+from migrate.layout import venv_dir
 from migrate.paths import home_relative, is_inside, read_regular
 from migrate.resolve import AppPlan, Plan
 from migrate.rewrite import CannotRewrite, Change, Rewrite
@@ -105,8 +105,8 @@ def plan_migration(
 ) -> Migration:
     """Every edit ``run`` makes for the apps in ``plan`` (each with entry points and a Python)."""
     home = plan.home
-    migrating = [app for app in plan.apps if app.has_python and app.entry_points and app.python]
-    venvs = {app.name: venv_dir(home, app) for app in migrating}
+    migrating = [app for app in plan.apps if app.migratable]
+    venvs = {app.name: venv_dir(home, app.name) for app in migrating}
     problems = [
         f"{home_relative(finding.path, home)}: {finding.message}; fix this first"
         for finding in plan.findings

@@ -90,6 +90,16 @@ class AppPlan:
     def used(self) -> tuple[PackageRow, ...]:
         return tuple(row for row in self.packages if row.used)
 
+    @property
+    def runs_python(self) -> bool:
+        """Some entry point runs the app's Python: it has something to verify."""
+        return self.has_python and bool(self.entry_points)
+
+    @property
+    def migratable(self) -> bool:
+        """The one rule of which apps get a venv (build, run): Python runs it, of a known X.Y."""
+        return self.runs_python and self.python is not None
+
 
 @dataclass(frozen=True)
 class Plan:

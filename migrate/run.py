@@ -16,7 +16,8 @@ from pathlib import Path
 
 from migrate.actions import PlannedFile
 from migrate.build import BuiltVenv, Progress, VerifyReport, build_apps, verify_app
-from migrate.journal import JournalError, Transaction, begin, home_lock, rollback
+from migrate.journal import SessionAborted, Transaction, home_lock, session
+from migrate.layout import app_dir, webapps_dir
 from migrate.migration import Migration, Server, server_of
 from migrate.paths import home_relative
 from migrate.resolve import AppPlan, Plan
@@ -84,6 +85,8 @@ class RunOptions:
     restart_apps: bool = True
     bytecode: bool = True
     source: str = "installed"
+    offline: bool = True
+    """Never ask a package index (the legacy helper for old Pythons needs one, once)."""
 
 
 def run_migration(
@@ -123,39 +126,37 @@ def run_migration(
                     for s in stuck
                 ]
             )
-        transaction = begin(home, description)
         restarted: list[Server] = []
+
+        def recover(cause: BaseException, rolled_back: bool) -> None:
+            """After the automatic rollback: the apps it restarted, on their old config."""
+            reason = str(cause) or type(cause).__name__
+            if not rolled_back:
+                tell(f"failed: {reason}; the rollback stopped: run `concentric-migrate rollback`")
+                return
+            tell(f"failed: {reason}; rolled back")
+            _restart_on_old_config(restarted, before, tell)
+
         try:
-            built = _write_everything(
-                transaction, migration, requirements, apps, chosen, tell, progress
-            )
-            reports = {}
-            for venv in built:
-                tell(f"verify {venv.app}")
-                app = next(a for a in apps if a.name == venv.app)
-                report = verify_app(venv.path, app, home)
-                if not report.ok:
-                    raise _Stop(f"verify {venv.app}: " + "; ".join(report.problems))
-                reports[venv.app] = report
-            after = {}
-            for server in answering:
-                tell(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
-                restarted.append(server)
-                restart(server)
-                health = wait_for(server, before[server.app].status)
-                after[server.app] = health
-                if health.status != before[server.app].status:
-                    raise _Stop(
-                        f"{server.app} answered {_status(health)} after the restart, "
-                        f"{_status(before[server.app])} before; "
-                        f"{home_relative(server.bin_dir.parent / 'logs', home)} says why"
-                    )
-            transaction.commit()
-        except BaseException as exc:  # Ctrl-C too: never leave half a migration running
-            reason = str(exc) or type(exc).__name__
-            tell(f"failed: {reason}; rolling back")
-            rolled = _undo(home, transaction, restarted, before, tell)
-            raise RunFailed(reason, transaction.id, rolled) from exc
+            with session(home, description, recover=recover) as transaction:
+                built = _write_everything(
+                    transaction, migration, requirements, apps, chosen, tell, progress
+                )
+                reports = _verify_all(built, apps, home, tell)
+                after = {}
+                for server in answering:
+                    tell(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
+                    restarted.append(server)
+                    restart(server)
+                    after[server.app] = health = wait_for(server, before[server.app].status)
+                    if health.status != before[server.app].status:
+                        raise _Stop(
+                            f"{server.app} answered {_status(health)} after the restart, "
+                            f"{_status(before[server.app])} before; "
+                            f"{home_relative(server.bin_dir.parent / 'logs', home)} says why"
+                        )
+        except SessionAborted as exc:  # Ctrl-C too: never leave half a migration running
+            raise RunFailed(str(exc), exc.transaction, exc.rolled_back) from exc.cause
     outcomes = tuple(
         AppOutcome(
             m.app,
@@ -194,7 +195,7 @@ def _write_everything(
     tell(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
     built = build_apps(
         home, apps, transaction, jobs=jobs,
-        bytecode=options.bytecode, source=options.source,
+        bytecode=options.bytecode, source=options.source, offline=options.offline,
         progress=progress,
     )  # fmt: skip
     for edit in migration.edits:
@@ -218,19 +219,23 @@ def _still_as_planned(item: PlannedFile) -> None:
         raise _Stop(f"{item.path} changed while the migration ran: run again")
 
 
-def _undo(
-    home: Path,
-    transaction: Transaction,
-    restarted: Sequence[Server],
-    before: Mapping[str, Health],
-    tell: Say,
-) -> bool:
-    """Roll back, then bring restarted apps back on their old configuration."""
-    try:
-        rollback(home, transaction.id, force=True)
-    except JournalError as exc:
-        tell(f"the rollback stopped: {exc}; run `concentric-migrate rollback` to finish it")
-        return False
+def _verify_all(
+    built: Sequence[BuiltVenv], apps: Sequence[AppPlan], home: Path, tell: Say
+) -> dict[str, VerifyReport]:
+    reports = {}
+    for venv in built:
+        tell(f"verify {venv.app}")
+        app = next(a for a in apps if a.name == venv.app)
+        report = verify_app(venv.path, app, home)
+        if not report.ok:
+            raise _Stop(f"verify {venv.app}: " + "; ".join(report.problems))
+        reports[venv.app] = report
+    return reports
+
+
+def _restart_on_old_config(
+    restarted: Sequence[Server], before: Mapping[str, Health], tell: Say
+) -> None:
     for server in restarted:
         try:
             restart(server)
@@ -238,7 +243,6 @@ def _undo(
             tell(f"{server.app}: restarted on the old configuration ({_status(health)})")
         except RestartError as exc:
             tell(f"{server.app}: could not restart on the old configuration: {exc}")
-    return True
 
 
 def _status(health: Health) -> str:
@@ -252,14 +256,14 @@ def restart_restored(home: Path, restored: Sequence[Path], say: Say | None = Non
     apps = {}
     for path in restored:
         try:
-            parts = Path(path).relative_to(home / "webapps").parts
+            parts = Path(path).relative_to(webapps_dir(home)).parts
         except ValueError:
             continue
         if len(parts) > 3 and parts[1:3] == ("apache2", "conf"):
-            apps[parts[0]] = home / "webapps" / parts[0]
+            apps[parts[0]] = app_dir(home, parts[0])
     healths = []
-    for name, app_dir in sorted(apps.items()):
-        server = server_of(app_dir, name)
+    for name, folder in sorted(apps.items()):
+        server = server_of(folder, name)
         if server is None:
             continue
         if not running(server) and probe(server).status is None:

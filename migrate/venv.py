@@ -40,7 +40,6 @@ from migrate.depcheck import unmet_requirements
 from migrate.interpreters import Interpreter, find_interpreter
 from migrate.wheelfile import record_digest
 
-HELPERS = Path(".concentric-migrate") / "helpers"
 LEGACY_VIRTUALENV = "virtualenv<20.22"
 """The last virtualenv releases that can still create (and seed pip into) 2.7 / 3.6 venvs."""
 LEGACY_HELPER = "virtualenv-legacy"
@@ -66,10 +65,6 @@ class Tool:
     """The helper environment's python (legacy only)."""
 
 
-def helpers_dir(home: Path) -> Path:
-    return home / HELPERS
-
-
 def needs_legacy(python: str) -> bool:
     """True when the installed virtualenv carries no pip for Python ``X.Y``."""
     from virtualenv.seed.wheels.embed import BUNDLE_SUPPORT
@@ -84,8 +79,11 @@ def create_venv(
     helpers: Path,
     prompt: str | None = None,
     seed: bool = True,
+    offline: bool = False,
 ) -> Path:
     """Make a venv at ``dest`` (which must not exist) for ``interpreter``; returns its python.
+
+    ``offline``: never ask a package index (the legacy helper then fails if not yet built).
 
     ``seed=False`` leaves pip out (the store path: the tool's own pip checks the venv),
     which makes a venv in about 0.07 s instead of about 0.5 s; legacy targets are always
@@ -106,7 +104,7 @@ def create_venv(
         prompt or dest.name,
     ]
     if needs_legacy(interpreter.version):
-        helper = legacy_helper(helpers)
+        helper = legacy_helper(helpers, offline=offline)
         command = [
             str(helper), "-m", "virtualenv", str(dest), "--python", str(interpreter.executable),
             "--no-wheel", "--app-data", str(helpers / "app-data-legacy"), *options,
@@ -220,7 +218,7 @@ def _site_dirs(venv: Path) -> list[Path]:
 # --------------------------------------------------------------------------- legacy helper
 
 
-def legacy_helper(helpers: Path) -> Path:
+def legacy_helper(helpers: Path, *, offline: bool = False) -> Path:
     """The helper environment's python with ``virtualenv<20.22``, built once and cached.
 
     Built beside its place and renamed in, so an interrupted build is never mistaken for
@@ -252,6 +250,8 @@ def legacy_helper(helpers: Path) -> Path:
         private = building / "home"
         private.mkdir()
         env = {**clean_env(keep_pip=True), "HOME": str(private), "XDG_CACHE_HOME": str(private)}
+        if offline:
+            env["PIP_NO_INDEX"] = "1"
         done = subprocess.run(
             [str(venv_python(building)), "-m", "pip", "--disable-pip-version-check",
              "install", "--quiet", LEGACY_VIRTUALENV],
@@ -349,15 +349,10 @@ def _release(version: str) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------- shared store
 
-STORE = Path(".concentric-migrate") / "store"
 INSTALLER = "concentric-migrate"
 _LINK_REFUSED = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 _DATA_KEYS = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
 _MAX_SHEBANG = 127
-
-
-def store_dir(home: Path) -> Path:
-    return home / STORE
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,6 @@ from migrate.wheelfile import record_form
 
 FORMAT = 1
 """Bumped whenever the same installed files would be packed into different bytes."""
-WHEELHOUSE = Path(".concentric-migrate") / "wheels"
 GENERATOR = "concentric-migrate (repacked from installed files)"
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -87,10 +86,6 @@ class RepackedWheel:
     @property
     def filename(self) -> str:
         return self.path.name
-
-
-def wheelhouse_dir(home: Path) -> Path:
-    return home / WHEELHOUSE
 
 
 def wheel_version(dist: Distribution) -> str:

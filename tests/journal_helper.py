@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from migrate.journal import STATE_DIR, begin, home_lock, rollback
+from migrate.journal import begin, home_lock, rollback
+from migrate.layout import STATE_DIR
 
 APP = Path("webapps/app")
 NEW_SETTINGS = APP / "conf/new/deep/settings.ini"

@@ -23,12 +23,13 @@ from accounts import PY, install_wheels, write_files
 from journal_helper import snapshot
 
 from migrate.account import discover
-from migrate.build import BuildError, BuiltVenv, build_app, venv_dir, verify_app
+from migrate.build import BuildError, BuiltVenv, build_app, verify_app
 from migrate.crontab import parse_crontab
 from migrate.demo import build_demo_account
 from migrate.interpreters import find_interpreter
 from migrate.inventory import take_inventory
-from migrate.journal import STATE_DIR, begin, home_lock, rollback
+from migrate.journal import begin, home_lock, rollback
+from migrate.layout import STATE_DIR, store_dir, venv_dir
 from migrate.paths import is_inside
 from migrate.resolve import AppPlan, Plan, plan_account
 from migrate.venv import (
@@ -40,7 +41,6 @@ from migrate.venv import (
     legacy_helper,
     needs_legacy,
     relocate,
-    store_dir,
 )
 from migrate.wheelfile import WheelSpec, build_wheel, record_digest
 
@@ -374,7 +374,7 @@ def test_a_failed_pip_check_leaves_nothing_behind(tmp_path: Path, bare_python: P
             build_app(home, app, transaction)
         transaction.commit()
         assert not list((home / STATE_DIR).glob("tmp-*"))
-        assert not venv_dir(home, app).exists()
+        assert not venv_dir(home, app.name).exists()
         rollback(home)
     assert snapshot(home) == before
 
@@ -422,7 +422,7 @@ def test_an_old_python_app_builds_verifies_and_rolls_back(
         transaction = begin(home, "build")
         result = build_app(home, app, transaction)
         transaction.commit()
-    venv = venv_dir(home, app)
+    venv = venv_dir(home, app.name)
     assert result.path == venv
     report = verify_app(venv, app, home)
     assert report.ok, report.problems

@@ -30,7 +30,7 @@ import pytest
 from accounts import PY, install_wheels, module, write_files
 from journal_helper import snapshot
 
-from migrate.journal import STATE_DIR
+from migrate.layout import STATE_DIR
 from migrate.wheelfile import WheelSpec
 
 APPS = ("alpha", "beta", "delta", "gamma")

@@ -33,7 +33,6 @@ from journal_helper import (
 from migrate import journal as journal_module
 from migrate.journal import (
     CRASH_ENV,
-    STATE_DIR,
     EditedSince,
     JournalError,
     LockHeld,
@@ -46,6 +45,7 @@ from migrate.journal import (
     rollback,
     transactions,
 )
+from migrate.layout import STATE_DIR
 
 HELPER = Path(__file__).with_name("journal_helper.py")
 

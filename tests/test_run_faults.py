@@ -36,7 +36,8 @@ from journal_helper import snapshot
 from test_build_more import alive_in_group
 from test_run import cli, httpd_conf, package, wsgi_file
 
-from migrate.journal import CRASH_ENV, STATE_DIR, LockHeld, home_lock, transactions
+from migrate.journal import CRASH_ENV, LockHeld, home_lock, transactions
+from migrate.layout import STATE_DIR
 
 RUN_TIMEOUT = 300
 IS_ROOT = os.geteuid() == 0

@@ -31,9 +31,10 @@ from migrate.account import discover
 from migrate.demo import build_demo_account, pip_install_target, write_zipped_egg
 from migrate.inventory import take_inventory
 from migrate.inventory.model import Distribution, Inventory
+from migrate.layout import wheelhouse_dir
 from migrate.lock import LOCAL_VERSION
 from migrate.wheelfile import WheelSpec, write_wheel
-from migrate.wheelhouse import RepackedWheel, RepackError, repack, wheel_version, wheelhouse_dir
+from migrate.wheelhouse import RepackedWheel, RepackError, repack, wheel_version
 
 KINDS = {"dist-info", "egg-info", "egg", "egg-link", "bare"}
 _IMPORT = """\
