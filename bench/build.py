@@ -36,9 +36,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from migrate.interpreters import find_interpreter
-from migrate.venv import check, create_venv, embedded_pip, install, install_linked, relocate
-from migrate.wheelfile import WheelSpec, build_wheel
+from migrate.build.venv import check, create_venv, embedded_pip, install, install_linked, relocate
+from migrate.build.wheelfile import WheelSpec, build_wheel
+from migrate.discover.interpreters import find_interpreter
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 ENV = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}

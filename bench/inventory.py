@@ -42,10 +42,10 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from migrate.account import discover
+from migrate.build.wheelfile import WheelSpec, build_wheel
 from migrate.demo import write_zipped_egg
+from migrate.discover.account import discover
 from migrate.inventory import take_inventory
-from migrate.wheelfile import WheelSpec, build_wheel
 
 T = TypeVar("T")
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -69,12 +69,12 @@ from inventory import (
     write_files,
 )
 
-from migrate.account import discover
-from migrate.crontab import Crontab, parse_crontab
+from migrate.build.wheelfile import WheelSpec, build_wheel
 from migrate.demo import httpd_conf
+from migrate.discover.account import discover
+from migrate.discover.crontab import Crontab, parse_crontab
 from migrate.inventory import take_inventory
-from migrate.resolve import Plan, plan_account
-from migrate.wheelfile import WheelSpec, build_wheel
+from migrate.resolve.plan import Plan, plan_account
 
 TARGET_SECONDS = 2.0
 IMPORTS_PER_APP = 10

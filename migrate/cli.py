@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from migrate import __version__
-from migrate.account import AccountError, discover
+from migrate.discover.account import AccountError, discover
 from migrate.inventory import take_inventory
 from migrate.paths import home_relative, home_relative_text, is_inside
 from migrate.render import table
 
 if TYPE_CHECKING:
-    from migrate.actions import PlannedFile
-    from migrate.build import BuildStep
-    from migrate.crontab import Crontab
+    from migrate.build.app import BuildStep
+    from migrate.discover.crontab import Crontab
     from migrate.journal import TransactionInfo
-    from migrate.resolve import Plan, Tracer
+    from migrate.resolve.plan import Plan, Tracer
+    from migrate.run.actions import PlannedFile
 
 # Commands import the rest of the library when they run: start-up stays small.
 
@@ -146,7 +146,7 @@ class Settings:
 
     def read_crontab(self) -> Crontab | None:
         """``--crontab FILE``, else ``crontab -l`` when HOME is the invoking user's own."""
-        from migrate.crontab import INSTALLED, crontab_text, parse_crontab
+        from migrate.discover.crontab import INSTALLED, crontab_text, parse_crontab
 
         text = crontab_text(self.crontab, self.home)
         if text is None:
@@ -238,7 +238,7 @@ def _echo_json(document: object) -> None:
 
 def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
     """``--python X.Y=PATH`` values, each checked by running it: it must be Python X.Y."""
-    from migrate.interpreters import interpreter_at
+    from migrate.discover.interpreters import interpreter_at
 
     out: dict[str, Path] = {}
     for value in values:
@@ -305,7 +305,7 @@ def plan(
     --probe starts each app's runtime privately (its start-up, not its code).
     """
     from migrate.render import plan_json, plan_text
-    from migrate.trace import trace_entry
+    from migrate.resolve.trace import trace_entry
 
     overrides = _parse_python_overrides(pythons)
     result = _plan(
@@ -325,9 +325,9 @@ def _plan(
     probe: bool = False,
 ) -> Plan:
     """Discover, inventory and resolve: the read-only front of plan and every writing command."""
-    from migrate.probe import probe_entry
-    from migrate.recipes import RecipeError
-    from migrate.resolve import plan_account
+    from migrate.resolve.plan import plan_account
+    from migrate.resolve.probe import probe_entry
+    from migrate.resolve.recipes import RecipeError
 
     home = settings.require_home()
     account = discover(home)
@@ -406,8 +406,8 @@ def requirements(
     journal: `concentric-migrate rollback` undoes them. With --out DIR they go to
     DIR/APP/ (DIR/_account/ for ~) and the home is not touched.
     """
-    from migrate import actions
     from migrate.lock import LockError
+    from migrate.run import actions
 
     home = settings.require_home()
     if out is not None and is_inside(os.path.realpath(out), os.path.realpath(home)):
@@ -438,8 +438,8 @@ def _write_or_show(
     description: str,
 ) -> None:
     """The one place a command turns planned files into writes (journaled) or a diff."""
-    from migrate import actions
     from migrate.render import requirements_json
+    from migrate.run import actions
 
     changed = [f for f in files if f.changed]
     if dry_run:
@@ -529,7 +529,7 @@ def build(
     (~: HOME/.venvs/account) as one journaled transaction: `rollback` removes them. If any
     app fails, everything this command built is rolled back.
     """
-    from migrate.build import build_apps
+    from migrate.build.app import build_apps
     from migrate.journal import JournalError, SessionAborted, home_lock, session
     from migrate.layout import venv_dir
     from migrate.render import build_json
@@ -694,13 +694,14 @@ def run(
     ~/lib or an app's lib/ is deleted; `concentric-migrate rollback` undoes a migration.
     Start with --dry-run.
     """
-    from migrate import actions, render
-    from migrate.crontab import crontab_text
+    from migrate import render
+    from migrate.discover.crontab import crontab_text
     from migrate.journal import JournalError
     from migrate.lock import LockError
-    from migrate.migration import plan_migration
-    from migrate.run import RunFailed, RunOptions, RunRefused, RunResult, run_migration
-    from migrate.trace import trace_entry
+    from migrate.resolve.trace import trace_entry
+    from migrate.run import actions
+    from migrate.run.execute import RunFailed, RunOptions, RunRefused, RunResult, run_migration
+    from migrate.run.migration import plan_migration
 
     overrides = _parse_python_overrides(pythons)
     home = settings.require_home()
@@ -797,7 +798,7 @@ def verify(
     every used top-level name is imported and every distribution's version compared with
     the pin. Exit 1 on any mismatch, missing venv or import error.
     """
-    from migrate.build import verify_app
+    from migrate.build.app import verify_app
     from migrate.layout import venv_dir
     from migrate.render import verify_json
 
@@ -880,7 +881,7 @@ def rollback(
         raise Failed(str(exc)) from exc
     healths = []
     if restart and not result.already:
-        from migrate.run import restart_restored
+        from migrate.run.execute import restart_restored
 
         say = None if as_json else (lambda message: click.echo(f"- {message}", err=True))
         healths = restart_restored(home, result.restored, say)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate.wheelfile import WheelSpec, build_wheel
+from migrate.build.wheelfile import WheelSpec, build_wheel
 
 MARKER = ".concentric-demo"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"

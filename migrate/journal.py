@@ -66,7 +66,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from migrate.crontab import INSTALLED as INSTALLED_CRONTAB
+from migrate.discover.crontab import INSTALLED as INSTALLED_CRONTAB
 from migrate.layout import STATE_DIR
 from migrate.paths import home_relative, is_inside
 

@@ -1,6 +1,6 @@
 """``requirements.in`` and ``requirements.txt`` for one app, pinned to what is installed today.
 
-Pure functions over an :class:`~migrate.resolve.AppPlan`: no file is written here. The
+Pure functions over an :class:`~migrate.resolve.plan.AppPlan`: no file is written here. The
 exact mode pins every distribution the app uses (and what those require) at the version
 installed now; the compile mode (:func:`compile_with_pip_tools`) lets pip's resolver prove
 the same set consistent against a wheelhouse or an index.
@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from migrate import __version__
 from migrate.paths import home_relative
-from migrate.resolve import AppPlan, PackageRow
+from migrate.resolve.plan import AppPlan, PackageRow
 
 LOCAL_VERSION = "0+local"
 """The version given to a bare copy whose source names none (the wheelhouse uses it too)."""

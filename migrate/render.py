@@ -18,14 +18,14 @@ from migrate.inventory.model import Distribution, Finding, Inventory, LibDirInve
 from migrate.paths import home_relative, home_relative_text
 
 if TYPE_CHECKING:
-    from migrate.actions import PlannedFile
-    from migrate.build import BuiltVenv, VerifyReport
+    from migrate.build.app import BuiltVenv, VerifyReport
     from migrate.journal import RollbackResult, TransactionInfo
-    from migrate.migration import Migration
-    from migrate.resolve import AppPlan, Plan
-    from migrate.restart import Health
+    from migrate.resolve.plan import AppPlan, Plan
     from migrate.rewrite import Change
-    from migrate.run import RunResult
+    from migrate.run.actions import PlannedFile
+    from migrate.run.execute import RunResult
+    from migrate.run.migration import Migration
+    from migrate.run.restart import Health
 
 SCHEMA_VERSIONS = {
     "inventory": 1,

@@ -1,1 +1,1 @@
-"""App-type knowledge as data: one TOML file per framework, loaded by migrate.recipes."""
+"""App-type knowledge as data: one TOML file per framework, loaded by migrate.resolve.recipes."""

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from migrate.build.wheelfile import WheelSpec, build_wheel
 from migrate.demo import pip_install_target
-from migrate.wheelfile import WheelSpec, build_wheel
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from migrate.entrypoints import mod_wsgi_python_version
+from migrate.discover.entrypoints import mod_wsgi_python_version
 
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")

@@ -1,6 +1,6 @@
 """Comparing the static path model with what a real runtime reported (tests' helpers).
 
-A runtime reports through :mod:`migrate._probe` (copied next to the account's scripts and
+A runtime reports through :mod:`migrate.resolve._probe` (copied next to the account's scripts and
 WSGI files as ``probe_lib.py``): its ``sys.path`` and, per name, the file it would load.
 Both sides are normalised the same way — normalised path entries, real paths of files,
 ``built-in`` for built-in modules, None for a name nothing provides.
@@ -12,10 +12,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from migrate.entrypoints import EntryPoint
-from migrate.imports import scan_sources
-from migrate.interpreters import interpreter_at
-from migrate.syspath import PathModel, build_path_model
+from migrate.discover.entrypoints import EntryPoint
+from migrate.discover.imports import scan_sources
+from migrate.discover.interpreters import interpreter_at
+from migrate.resolve.syspath import PathModel, build_path_model
 
 PROBE = Path(__file__).resolve().parents[1] / "migrate" / "_probe.py"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from accounts import account_lib, install_wheels, module, pip_env, write_files
 
-from migrate.account import discover
+from migrate.build.wheelfile import WheelSpec
 from migrate.demo import copy_installed_distribution, write_zipped_egg
+from migrate.discover.account import discover
 from migrate.inventory import take_inventory
-from migrate.wheelfile import WheelSpec
 
 
 def pip_list(path: Path) -> dict[str, str]:

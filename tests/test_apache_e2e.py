@@ -22,7 +22,7 @@ import pytest
 from accounts import install_wheels, write_files
 from journal_helper import snapshot
 
-from migrate.wheelfile import WheelSpec
+from migrate.build.wheelfile import WheelSpec
 
 pytestmark = [
     pytest.mark.skipif(apache.available() is not None, reason=str(apache.available())),

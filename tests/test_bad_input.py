@@ -15,12 +15,12 @@ import pytest
 from accounts import PY, account_lib, install_wheels, module, write_files
 from click.testing import CliRunner
 
-from migrate.account import discover
+from migrate.build.wheelfile import WheelSpec
 from migrate.cli import cli
 from migrate.demo import write_zipped_egg
+from migrate.discover.account import discover
 from migrate.inventory import take_inventory
 from migrate.inventory.model import Inventory
-from migrate.wheelfile import WheelSpec
 
 
 def findings_for(inv: Inventory, name: str) -> list[str]:

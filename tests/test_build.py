@@ -22,17 +22,8 @@ import pytest
 from accounts import PY, install_wheels, write_files
 from journal_helper import snapshot
 
-from migrate.account import discover
-from migrate.build import BuildError, BuiltVenv, build_app, verify_app
-from migrate.crontab import parse_crontab
-from migrate.demo import build_demo_account
-from migrate.interpreters import find_interpreter
-from migrate.inventory import take_inventory
-from migrate.journal import begin, home_lock, rollback
-from migrate.layout import STATE_DIR, store_dir, venv_dir
-from migrate.paths import is_inside
-from migrate.resolve import AppPlan, Plan, plan_account
-from migrate.venv import (
+from migrate.build.app import BuildError, BuiltVenv, build_app, verify_app
+from migrate.build.venv import (
     HelperUnavailable,
     check,
     create_venv,
@@ -42,7 +33,16 @@ from migrate.venv import (
     needs_legacy,
     relocate,
 )
-from migrate.wheelfile import WheelSpec, build_wheel, record_digest
+from migrate.build.wheelfile import WheelSpec, build_wheel, record_digest
+from migrate.demo import build_demo_account
+from migrate.discover.account import discover
+from migrate.discover.crontab import parse_crontab
+from migrate.discover.interpreters import find_interpreter
+from migrate.inventory import take_inventory
+from migrate.journal import begin, home_lock, rollback
+from migrate.layout import STATE_DIR, store_dir, venv_dir
+from migrate.paths import is_inside
+from migrate.resolve.plan import AppPlan, Plan, plan_account
 
 GREETER = WheelSpec(
     "greeter",

@@ -30,8 +30,8 @@ import pytest
 from accounts import PY, install_wheels, module, write_files
 from journal_helper import snapshot
 
+from migrate.build.wheelfile import WheelSpec
 from migrate.layout import STATE_DIR
-from migrate.wheelfile import WheelSpec
 
 APPS = ("alpha", "beta", "delta", "gamma")
 CLI_TIMEOUT = 300

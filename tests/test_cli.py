@@ -12,8 +12,8 @@ from accounts import PY, account_lib, install_wheels, module
 from click.testing import CliRunner
 
 from migrate import __version__
+from migrate.build.wheelfile import WheelSpec
 from migrate.cli import cli
-from migrate.wheelfile import WheelSpec
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from accounts import PY, account_lib, install_wheels, module
 
+from migrate.build.wheelfile import WheelSpec
 from migrate.demo import build_demo_account
-from migrate.migration import Server
-from migrate.restart import probe
-from migrate.wheelfile import WheelSpec
+from migrate.run.migration import Server
+from migrate.run.restart import probe
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

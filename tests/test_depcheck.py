@@ -8,10 +8,10 @@ from pathlib import Path
 
 from accounts import PY
 
-from migrate.depcheck import unmet_requirements
-from migrate.interpreters import find_interpreter
-from migrate.venv import clean_env, create_venv, install
-from migrate.wheelfile import WheelSpec, build_wheel
+from migrate.build.depcheck import unmet_requirements
+from migrate.build.venv import clean_env, create_venv, install
+from migrate.build.wheelfile import WheelSpec, build_wheel
+from migrate.discover.interpreters import find_interpreter
 
 
 def spec(name: str, version: str, *requires: str) -> WheelSpec:

@@ -16,7 +16,7 @@ import virtualenv
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from migrate.venv import embedded_pip, needs_legacy, tool_pip_runner
+from migrate.build.venv import embedded_pip, needs_legacy, tool_pip_runner
 
 
 def _pinned(name: str) -> Requirement:

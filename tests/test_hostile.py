@@ -32,8 +32,8 @@ import pytest
 from accounts import PY, account_lib, install_wheels, write_files
 from journal_helper import snapshot
 
+from migrate.build.wheelfile import WheelSpec
 from migrate.journal import transactions
-from migrate.wheelfile import WheelSpec
 
 CORPUS = Path(__file__).parent / "hostile"
 TIMEOUT = 120

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from accounts import PY, account_lib, install_wheels, module, write_files
 
-from migrate.account import discover
+from migrate.build.wheelfile import WheelSpec
 from migrate.demo import write_zipped_egg
+from migrate.discover.account import discover
 from migrate.inventory import take_inventory
 from migrate.inventory.model import Distribution, LibDirInventory
-from migrate.wheelfile import WheelSpec
 
 
 def inventory_of(home: Path) -> dict[str, LibDirInventory]:

@@ -22,7 +22,7 @@ import legacy
 import pytest
 from packaging.requirements import Requirement
 
-from migrate.account import discover
+from migrate.discover.account import discover
 from migrate.inventory import take_inventory
 from migrate.inventory.model import Distribution, Inventory, LibDirInventory, PthFile
 

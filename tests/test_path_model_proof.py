@@ -23,14 +23,14 @@ import pytest
 from accounts import install_wheels, module, write_files
 from oracle import PROBE, model_of, observed, predicted
 
-from migrate.account import discover
-from migrate.crontab import Crontab, parse_crontab
+from migrate.build.wheelfile import WheelSpec
 from migrate.demo import write_zipped_egg
-from migrate.entrypoints import EntryPoint, find_entry_points
-from migrate.imports import scan_sources
-from migrate.interpreters import Interpreter, interpreter_at, mod_wsgi_interpreter
-from migrate.syspath import build_path_model
-from migrate.wheelfile import WheelSpec
+from migrate.discover.account import discover
+from migrate.discover.crontab import Crontab, parse_crontab
+from migrate.discover.entrypoints import EntryPoint, find_entry_points
+from migrate.discover.imports import scan_sources
+from migrate.discover.interpreters import Interpreter, interpreter_at, mod_wsgi_interpreter
+from migrate.resolve.syspath import build_path_model
 
 CURRENT = f"{sys.version_info.major}.{sys.version_info.minor}"
 NSPKG_LINE = (

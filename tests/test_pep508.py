@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from packaging.requirements import Requirement
 
-from migrate import pep508
+from migrate.resolve import pep508
 
 
 def test_markers_hold_for_the_apps_python_and_its_extras() -> None:

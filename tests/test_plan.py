@@ -14,17 +14,17 @@ import pytest
 from accounts import PY, account_lib, install_wheels, module, write_files
 from click.testing import CliRunner
 
-from migrate.account import discover
-from migrate.apacheconf import read_config
+from migrate.build.wheelfile import WheelSpec
 from migrate.cli import cli
-from migrate.crontab import parse_crontab
 from migrate.demo import build_demo_account
-from migrate.entrypoints import find_entry_points
-from migrate.imports import scan_sources
-from migrate.interpreters import find_interpreter
+from migrate.discover.account import discover
+from migrate.discover.crontab import parse_crontab
+from migrate.discover.entrypoints import find_entry_points
+from migrate.discover.httpd import read_config
+from migrate.discover.imports import scan_sources
+from migrate.discover.interpreters import find_interpreter
 from migrate.inventory import take_inventory
-from migrate.resolve import AppPlan, plan_account
-from migrate.wheelfile import WheelSpec
+from migrate.resolve.plan import AppPlan, plan_account
 
 
 def plan_of(
@@ -437,7 +437,7 @@ def test_static_used_set_covers_what_a_real_request_imports(
 
 
 def _trace(entry, interpreter, home):  # type: ignore[no-untyped-def]
-    from migrate.trace import trace_entry
+    from migrate.resolve.trace import trace_entry
 
     return trace_entry(entry, interpreter, home)
 

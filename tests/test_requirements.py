@@ -13,8 +13,8 @@ import pytest
 from accounts import PY, account_lib, install_wheels, module, write_files
 from click.testing import CliRunner
 
+from migrate.build.wheelfile import WheelSpec, build_wheel
 from migrate.cli import cli
-from migrate.wheelfile import WheelSpec, build_wheel
 
 SPECS = {
     "blogengine": WheelSpec(

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from migrate.crontab import MAX_LINE
+from migrate.discover.crontab import MAX_LINE
 from migrate.rewrite import CannotRewrite, Change
 from migrate.rewrite.crontab import CronTargets, rewrite_crontab
 

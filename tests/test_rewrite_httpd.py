@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from migrate.apacheconf import read_config
+from migrate.discover.httpd import read_config
 from migrate.rewrite import MARKER, CannotRewrite, is_concentric_dir
 from migrate.rewrite.httpd import rewrite_httpd
 

@@ -18,8 +18,8 @@ import pytest
 from accounts import PY, account_lib, install_wheels, write_files
 from journal_helper import snapshot
 
-from migrate.apacheconf import read_config
-from migrate.wheelfile import WheelSpec
+from migrate.build.wheelfile import WheelSpec
+from migrate.discover.httpd import read_config
 
 # What an entry point prints: where each account package was imported from.
 REPORT = """

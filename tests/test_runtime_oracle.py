@@ -26,14 +26,14 @@ import virtualenv
 from accounts import install_wheels, module, write_files
 from oracle import PROBE, model_of, observed, predicted
 
-from migrate.account import discover
-from migrate.crontab import parse_crontab
+from migrate.build.wheelfile import WheelSpec
 from migrate.demo import write_zipped_egg
-from migrate.entrypoints import find_entry_points
-from migrate.interpreters import CRON_PATH, interpreter_at, mod_wsgi_interpreter, which
+from migrate.discover.account import discover
+from migrate.discover.crontab import parse_crontab
+from migrate.discover.entrypoints import find_entry_points
+from migrate.discover.interpreters import CRON_PATH, interpreter_at, mod_wsgi_interpreter, which
 from migrate.inventory import take_inventory
-from migrate.resolve import plan_account
-from migrate.wheelfile import WheelSpec
+from migrate.resolve.plan import plan_account
 
 PLEN_START = "import sys; sys.__plen = len(sys.path)\n"
 PLEN_END = (
@@ -310,7 +310,7 @@ def test_plan_probe_agrees_with_the_model_and_names_what_it_started(
             f"PYTHONPATH={home / 'pp'}\n0 1 * * * python{runtime.python} {app / 'scripts' / 'jobhelper.py'}\n"
         )
         (app / "scripts" / "jobhelper.py").write_text("import fromenv, alpha\n")
-        from migrate.probe import probe_entry
+        from migrate.resolve.probe import probe_entry
 
         account = discover(home)
         plan = plan_account(account, take_inventory(account), crontab, prober=probe_entry)

@@ -27,14 +27,14 @@ import legacy
 import pytest
 from accounts import PY, account_lib, install_wheels, module, pip_env, write_files
 
-from migrate.account import discover
+from migrate.build.wheelfile import WheelSpec, write_wheel
+from migrate.build.wheelhouse import RepackedWheel, RepackError, repack, wheel_version
 from migrate.demo import build_demo_account, pip_install_target, write_zipped_egg
+from migrate.discover.account import discover
 from migrate.inventory import take_inventory
 from migrate.inventory.model import Distribution, Inventory
 from migrate.layout import wheelhouse_dir
 from migrate.lock import LOCAL_VERSION
-from migrate.wheelfile import WheelSpec, write_wheel
-from migrate.wheelhouse import RepackedWheel, RepackError, repack, wheel_version
 
 KINDS = {"dist-info", "egg-info", "egg", "egg-link", "bare"}
 _IMPORT = """\

@@ -13,7 +13,7 @@ from dataclasses import replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
-from migrate.account import Account, LibDir
+from migrate.discover.account import Account, LibDir
 from migrate.inventory.bare import is_package_dir, module_name, read_bare
 from migrate.inventory.distinfo import read_dist_info
 from migrate.inventory.egg import read_egg

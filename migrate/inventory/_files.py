@@ -6,8 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from migrate.build.wheelfile import record_form
 from migrate.paths import open_regular
-from migrate.wheelfile import record_form
 
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 """Larger metadata files are refused: nothing legitimate comes close."""

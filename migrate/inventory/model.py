@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from migrate.account import App, Scope
+from migrate.discover.account import App, Scope
 from migrate.findings import Finding
 
 Kind = Literal["dist-info", "egg-info", "egg", "egg-link", "bare"]

@@ -2,7 +2,7 @@
 
 A job runs ``pythonX.Y script`` (or ``-m module``, or a script whose shebang names a
 Python): the program word becomes ``VENV/bin/python``, where VENV belongs to the script's
-group (its app, or ``~``), decided exactly as :mod:`migrate.entrypoints` decides it.
+group (its app, or ``~``), decided exactly as :mod:`migrate.discover.entrypoints` decides it.
 
 ``PYTHONPATH`` would still put concentric dirs in front of the venv, so it loses them:
 on an environment line when every Python job it reaches is migrated; otherwise that line
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from migrate.crontab import MAX_LINE
-from migrate.entrypoints import ACCOUNT_GROUP, expand_path, group_of, script_argument
+from migrate.discover.crontab import MAX_LINE
+from migrate.discover.entrypoints import ACCOUNT_GROUP, expand_path, group_of, script_argument
 from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite
 from migrate.rewrite.shell import (
     PYTHON_NAME,

@@ -1,9 +1,9 @@
 """What ``run`` will change, as data: every file edit, the crontab, restarts — nothing written.
 
-From a :class:`~migrate.resolve.Plan` this reads the files each migrated app's entry
+From a :class:`~migrate.resolve.plan.Plan` this reads the files each migrated app's entry
 points live in (httpd.conf and what it Includes, WSGI files, scripts, the Apache start
 scripts, the crontab), runs the pure rewriters of :mod:`migrate.rewrite` over them and
-collects the new bytes as :class:`~migrate.actions.PlannedFile` objects for the journal.
+collects the new bytes as :class:`~migrate.run.actions.PlannedFile` objects for the journal.
 Anything that cannot be rewritten safely is a *problem*: ``run`` refuses before writing.
 """
 
@@ -15,23 +15,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migrate.actions import PlannedFile
-from migrate.apacheconf import Config, read_config
-from migrate.entrypoints import (
+from migrate.discover.entrypoints import (
     ACCOUNT_GROUP,
     mod_wsgi_python_version,
     mod_wsgi_so,
     shebang_python,
 )
-from migrate.interpreters import mod_wsgi_interpreter
+from migrate.discover.httpd import Config, read_config
+from migrate.discover.interpreters import mod_wsgi_interpreter
 from migrate.layout import venv_dir
 from migrate.paths import home_relative, is_inside, read_regular
-from migrate.resolve import AppPlan, Plan
+from migrate.resolve.plan import AppPlan, Plan
 from migrate.rewrite import CannotRewrite, Change, Rewrite
 from migrate.rewrite.crontab import CronTargets, rewrite_crontab
 from migrate.rewrite.httpd import rewrite_httpd
 from migrate.rewrite.pyfile import rewrite_python
 from migrate.rewrite.shell import rewrite_shebang, rewrite_start_script
+from migrate.run.actions import PlannedFile
 
 START_SCRIPTS = ("start", "stop", "restart")
 _LISTEN = re.compile(r"^(?:\[?[0-9A-Fa-f.:]*\]?:)?(\d+)$")

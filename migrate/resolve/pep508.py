@@ -1,8 +1,8 @@
 """The PEP 508 rules the tool applies, in one place: which requirements hold for an app's
 Python, and whether a version satisfies one.
 
-Two readers use them: the used set (:mod:`migrate.resolve`, which closes an app's imports
-over ``Requires-Dist``) and the in-process ``pip check`` (:mod:`migrate.depcheck`). Inputs
+Two readers use them: the used set (:mod:`migrate.resolve.plan`, which closes an app's imports
+over ``Requires-Dist``) and the in-process ``pip check`` (:mod:`migrate.build.depcheck`). Inputs
 the rules cannot decide are decided one way for both, and the way is the safe one for
 each question: a marker that cannot be evaluated *holds* (dropping a requirement an app may
 load changes the app; keeping one costs a few MB), and a version that is not PEP 440

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from migrate.entrypoints import EntryPoint
+from migrate.discover.entrypoints import EntryPoint
+from migrate.discover.imports import PathEdit
+from migrate.discover.interpreters import Interpreter
 from migrate.findings import Finding
-from migrate.imports import PathEdit
-from migrate.interpreters import Interpreter
 from migrate.paths import is_inside, read_regular
 
 ProviderKind = Literal["package", "module", "namespace", "nspkg", "builtin"]

@@ -36,9 +36,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate.depcheck import unmet_requirements
-from migrate.interpreters import Interpreter, find_interpreter
-from migrate.wheelfile import record_digest
+from migrate.build.depcheck import unmet_requirements
+from migrate.build.wheelfile import record_digest
+from migrate.discover.interpreters import Interpreter, find_interpreter
 
 LEGACY_VIRTUALENV = "virtualenv<20.22"
 """The last virtualenv releases that can still create (and seed pip into) 2.7 / 3.6 venvs."""

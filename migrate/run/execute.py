@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate.actions import PlannedFile
-from migrate.build import BuiltVenv, Progress, VerifyReport, build_apps, verify_app
+from migrate.build.app import BuiltVenv, Progress, VerifyReport, build_apps, verify_app
 from migrate.journal import SessionAborted, Transaction, home_lock, session
 from migrate.layout import app_dir, webapps_dir
-from migrate.migration import Migration, Server, server_of
 from migrate.paths import home_relative
-from migrate.resolve import AppPlan, Plan
-from migrate.restart import (
+from migrate.resolve.plan import AppPlan, Plan
+from migrate.run.actions import PlannedFile
+from migrate.run.migration import Migration, Server, server_of
+from migrate.run.restart import (
     Health,
     RestartError,
     can_restart,

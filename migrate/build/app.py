@@ -1,7 +1,7 @@
 """One app's virtualenv from the files installed today, renamed into place by the journal.
 
 ``build_app`` pins what the app uses (:func:`migrate.lock.pins_for`), repacks each pinned
-copy into a wheel (:mod:`migrate.wheelhouse`), builds the venv aside in
+copy into a wheel (:mod:`migrate.build.wheelhouse`), builds the venv aside in
 ``HOME/.concentric-migrate/tmp-*`` (same file system as the home, so the final step is a
 rename), installs exactly those wheels, checks them, rewrites the staging path to the
 destination and hands the folder to ``Transaction.install_dir``: rollback removes it.
@@ -30,8 +30,21 @@ from typing import Any
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from migrate.indexsource import IndexChoice, index_wheel
-from migrate.interpreters import interpreter_at
+from migrate.build.indexsource import IndexChoice, index_wheel
+from migrate.build.venv import (
+    LinkResult,
+    VenvError,
+    can_link,
+    clean_env,
+    create_venv,
+    embedded_pip,
+    install,
+    install_linked,
+    relocate,
+    venv_python,
+)
+from migrate.build.wheelhouse import RepackedWheel, RepackError, repack
+from migrate.discover.interpreters import interpreter_at
 from migrate.inventory.model import Distribution
 from migrate.journal import Transaction
 from migrate.layout import (
@@ -44,20 +57,7 @@ from migrate.layout import (
 )
 from migrate.lock import Pin, pins_for
 from migrate.paths import home_relative, is_inside
-from migrate.resolve import AppPlan
-from migrate.venv import (
-    LinkResult,
-    VenvError,
-    can_link,
-    clean_env,
-    create_venv,
-    embedded_pip,
-    install,
-    install_linked,
-    relocate,
-    venv_python,
-)
-from migrate.wheelhouse import RepackedWheel, RepackError, repack
+from migrate.resolve.plan import AppPlan
 
 MANIFEST = "concentric-migrate.json"
 """Written into each venv by the build: its pins and the names to import (what verify checks)."""
@@ -122,7 +122,7 @@ def build_app(
 
     With ``link`` (the default, where the target allows it: not a legacy Python) each wheel
     is unpacked once into the shared store and hardlinked into the venv
-    (:func:`migrate.venv.install_linked`, bytecode compiled there once unless
+    (:func:`migrate.build.venv.install_linked`, bytecode compiled there once unless
     ``bytecode`` is false); without, the venv is seeded with pip, which installs the wheels.
     """
     staged = stage_app(

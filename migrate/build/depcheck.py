@@ -3,7 +3,7 @@
 The store path knows exactly what it linked into a venv, so starting pip (about 0.35 s
 per venv, half of a warm build) to re-read it is waste. This reads each ``*.dist-info``'s
 METADATA in the venv's site-packages and applies pip check's rule, with the PEP 508 rules
-of :mod:`migrate.pep508`: each ``Requires-Dist`` whose marker holds for the venv's Python
+of :mod:`migrate.resolve.pep508`: each ``Requires-Dist`` whose marker holds for the venv's Python
 with no extra must be installed at a version the specifier admits (pre-releases included).
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from migrate import pep508
 from migrate.inventory.metadata import canonical, parse_core_metadata
+from migrate.resolve import pep508
 
 
 @dataclass(frozen=True)

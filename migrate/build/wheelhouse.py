@@ -43,12 +43,12 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, parse_tag
 from packaging.version import InvalidVersion, Version
 
+from migrate.build.wheelfile import record_form
 from migrate.inventory._files import top_level_from_files
 from migrate.inventory.egglink import find_egg_info
 from migrate.inventory.metadata import canonical, decode_text, header_fields, text_lines
 from migrate.inventory.model import Distribution
 from migrate.lock import LOCAL_VERSION
-from migrate.wheelfile import record_form
 
 FORMAT = 1
 """Bumped whenever the same installed files would be packed into different bytes."""

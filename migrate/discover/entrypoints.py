@@ -18,11 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from migrate.account import Account, App
-from migrate.apacheconf import Config, read_config
-from migrate.crontab import Command, Crontab
+from migrate.discover.account import Account, App
+from migrate.discover.crontab import Command, Crontab
+from migrate.discover.httpd import Config, read_config
+from migrate.discover.interpreters import (
+    CRON_PATH,
+    LOGIN_PATH,
+    mod_wsgi_interpreter,
+    version_of,
+    which,
+)
 from migrate.findings import Finding
-from migrate.interpreters import CRON_PATH, LOGIN_PATH, mod_wsgi_interpreter, version_of, which
 from migrate.layout import ACCOUNT_GROUP, webapps_dir
 
 EntryKind = Literal["wsgi", "script", "cron"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from migrate import layout
 from migrate.lock import compile_with_pip_tools, lock_app, pins_for, wheel_hashes
-from migrate.resolve import Plan
+from migrate.resolve.plan import Plan
 
 ACCOUNT_OUT_DIR = "_account"
 

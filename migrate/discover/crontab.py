@@ -1,7 +1,7 @@
 """Read a crontab into environment lines and jobs, keeping every line's exact text.
 
 Only parsing lives here; what a job runs (a Python interpreter, a script) is decided by
-:mod:`migrate.entrypoints`. Lines are kept verbatim so a later rewrite can be byte-exact.
+:mod:`migrate.discover.entrypoints`. Lines are kept verbatim so a later rewrite can be byte-exact.
 """
 
 from __future__ import annotations

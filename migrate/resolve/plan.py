@@ -1,10 +1,10 @@
 """Per app: which copy of each package it imports today, what it really uses, what is wrong.
 
 Inputs are the account, its inventory and its crontab; the output is a :class:`Plan` of
-plain records. The path model (:mod:`migrate.syspath`) says which file each import name
-loads; the used set is the app's own imports (static, :mod:`migrate.imports`), the
-strings its framework imports (:mod:`migrate.recipes`) and, optionally, a runtime trace
-(:mod:`migrate.trace`), closed over ``Requires-Dist`` for the target Python.
+plain records. The path model (:mod:`migrate.resolve.syspath`) says which file each import name
+loads; the used set is the app's own imports (static, :mod:`migrate.discover.imports`), the
+strings its framework imports (:mod:`migrate.resolve.recipes`) and, optionally, a runtime trace
+(:mod:`migrate.resolve.trace`), closed over ``Requires-Dist`` for the target Python.
 """
 
 from __future__ import annotations
@@ -18,21 +18,28 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from migrate import pep508
-from migrate.account import Account, LibDir
-from migrate.crontab import Crontab
-from migrate.entrypoints import ACCOUNT_GROUP, EntryPoint, find_entry_points
+from migrate.discover.account import Account, LibDir
+from migrate.discover.crontab import Crontab
+from migrate.discover.entrypoints import ACCOUNT_GROUP, EntryPoint, find_entry_points
+from migrate.discover.imports import ImportRef, SourceScan, app_files, scan_sources
+from migrate.discover.interpreters import Interpreter, interpreter_at
 from migrate.findings import Finding
-from migrate.imports import ImportRef, SourceScan, app_files, scan_sources
-from migrate.interpreters import Interpreter, interpreter_at
 from migrate.inventory import inventory_lib_dir
 from migrate.inventory.model import Distribution, Inventory, LibDirInventory
 from migrate.paths import home_relative, is_inside
-from migrate.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
-from migrate.syspath import DirCache, PathEntry, PathModel, Provider, Resolution, build_path_model
+from migrate.resolve import pep508
+from migrate.resolve.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
+from migrate.resolve.syspath import (
+    DirCache,
+    PathEntry,
+    PathModel,
+    Provider,
+    Resolution,
+    build_path_model,
+)
 
 if TYPE_CHECKING:
-    from migrate.probe import ProbeReport
+    from migrate.resolve.probe import ProbeReport
 
 FINDING_KINDS = (
     "interpreter",
@@ -112,7 +119,7 @@ Tracer = Callable[[EntryPoint, Interpreter, Path], tuple[set[str], str | None]]
 """Runs an entry point under its old path; returns (top-level names imported, error)."""
 
 Prober = Callable[[EntryPoint, Path, Sequence[str]], "ProbeReport"]
-"""Starts an entry point's real runtime privately (:func:`migrate.probe.probe_entry`)."""
+"""Starts an entry point's real runtime privately (:func:`migrate.resolve.probe.probe_entry`)."""
 
 
 @dataclass(frozen=True)
@@ -390,7 +397,7 @@ class _AppResolver:
         The runtime reports its path before the entry file runs, so it is compared with the
         model of that moment (no file edits), name by name for what the app imports.
         """
-        from migrate.probe import ProbeUnavailable, disagreements
+        from migrate.resolve.probe import ProbeUnavailable, disagreements
 
         assert self.prober is not None
         names = sorted({_top(ref) for ref in refs if _top(ref)})

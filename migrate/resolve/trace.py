@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from migrate.entrypoints import EntryPoint
-from migrate.interpreters import Interpreter
-from migrate.syspath import upward_scan_dirs
+from migrate.discover.entrypoints import EntryPoint
+from migrate.discover.interpreters import Interpreter
+from migrate.resolve.syspath import upward_scan_dirs
 
 TRACE_TIMEOUT = 120
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")

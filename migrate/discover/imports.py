@@ -1,7 +1,7 @@
 """Static reading of an app's own source: what it imports and how it edits ``sys.path``.
 
 Files are parsed with ``ast`` by this Python; files only an older Python can parse
-(``print "x"``) are handed to the target interpreter running :mod:`migrate._scan_source`,
+(``print "x"``) are handed to the target interpreter running :mod:`migrate.discover._scan_source`,
 and when that interpreter is absent a tokenizer fallback still finds the imports.
 Nothing is imported or executed.
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrate import _scan_source
-from migrate.interpreters import Interpreter
+from migrate.discover import _scan_source
+from migrate.discover.interpreters import Interpreter
 from migrate.paths import read_regular
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024

@@ -7,8 +7,8 @@ not against an emulation of it:
   app's own ``apache2/bin/httpd``) loads the app's own ``mod_wsgi.so`` with the app's
   ``python-path`` / ``python-home`` (``WSGIDaemonProcess``, or ``WSGIPythonPath`` /
   ``WSGIPythonHome`` in embedded mode) on a free loopback port, from a config and a
-  ServerRoot in a temporary folder, and serves :mod:`migrate._probe` as a WSGI file;
-* a cron job or script: the interpreter its runtime starts runs :mod:`migrate._probe` in
+  ServerRoot in a temporary folder, and serves :mod:`migrate.resolve._probe` as a WSGI file;
+* a cron job or script: the interpreter its runtime starts runs :mod:`migrate.resolve._probe` in
   the job's environment (cron's ``PATH``, ``HOME``, ``SHELL``, the job's own
   ``PYTHONPATH``) from the job's working folder. The probe cannot sit where the script is
   (the home is not written), so it starts with ``-S`` and runs the interpreter's own site
@@ -40,10 +40,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate import _probe
-from migrate.entrypoints import EntryPoint
-from migrate.interpreters import CRON_PATH
-from migrate.syspath import PathModel
+from migrate.discover.entrypoints import EntryPoint
+from migrate.discover.interpreters import CRON_PATH
+from migrate.resolve import _probe
+from migrate.resolve.syspath import PathModel
 
 PROBE_TIMEOUT = 60.0
 

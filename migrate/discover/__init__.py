@@ -1,0 +1,1 @@
+"""Discovery: what the account has and how its code is run, read and never written."""

@@ -1,0 +1,1 @@
+"""Run: what the migration changes, written through the journal, restarted, checked."""
