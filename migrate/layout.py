@@ -15,6 +15,10 @@ ACCOUNT_GROUP = "~"
 
 STATE_DIR = ".concentric-migrate"
 """The tool's private folder in the home: only the journal writes it (mode 0700)."""
+JOURNALS_DIR = "journal"
+"""Inside STATE_DIR: one folder per transaction."""
+LOCK_FILE = "lock"
+"""Inside STATE_DIR: the flock that makes one migration at a time (mode 0600)."""
 WEBAPPS = "webapps"
 ACCOUNT_VENVS = ".venvs"
 

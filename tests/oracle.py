@@ -15,9 +15,11 @@ from pathlib import Path
 from migrate.discover.entrypoints import EntryPoint
 from migrate.discover.imports import scan_sources
 from migrate.discover.interpreters import interpreter_at
+from migrate.resolve import _probe
 from migrate.resolve.syspath import PathModel, build_path_model
 
-PROBE = Path(__file__).resolve().parents[1] / "migrate" / "_probe.py"
+PROBE = Path(_probe.__file__)
+"""The probe the tool itself serves: the installed copy, wherever the tests run from."""
 
 Seen = tuple[list[str], dict[str, str | None]]
 

@@ -30,7 +30,6 @@ from journal_helper import (
     snapshot,
 )
 
-from migrate import journal as journal_module
 from migrate.journal import (
     CRASH_ENV,
     EditedSince,
@@ -45,6 +44,7 @@ from migrate.journal import (
     rollback,
     transactions,
 )
+from migrate.journal import crontab as installed_crontab
 from migrate.layout import STATE_DIR
 
 HELPER = Path(__file__).with_name("journal_helper.py")
@@ -744,7 +744,7 @@ def test_crontab_command_missing_or_hanging(
         hanging = empty / "crontab"
         hanging.write_text(f"#!/bin/sh\nexec {sleep} 30\n")
         hanging.chmod(0o755)
-        monkeypatch.setattr(journal_module, "_CRONTAB_TIMEOUT", 0.5)
+        monkeypatch.setattr(installed_crontab, "TIMEOUT", 0.5)
         started = time.monotonic()
         with pytest.raises(JournalError, match=r"did not finish within 0\.5 s"):
             txn.set_crontab(INSTALLED_AFTER)

@@ -1,0 +1,272 @@
+"""File primitives of the journal: exact reads, durable writes, metadata kept, the home's bounds.
+
+Hand-written because no library does these with the guarantees rollback relies on: every
+open is ``O_NOFOLLOW`` (a symlink swapped in cannot redirect a write), a replacement is
+complete (bytes, owner, mode, xattrs and POSIX ACLs) and fsynced before it is renamed in,
+and each path is resolved against the real home once, refusing anything that leads out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from migrate.discover.crontab import INSTALLED as INSTALLED_CRONTAB
+from migrate.journal.errors import JournalError, OutsideHome, OwnerNotKept
+from migrate.layout import STATE_DIR
+from migrate.paths import home_relative, is_inside
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+NAME_KEEP = 150
+"""How much of a file name goes into backup/temp names: room left for the prefixes."""
+DIR, SYMLINK, OTHER = "<dir>", "<symlink>", "<other>"
+"""What ``state_of`` says for non-files; never equal to a sha256."""
+_ACL_XATTRS = frozenset({"system.posix_acl_access", "system.posix_acl_default"})
+_SKIPPABLE_XATTR_ERRORS = (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP)
+
+
+def real_home(home: Path) -> Path:
+    real = Path(os.path.realpath(home))
+    if not real.is_dir():
+        raise JournalError(f"home {home} is not a directory")
+    return real
+
+
+def resolve(home_real: Path, path: Path, *, state_ok: bool = False) -> Path:
+    """The real target of ``path``: existing ancestors and a symlinked target resolved."""
+    joined = os.path.join(home_real, path)
+    real = os.path.realpath(joined)
+    if not is_inside(real, home_real):
+        raise OutsideHome(f"{path} leads to {real}, outside the home {home_real}")
+    if os.path.islink(real):
+        raise JournalError(f"{path}: symlink loop")
+    if not state_ok and is_inside(real, home_real / STATE_DIR):
+        raise JournalError(f"{path} is inside {STATE_DIR}, which only the journal writes")
+    return Path(real)
+
+
+def nearest_existing(folder: Path) -> Path:
+    while not os.path.lexists(folder):
+        folder = folder.parent
+    return folder
+
+
+def private_dir(path: Path, *, create: bool) -> Path:
+    """A 0700 folder of the journal's own; refused if it is a symlink (it could lead out)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if not create:
+            raise
+        try:
+            make_private_dir(path)
+        except FileExistsError:  # another process made it in between: check what it made
+            return private_dir(path, create=False)
+        fsync_dir(path.parent)
+        return path
+    if not stat.S_ISDIR(st.st_mode):
+        raise JournalError(f"{path} is not a directory (a symlink?): refusing to use it")
+    return path
+
+
+def make_private_dir(path: Path) -> None:
+    os.mkdir(path, PRIVATE_DIR)
+    os.chmod(path, PRIVATE_DIR)
+
+
+def temp_name(name: str, tag: str, n: int, kind: str) -> str:
+    return f".{name[:NAME_KEEP]}.{tag}-{n}.{kind}"
+
+
+def recorded(path: Path, home_real: Path) -> str:
+    """How the journal names a path: relative to the home, absolute outside it (crontab files)."""
+    return os.path.relpath(path, home_real) if is_inside(path, home_real) else str(path)
+
+
+def shown(path: Path, home_real: Path) -> str:
+    return str(path) if path == INSTALLED_CRONTAB else home_relative(path, home_real)
+
+
+def read_existing(target: Path) -> tuple[bytes, os.stat_result, dict[str, bytes]] | None:
+    """Bytes, stat and xattrs of a regular file, None when missing; anything else is refused."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JournalError(f"{target} became a symlink") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise JournalError(f"{target} is not a regular file")
+        return read_fd(fd), st, read_xattrs(fd)
+    finally:
+        os.close(fd)
+
+
+def read_file(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return read_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def read_fd(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def create_private(path: Path, data: bytes) -> None:
+    """A new 0600 file of the journal's own, durable with its folder entry."""
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE
+    )
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+
+
+def write_temp(
+    path: Path,
+    data: bytes,
+    *,
+    owner: tuple[int, int] | None,
+    xattrs: dict[str, bytes] | None,
+    mode: int,
+    strict_owner: bool,
+) -> None:
+    """The complete replacement, metadata included, durable before it is renamed in.
+
+    ``xattrs`` None keeps what the new file inherited (a new file); a dict makes the xattrs
+    exactly that (a replaced or restored file). Owner first: chown clears setuid bits.
+    """
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE
+    )
+    try:
+        write_all(fd, data)
+        if owner is not None:
+            st = os.fstat(fd)
+            if (st.st_uid, st.st_gid) != owner:
+                try:
+                    os.fchown(fd, *owner)
+                except PermissionError:
+                    if strict_owner:
+                        raise OwnerNotKept(f"cannot give {path} uid/gid {owner}") from None
+        if xattrs is not None:
+            set_xattrs(fd, xattrs)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def state_of(path: Path) -> str | None:
+    """sha256 of a regular file, a marker for anything else, None when missing."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return DIR
+    if stat.S_ISLNK(st.st_mode):
+        return SYMLINK
+    if not stat.S_ISREG(st.st_mode):
+        return OTHER
+    return sha256(read_file(path))
+
+
+def meta_of(path: Path) -> tuple[int, tuple[int, int], dict[str, bytes]]:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        return stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid), read_xattrs(fd)
+    finally:
+        os.close(fd)
+
+
+def read_xattrs(fd: int) -> dict[str, bytes]:
+    """Every xattr this process can read (POSIX ACLs among them); none where unsupported."""
+    if not hasattr(os, "listxattr"):
+        return {}
+    try:
+        names = os.listxattr(fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            return {}
+        raise
+    found = {}
+    for name in names:
+        try:
+            found[name] = os.getxattr(fd, name)
+        except OSError as exc:
+            if name in _ACL_XATTRS or exc.errno not in (*_SKIPPABLE_XATTR_ERRORS, errno.ENODATA):
+                raise
+    return found
+
+
+def set_xattrs(fd: int, wanted: dict[str, bytes]) -> None:
+    """Make the xattrs exactly ``wanted``; only non-ACL ones this user may not set are skipped."""
+    current = read_xattrs(fd)
+    for name in sorted(current.keys() - wanted.keys()):
+        _xattr_call(name, os.removexattr, fd, name)
+    for name, value in wanted.items():
+        if current.get(name) != value:
+            _xattr_call(name, os.setxattr, fd, name, value)
+
+
+def _xattr_call(name: str, call: Any, *args: Any) -> None:
+    try:
+        call(*args)
+    except OSError as exc:
+        if name in _ACL_XATTRS or exc.errno not in _SKIPPABLE_XATTR_ERRORS:
+            raise
+
+
+def can_own(uid: int, gid: int) -> bool:
+    """Whether a file this process creates can be given that owner and group."""
+    euid = os.geteuid()
+    if euid == 0:
+        return True
+    return uid == euid and (gid == os.getegid() or gid in os.getgroups())
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def octal(mode: int) -> str:
+    return f"{mode:04o}"

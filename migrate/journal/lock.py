@@ -1,0 +1,93 @@
+"""One migration at a time per home: an flock that names its holder.
+
+The kernel drops the lock when its holder dies, so a crash never leaves a stale lock; the
+holder's pid, command line and start time are written into the lock file so a refused
+second writer can say who holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from migrate.journal.errors import JournalError, LockHeld
+from migrate.journal.fs import PRIVATE_FILE, real_home
+from migrate.journal.store import now, state_dir
+from migrate.layout import LOCK_FILE, STATE_DIR
+
+
+@contextlib.contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Exclusive, non-blocking flock on HOME/.concentric-migrate/lock; LockHeld at once if taken.
+
+    Not reentrant: take it once per process.
+    """
+    lock = state_dir(real_home(home), create=True) / LOCK_FILE
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise JournalError(f"{lock} is not a regular file")
+        os.fchmod(fd, PRIVATE_FILE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _lock_held(lock, _read_holder(fd)) from None
+        holder = {"pid": os.getpid(), "argv": sys.argv, "since": now()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
+        os.fsync(fd)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+
+
+def require_lock(home_real: Path) -> None:
+    """Writers must run inside ``home_lock``: checked, because forgetting it is silent."""
+    lock = home_real / STATE_DIR / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise JournalError(f"call this inside home_lock({home_real})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            if holder.get("pid") != os.getpid():
+                raise _lock_held(lock, holder) from None
+            return
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        raise JournalError(f"call this inside home_lock({home_real})")
+    finally:
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        holder = json.loads(os.pread(fd, 65536, 0) or b"{}")
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _lock_held(lock: Path, holder: dict[str, Any]) -> LockHeld:
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return LockHeld(f"{lock} is held by another process (it has not said which yet)")
+    argv = holder.get("argv")
+    command = shlex.join(str(a) for a in argv) if isinstance(argv, list) else "?"
+    return LockHeld(
+        f"another migration holds {lock}: pid {pid} ({command}) since {holder.get('since', '?')}",
+        pid,
+    )

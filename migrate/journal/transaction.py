@@ -1,0 +1,389 @@
+"""Writing through the journal: a transaction records each change before it makes it.
+
+Every change is made in the same order, each part durable (fsynced) before the next one
+starts: backup copy -> intent record -> temp file beside the target -> rename over the
+target (+ fsync of its folder) -> done record. Whatever prefix of that a crash leaves, the
+intent (or its absence) tells rollback enough to undo it: the hashes in the intent say
+whether the rename happened, the temp name says what to clean up, and a backup without an
+intent is never needed because nothing was changed yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from migrate.journal import records as rec
+from migrate.journal.crontab import InstalledCrontab, Resource, user_name
+from migrate.journal.errors import JournalError, OwnerNotKept, SessionAborted, TransactionOpen
+from migrate.journal.fs import (
+    NAME_KEEP,
+    PRIVATE_FILE,
+    can_own,
+    create_private,
+    fsync_dir,
+    make_private_dir,
+    nearest_existing,
+    octal,
+    read_existing,
+    real_home,
+    recorded,
+    resolve,
+    sha256,
+    temp_name,
+    write_temp,
+)
+from migrate.journal.lock import require_lock
+from migrate.journal.store import (
+    BACKUPS,
+    JOURNAL,
+    Steps,
+    TransactionInfo,
+    append,
+    load_all,
+    make_journals_dir,
+    now,
+)
+from migrate.journal.undo import rollback
+from migrate.layout import JOURNALS_DIR, STATE_DIR
+from migrate.paths import is_inside
+
+NEW_FILE_MODE = 0o644
+
+
+class Transaction:
+    """One journaled set of changes; made by ``begin`` inside ``home_lock``, ended by ``commit``.
+
+    Paths may be absolute or relative to the home. After any operation fails midway the
+    transaction refuses further work: roll it back.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        txn_id: str,
+        path: Path,
+        steps: Steps,
+        crontab: Callable[[], Resource] = InstalledCrontab,
+    ) -> None:
+        self.id = txn_id
+        self.path = path
+        self.home = home
+        self._steps = steps
+        self._crontab = crontab
+        self._journal = path / JOURNAL
+        self._tag = txn_id.rsplit("-", 1)[1]
+        self._n = 0
+        self._ended: str | None = None
+
+    def write_file(self, path: Path, data: bytes, mode: int | None = None) -> None:
+        """Create or replace ``path`` with ``data``; missing parents come from ``make_dir``.
+
+        A replaced file keeps its mode (unless ``mode`` is given), owner, group and xattrs
+        (POSIX ACLs included) and does not pick up the folder's default ACL; a new file gets
+        ``mode`` (default 0o644) and the folder's defaults. A symlink inside the home is
+        written through (the link stays).
+        """
+        self._usable()
+        target = resolve(self.home, path)
+        if mode is not None and not 0 <= mode <= 0o7777:
+            raise JournalError(f"mode {mode:o} is not a file mode")
+        self._replace(target, data, "write", NEW_FILE_MODE if mode is None else mode, mode)
+
+    def set_crontab(self, text: str, file: Path | None = None) -> None:
+        """Replace the crontab: the file given with --crontab FILE, else the invoking user's
+        (crontab -l / crontab -).
+
+        The file is written as ``write_file`` writes (a new one gets 0o600, like the cron
+        spool's), and it alone may lie outside the home: it stands for the user's crontab as
+        the spool file does; a missing folder of it outside the home is refused, not made.
+        The installed crontab is backed up from ``crontab -l`` and replaced by feeding
+        ``crontab -`` the new text; rollback puts the old one back (or ``crontab -r``).
+        ``text`` must end with a newline when not empty: cron refuses it otherwise.
+        """
+        self._usable()
+        if text and not text.endswith("\n"):
+            raise JournalError("a crontab must end with a newline: cron refuses it otherwise")
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            raise JournalError(f"the crontab text cannot be encoded: {exc}") from None
+        if file is not None:
+            self._replace(self._crontab_file(file), data, "crontab-file", PRIVATE_FILE, None)
+            return
+        crontab = self._crontab()
+        current = crontab.read()
+        with self._guard():
+            n = self._next()
+            backup = None if current is None else f"{n:04d}-crontab"
+            record = rec.CrontabIntent(
+                n,
+                after=sha256(data),
+                uid=os.getuid(),
+                user=user_name(),
+                before=None if current is None else sha256(current),
+                backup=backup,
+            )
+            if current is not None and backup is not None:
+                self._steps()
+                create_private(self.path / BACKUPS / backup, current)
+            self._steps()
+            append(self._journal, record)
+            self._steps()
+            crontab.install(data)
+            if crontab.state() != record.after:
+                raise JournalError(
+                    f"{crontab.command} -l does not give back the crontab just installed"
+                )
+            self._done(n)
+
+    def make_dir(self, path: Path, mode: int = 0o755) -> None:
+        """Create a directory (and its missing parents, each journaled); an existing one is kept."""
+        self._usable()
+        target = resolve(self.home, path)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.lstat(target).st_mode):
+                return
+            raise JournalError(f"{target} exists and is not a directory")
+        self._make_parents(target.parent)
+        with self._guard():
+            n = self._next()
+            self._steps()
+            append(self._journal, rec.MkdirIntent(n, self._rel(target), octal(mode)))
+            self._steps()
+            os.mkdir(target, mode)
+            os.chmod(target, mode)  # not narrowed by the umask
+            fsync_dir(target.parent)
+            self._done(n)
+
+    def install_dir(self, staged: Path, dest: Path) -> None:
+        """Rename a directory built aside (same file system, inside the home) to ``dest``.
+
+        ``dest`` must not exist. Rollback removes it, or the staged folder when the crash
+        came before the rename.
+        """
+        self._usable()
+        source = resolve(self.home, staged, state_ok=True)
+        if os.path.islink(os.path.join(self.home, staged)) or not source.is_dir():
+            raise JournalError(f"{staged} is not a directory")
+        state = self.home / STATE_DIR
+        if is_inside(state, source) or is_inside(source, state / JOURNALS_DIR):
+            raise JournalError(f"{source} holds the journal itself")
+        target = resolve(self.home, dest)
+        if os.path.lexists(target):
+            raise JournalError(f"{target} exists already")
+        if is_inside(target, source) or is_inside(source, target):
+            raise JournalError(f"{source} and {target} overlap")
+        if os.stat(source).st_dev != os.stat(nearest_existing(target.parent)).st_dev:
+            raise JournalError(
+                f"{source} and {target} are on different file systems: build it beside its "
+                "destination"
+            )
+        self._make_parents(target.parent)
+        with self._guard():
+            n = self._next()
+            self._steps()
+            append(self._journal, rec.InstallIntent(n, self._rel(target), self._rel(source)))
+            self._steps()
+            os.rename(source, target)
+            fsync_dir(target.parent)
+            fsync_dir(source.parent)
+            self._done(n)
+
+    def commit(self) -> None:
+        """Mark the transaction complete; it accepts no more changes."""
+        self._usable()
+        with self._guard():
+            self._steps()
+            append(self._journal, rec.Commit(now()))
+        self._ended = "committed"
+
+    def _replace(
+        self, target: Path, data: bytes, op: rec.FileOp, new_file_mode: int, mode: int | None
+    ) -> None:
+        """``write_file`` of a resolved target: ``mode`` None keeps a replaced file's mode."""
+        if target == self.home:
+            raise JournalError(f"{target} is the home itself")
+        existing = read_existing(target)
+        if existing is None:
+            self._make_parents(target.parent)
+        elif not can_own(existing[1].st_uid, existing[1].st_gid):
+            raise OwnerNotKept(
+                f"{target} belongs to uid {existing[1].st_uid} gid {existing[1].st_gid}; "
+                "rewriting it as this user would change that"
+            )
+        with self._guard():
+            n = self._next()
+            owner: tuple[int, int] | None = None
+            xattrs: dict[str, bytes] | None = None
+            previous = None
+            if existing is None:
+                new_mode = new_file_mode
+            else:
+                old_data, old_stat, xattrs = existing
+                old_mode = stat.S_IMODE(old_stat.st_mode)
+                new_mode = old_mode if mode is None else mode
+                owner = (old_stat.st_uid, old_stat.st_gid)
+                previous = rec.Previous(
+                    before=sha256(old_data),
+                    mode=octal(old_mode),
+                    uid=old_stat.st_uid,
+                    gid=old_stat.st_gid,
+                    xattrs=rec.encode_xattrs(xattrs),
+                    backup=f"{n:04d}-{target.name[:NAME_KEEP]}",
+                )
+                self._steps()
+                create_private(self.path / BACKUPS / previous.backup, old_data)
+            record = rec.WriteIntent(
+                n,
+                op,
+                self._rel(target),
+                after=sha256(data),
+                temp=temp_name(target.name, self._tag, n, "cm-tmp"),
+                new_mode=octal(new_mode),
+                previous=previous,
+            )
+            self._steps()
+            append(self._journal, record)
+            temp = target.parent / record.temp
+            self._steps()
+            write_temp(temp, data, owner=owner, xattrs=xattrs, mode=new_mode, strict_owner=True)
+            self._steps()
+            os.rename(temp, target)
+            fsync_dir(target.parent)
+            self._done(n)
+
+    def _crontab_file(self, file: Path) -> Path:
+        """The real target of --crontab FILE: inside the home the usual rules, else as it is."""
+        real = os.path.realpath(os.path.join(self.home, file))
+        if is_inside(real, self.home):
+            return resolve(self.home, Path(real))
+        if os.path.islink(real):
+            raise JournalError(f"{file}: symlink loop")
+        return Path(real)
+
+    def _make_parents(self, folder: Path) -> None:
+        missing = []
+        while not os.path.lexists(folder):
+            missing.append(folder)
+            folder = folder.parent
+        if not folder.is_dir():
+            raise JournalError(f"{folder} is not a directory")
+        for each in reversed(missing):
+            self.make_dir(each)
+
+    def _next(self) -> int:
+        self._n += 1
+        return self._n
+
+    def _done(self, n: int) -> None:
+        self._steps()
+        append(self._journal, rec.Done(n))
+
+    def _rel(self, path: Path) -> str:
+        return recorded(path, self.home)
+
+    def _usable(self) -> None:
+        if self._ended is not None:
+            raise JournalError(f"transaction {self.id} is {self._ended}")
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A failure after the first durable step leaves the transaction for rollback only."""
+        try:
+            yield
+        except BaseException as exc:
+            self._ended = f"failed ({exc}); roll it back"
+            raise
+
+
+def begin(
+    home: Path, description: str, *, crontab: Callable[[], Resource] = InstalledCrontab
+) -> Transaction:
+    """Start a transaction; the caller holds ``home_lock``. Refused while another is open.
+
+    The folder is written aside and renamed into ``journal/``, so every transaction folder
+    there has its begin record. ``crontab`` makes the resource that stands for the
+    installed crontab (``crontab -l``/``crontab -`` by default).
+    """
+    home_real = real_home(home)
+    require_lock(home_real)
+    steps = Steps()
+    journals = make_journals_dir(home_real)
+    loaded = load_all(home_real)
+    still_open = [t.info.id for t in loaded if t.info.state == "open"]
+    if still_open:
+        raise TransactionOpen(
+            f"transaction {still_open[-1]} is still open (interrupted?): roll it back first"
+        )
+    for leftover in journals.glob(".*.tmp"):
+        shutil.rmtree(leftover)  # a begin that crashed before its rename
+    created = datetime.now(timezone.utc)
+    while True:
+        txn_id = f"{created:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        final = journals / txn_id
+        if not os.path.lexists(final):
+            break
+    record = rec.Begin(
+        id=txn_id,
+        seq=max((t.seq for t in loaded), default=0) + 1,
+        created=created.isoformat(timespec="microseconds"),
+        description=description,
+        home=str(home_real),
+        pid=os.getpid(),
+        argv=tuple(sys.argv),
+    )
+    aside = journals / f".{txn_id}.tmp"
+    steps()
+    make_private_dir(aside)
+    make_private_dir(aside / BACKUPS)
+    create_private(aside / JOURNAL, rec.dumps(record))
+    fsync_dir(aside)
+    steps()
+    os.rename(aside, final)
+    fsync_dir(journals)
+    return Transaction(home_real, txn_id, final, steps, crontab)
+
+
+@contextlib.contextmanager
+def session(
+    home: Path,
+    description: str,
+    *,
+    recover: Callable[[BaseException, bool], None] | None = None,
+    crontab: Callable[[], Resource] = InstalledCrontab,
+) -> Iterator[Transaction]:
+    """The one way a command writes into a home: one transaction, committed when the block
+    ends, rolled back whole when it raises (anything, Ctrl-C and SIGTERM's exit included).
+
+    The caller holds ``home_lock`` (so it can look before it begins). On failure the
+    transaction is rolled back with ``force`` — an edit made meanwhile is kept aside, not
+    lost — then ``recover(cause, rolled_back)`` runs (``run`` restarts the apps it had
+    restarted, on their old configuration: certbot's recovery routine), and
+    :class:`SessionAborted` is raised from the cause.
+    """
+    transaction = begin(home, description, crontab=crontab)
+    try:
+        yield transaction
+        transaction.commit()
+    except BaseException as exc:
+        try:
+            rollback(home, transaction.id, force=True, crontab=crontab)
+            rolled_back = True
+        except JournalError:
+            rolled_back = False
+        if recover is not None:
+            recover(exc, rolled_back)
+        raise SessionAborted(exc, transaction.id, rolled_back) from exc
+
+
+def transactions(home: Path) -> list[TransactionInfo]:
+    """Every transaction of the home, oldest first."""
+    return [t.info for t in load_all(real_home(home))]

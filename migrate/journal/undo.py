@@ -1,0 +1,440 @@
+"""Rollback: undo a transaction's operations, newest first, from its records alone.
+
+Nothing is changed unless every operation can be undone: files edited since the
+transaction (neither as it found them nor as it left them) refuse the rollback, or with
+``force`` are moved aside into the transaction's ``edited/`` first. Each undo is itself
+journaled (``undone``, ``aside``), so an interrupted rollback resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrate.discover.crontab import INSTALLED as INSTALLED_CRONTAB
+from migrate.journal import records as rec
+from migrate.journal.crontab import InstalledCrontab, Resource
+from migrate.journal.errors import EditedSince, JournalError, OutsideHome, UnknownTransaction
+from migrate.journal.fs import (
+    DIR,
+    NAME_KEEP,
+    create_private,
+    fsync_dir,
+    make_private_dir,
+    meta_of,
+    read_file,
+    real_home,
+    recorded,
+    sha256,
+    shown,
+    state_of,
+    temp_name,
+    write_temp,
+)
+from migrate.journal.lock import require_lock
+from migrate.journal.store import (
+    BACKUPS,
+    EDITED,
+    JOURNAL,
+    Loaded,
+    Steps,
+    append,
+    load,
+    load_all,
+    now,
+    repair_tail,
+    torn,
+)
+from migrate.layout import JOURNALS_DIR, STATE_DIR
+from migrate.paths import is_inside
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    id: str
+    restored: tuple[Path, ...]
+    removed: tuple[Path, ...]
+    kept_aside: tuple[Path, ...]
+    """Where edited files were kept (inside the transaction's ``edited/``), not where they were."""
+    already: bool
+
+
+def rollback(
+    home: Path,
+    txn_id: str | None = None,
+    *,
+    force: bool = False,
+    crontab: Callable[[], Resource] = InstalledCrontab,
+) -> RollbackResult:
+    """Undo a transaction (default: the newest not rolled back), newest change first.
+
+    Refuses with EditedSince, changing nothing, when a file (or the installed crontab, named
+    ``Path("crontab -l")``) it would restore or remove is neither as the transaction left it
+    nor as it found it (a deleted one is simply restored); ``force`` moves each such file
+    aside into the transaction's ``edited/`` first, and keeps such a crontab's text there.
+    Idempotent: a rolled-back transaction is reported with ``already=True`` and not touched;
+    with no id and nothing left to roll back, that is the newest one. Resumes a rollback
+    that was interrupted. The caller holds ``home_lock`` (and, for the installed crontab, is
+    the user whose crontab it replaced).
+    """
+    home_real = real_home(home)
+    require_lock(home_real)
+    loaded = load_all(home_real)
+    if txn_id is None:
+        if not loaded:
+            raise UnknownTransaction(f"no transaction in {home_real / STATE_DIR / JOURNALS_DIR}")
+        pending = [t for t in loaded if t.info.state != "rolled-back"]
+        chosen = pending[-1] if pending else loaded[-1]
+    else:
+        found = [t for t in loaded if t.info.id == txn_id]
+        if not found:
+            raise UnknownTransaction(f"no transaction {txn_id!r} in {home_real}")
+        chosen = found[0]
+    if chosen.info.state == "rolled-back":
+        return _result(home_real, chosen, already=True)
+    _Undo(home_real, chosen, force, crontab).run()
+    return _result(home_real, load(home_real, chosen.info.path), already=False)
+
+
+class _Undo:
+    """One rollback run over one transaction."""
+
+    def __init__(
+        self, home: Path, txn: Loaded, force: bool, crontab: Callable[[], Resource]
+    ) -> None:
+        self.home = home
+        self.txn = txn
+        self.force = force
+        self.steps = Steps()
+        self.journal = txn.info.path / JOURNAL
+        self.tag = txn.info.id.rsplit("-", 1)[1]
+        self._make_crontab = crontab
+        self._crontab: Resource | None = None
+        records = txn.records
+        undone = {r.n for r in records if isinstance(r, rec.Undone)}
+        self.done = {r.n for r in records if isinstance(r, rec.Done)}
+        intents = [r for r in records if isinstance(r, rec.INTENTS)]
+        self.pending: list[rec.Intent] = sorted(
+            (r for r in intents if r.n not in undone), key=lambda r: r.n, reverse=True
+        )
+
+    def run(self) -> None:
+        edited = self._edited()
+        if edited and not self.force:
+            shown_files = ", ".join(shown(p, self.home) for p in edited)
+            raise EditedSince(
+                f"rollback of {self.txn.info.id} changed nothing: edited since the transaction: "
+                f"{shown_files} (force keeps each edit aside in {self.txn.info.path / EDITED})",
+                tuple(edited),
+            )
+        if torn(self.journal):
+            self.steps()
+            repair_tail(self.journal)
+        self.steps()
+        append(self.journal, rec.RollbackBegin(self.force, now()))
+        for record in self.pending:
+            if isinstance(record, rec.WriteIntent):
+                outcome = self._write(record)
+            elif isinstance(record, rec.MkdirIntent):
+                outcome = self._mkdir(record)
+            elif isinstance(record, rec.InstallIntent):
+                outcome = self._install(record)
+            else:
+                outcome = self._crontab_undo(record)
+            self.steps()
+            append(self.journal, outcome)
+        self.steps()
+        append(self.journal, rec.RolledBack(now()))
+
+    # Checks first: nothing is changed unless every operation can be undone.
+
+    def _edited(self) -> list[Path]:
+        ours = self._ours()
+        edited: list[Path] = []
+        seen: set[str] = set()
+        crontab_seen = False
+        for record in self.pending:  # newest first: the newest operation on a path decides
+            if isinstance(record, rec.CrontabIntent):
+                if record.before is not None and record.backup is not None:
+                    self._backup(record.backup, record.before)
+                self._own_crontab(record)
+                if not crontab_seen:
+                    crontab_seen = True
+                    state = self.crontab().state()
+                    if state is not None and state not in (record.before, record.after):
+                        edited.append(INSTALLED_CRONTAB)
+                continue
+            is_file = isinstance(record, rec.WriteIntent)
+            if is_file and record.previous is not None:
+                self._backup(record.previous.backup, record.previous.before)
+            path = self._path(record.path, outside_ok=is_file and record.op == "crontab-file")
+            if record.existed and not is_inside(path, self.home) and not path.parent.is_dir():
+                raise JournalError(f"{path.parent} is gone: put it back to restore {path} in it")
+            if isinstance(record, rec.InstallIntent):
+                self._path(record.staged, state_ok=True)
+            if record.path in seen:
+                continue
+            seen.add(record.path)
+            current = state_of(path)
+            if isinstance(record, rec.WriteIntent):
+                before = None if record.previous is None else record.previous.before
+                ok = current is None or current in (before, record.after)
+            elif isinstance(record, rec.MkdirIntent):
+                ok = current is None or (
+                    current == DIR and all(path / name in ours for name in os.listdir(path))
+                )
+            else:
+                ok = current in (None, DIR)
+            if not ok:
+                edited.append(path)
+        return edited
+
+    def _ours(self) -> set[Path]:
+        """Everything rollback itself will take away: not a sign of an edit in a created dir."""
+        ours: set[Path] = set()
+        for record in self.pending:
+            if isinstance(record, rec.CrontabIntent):
+                continue
+            path = self.home / record.path
+            ours.add(path)
+            if isinstance(record, rec.WriteIntent):
+                ours.add(path.parent / record.temp)
+                ours.add(path.parent / temp_name(path.name, self.tag, record.n, "cm-undo"))
+            elif isinstance(record, rec.InstallIntent):
+                ours.add(self.home / record.staged)
+                ours.add(path.parent / temp_name(path.name, self.tag, record.n, "cm-trash"))
+        return ours
+
+    def _path(self, rel: str, *, state_ok: bool = False, outside_ok: bool = False) -> Path:
+        """A recorded path, refused if a folder on its way became a symlink since.
+
+        ``outside_ok``: a crontab file, the one kind recorded by its absolute path when it
+        lies outside the home.
+        """
+        if outside_ok and os.path.isabs(rel) and os.path.normpath(rel) == rel:
+            path = Path(rel)
+            parent = os.path.realpath(path.parent)
+            if is_inside(parent, self.home):
+                raise JournalError(f"{self.journal}: recorded path {rel!r} is in the home")
+            if parent != str(path.parent):
+                raise JournalError(f"{path}: {path.parent} became a symlink since the transaction")
+            return path
+        if os.path.isabs(rel) or ".." in Path(rel).parts:
+            raise JournalError(f"{self.journal}: recorded path {rel!r} is not inside the home")
+        path = self.home / rel
+        parent = os.path.realpath(path.parent)
+        if not is_inside(parent, self.home):
+            raise OutsideHome(f"{path}: {path.parent} now leads to {parent}, outside the home")
+        if parent != str(path.parent):
+            raise JournalError(f"{path}: {path.parent} became a symlink since the transaction")
+        if not state_ok and is_inside(path, self.home / STATE_DIR):
+            raise JournalError(f"{self.journal}: recorded path {rel!r} is the journal's own")
+        return path
+
+    def _backup(self, name: str, before: str) -> bytes:
+        backup = self.txn.info.path / BACKUPS / name
+        try:
+            data = read_file(backup)
+        except OSError as exc:
+            raise JournalError(f"backup {backup} cannot be read: {exc.strerror}") from None
+        if sha256(data) != before:
+            raise JournalError(f"backup {backup} does not match its sha256 in the journal")
+        return data
+
+    # Undo of one operation each; returns its ``undone`` record.
+
+    def _write(self, record: rec.WriteIntent) -> rec.Undone:
+        path = self._path(record.path, outside_ok=record.op == "crontab-file")
+        n = record.n
+        self._remove(path.parent / record.temp)
+        undo_temp = path.parent / temp_name(path.name, self.tag, n, "cm-undo")
+        self._remove(undo_temp)
+        current = state_of(path)
+        previous = record.previous
+        expected = (None, None if previous is None else previous.before, record.after)
+        aside = None if current in expected else self._aside(path, n)
+        if previous is None:
+            if current is None or aside is not None:
+                return self._outcome(n, path, "removed" if aside else "absent", aside)
+            self.steps()
+            os.unlink(path)
+            fsync_dir(path.parent)
+            return self._outcome(n, path, "removed", None)
+        xattrs = rec.decode_xattrs(previous.xattrs)
+        mode = int(previous.mode, 8)
+        owner = (previous.uid, previous.gid)
+        if current == previous.before and meta_of(path) == (mode, owner, xattrs):
+            return self._outcome(n, path, "unchanged", None)
+        data = self._backup(previous.backup, previous.before)
+        path.parent.mkdir(parents=True, exist_ok=True)  # only when the user removed it
+        self.steps()
+        write_temp(undo_temp, data, owner=owner, xattrs=xattrs, mode=mode, strict_owner=False)
+        self.steps()
+        os.rename(undo_temp, path)
+        fsync_dir(path.parent)
+        return self._outcome(n, path, "restored", aside)
+
+    def _crontab_undo(self, record: rec.CrontabIntent) -> rec.Undone:
+        crontab = self.crontab()
+        current = crontab.read()
+        state = None if current is None else sha256(current)
+        if state == record.before:  # both None: there was none and there is none
+            action = "unchanged" if record.existed else "absent"
+            return self._crontab_outcome(record.n, action, None)
+        aside = None
+        if current is not None and state != record.after:
+            aside = self._crontab_aside(current, record.n)
+        if record.before is None or record.backup is None:
+            self.steps()
+            crontab.remove()
+            return self._crontab_outcome(record.n, "removed", aside)
+        data = self._backup(record.backup, record.before)
+        self.steps()
+        crontab.install(data)
+        return self._crontab_outcome(record.n, "restored", aside)
+
+    def _crontab_aside(self, data: bytes, n: int) -> Path:
+        """Keep an edited crontab's text in ``edited/``, or refuse without ``force``."""
+        if not self.force:
+            raise EditedSince(
+                "the installed crontab (crontab -l) was edited during the rollback",
+                (INSTALLED_CRONTAB,),
+            )
+        edited = self.txn.info.path / EDITED
+        if not edited.is_dir():
+            make_private_dir(edited)
+        kept = edited / f"{n:04d}-crontab"
+        if os.path.lexists(kept):  # kept by a run cut short: the crontab still holds the edit
+            os.unlink(kept)
+        self.steps()
+        append(
+            self.journal,
+            rec.Aside(
+                n, str(INSTALLED_CRONTAB), os.path.relpath(kept, self.txn.info.path), crontab=True
+            ),
+        )
+        self.steps()
+        create_private(kept, data)
+        return kept
+
+    def _crontab_outcome(self, n: int, action: rec.Action, aside: Path | None) -> rec.Undone:
+        kept = None if aside is None else os.path.relpath(aside, self.txn.info.path)
+        return rec.Undone(n, action, str(INSTALLED_CRONTAB), kept, crontab=True)
+
+    def crontab(self) -> Resource:
+        if self._crontab is None:
+            self._crontab = self._make_crontab()
+        return self._crontab
+
+    def _own_crontab(self, record: rec.CrontabIntent) -> None:
+        """Only its user can put a crontab back: ``crontab`` acts on the invoking user's."""
+        if record.uid != os.getuid():
+            raise JournalError(
+                f"{self.journal}: operation {record.n} replaced the crontab of "
+                f"{record.user} (uid {record.uid}): roll back as that user"
+            )
+
+    def _mkdir(self, record: rec.MkdirIntent) -> rec.Undone:
+        path = self._path(record.path)
+        current = state_of(path)
+        if current is None:
+            return self._outcome(record.n, path, "absent", None)
+        if current == DIR and not os.listdir(path):
+            self.steps()
+            os.rmdir(path)
+            fsync_dir(path.parent)
+            return self._outcome(record.n, path, "removed", None)
+        return self._outcome(record.n, path, "removed", self._aside(path, record.n))
+
+    def _install(self, record: rec.InstallIntent) -> rec.Undone:
+        n = record.n
+        path = self._path(record.path)
+        staged = self._path(record.staged, state_ok=True)
+        trash = path.parent / temp_name(path.name, self.tag, n, "cm-trash")
+        resumed = state_of(trash) is not None  # renamed away before a crash: finish the job
+        self._remove(trash)
+        current = state_of(path)
+        if current == DIR:
+            self.steps()
+            os.rename(path, trash)  # atomic; the slow removal can be resumed from the trash
+            fsync_dir(path.parent)
+            self._remove(trash)
+            return self._outcome(n, path, "removed", None)
+        if current is not None:
+            return self._outcome(n, path, "removed", self._aside(path, n))
+        if n not in self.done and state_of(staged) == DIR:
+            self._remove(staged)  # built for this transaction, never installed
+            return self._outcome(n, staged, "removed", None)
+        return self._outcome(n, path, "removed" if resumed else "absent", None)
+
+    def _remove(self, path: Path) -> None:
+        """Remove a leftover of the journal's own (temp, trash, staged dir) if there is one."""
+        current = state_of(path)
+        if current is None:
+            return
+        self.steps()
+        if current == DIR:
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        fsync_dir(path.parent)
+
+    def _aside(self, path: Path, n: int) -> Path:
+        """Move an edited file or folder into ``edited/``, or refuse without ``force``."""
+        if not self.force:
+            raise EditedSince(f"{path} was edited during the rollback", (path,))
+        edited = self.txn.info.path / EDITED
+        if not edited.is_dir():
+            make_private_dir(edited)
+        kept = edited / f"{n:04d}-{path.name[:NAME_KEEP]}"
+        if state_of(kept) == DIR:  # a copy cut short by a crash: the original is still there
+            shutil.rmtree(kept)
+        elif os.path.lexists(kept):
+            os.unlink(kept)
+        self.steps()
+        append(
+            self.journal,
+            rec.Aside(n, recorded(path, self.home), os.path.relpath(kept, self.txn.info.path)),
+        )
+        self.steps()
+        try:
+            os.rename(path, kept)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            if state_of(path) == DIR:
+                shutil.copytree(path, kept, symlinks=True)
+                shutil.rmtree(path)
+            else:
+                shutil.copy2(path, kept, follow_symlinks=False)
+                os.unlink(path)
+        fsync_dir(edited)
+        fsync_dir(path.parent)
+        return kept
+
+    def _outcome(self, n: int, path: Path, action: rec.Action, aside: Path | None) -> rec.Undone:
+        kept = None if aside is None else os.path.relpath(aside, self.txn.info.path)
+        return rec.Undone(n, action, recorded(path, self.home), kept)
+
+
+def _result(home: Path, txn: Loaded, *, already: bool) -> RollbackResult:
+    restored: list[Path] = []
+    removed: list[Path] = []
+    aside: list[Path] = []
+    for record in txn.records:
+        if isinstance(record, rec.Aside):
+            kept = txn.info.path / record.kept
+            if os.path.lexists(kept) and kept not in aside:  # a crash can come before the move
+                aside.append(kept)
+        if not isinstance(record, rec.Undone):
+            continue
+        path = INSTALLED_CRONTAB if record.crontab else home / record.path
+        if record.action == "restored" and path not in restored:
+            restored.append(path)
+        elif record.action == "removed" and path not in removed:
+            removed.append(path)
+    return RollbackResult(txn.info.id, tuple(restored), tuple(removed), tuple(aside), already)
