@@ -236,6 +236,16 @@ def _echo_json(document: object) -> None:
     click.echo(json.dumps(document, indent=indent), color=True)
 
 
+def _rolled_back(reason: str, transaction: str, rolled_back: bool, home: Path, kept: str) -> Failed:
+    """A writing command that failed: what was undone, or how to finish the rollback."""
+    undone = (
+        kept
+        if rolled_back
+        else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`."
+    )
+    return Failed(f"{reason}\n{undone}", transaction=transaction, rolled_back=rolled_back)
+
+
 def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
     """``--python X.Y=PATH`` values, each checked by running it: it must be Python X.Y."""
     from migrate.discover.interpreters import interpreter_at
@@ -571,14 +581,10 @@ def build(
                 source=source,
             )  # fmt: skip
     except SessionAborted as exc:
-        undone = (
-            "Nothing was kept: the venvs built so far were rolled back."
-            if exc.rolled_back
-            else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`."
-        )
-        raise Failed(
-            f"{exc}\n{undone}", transaction=exc.transaction, rolled_back=exc.rolled_back
-        ) from exc
+        raise _rolled_back(
+            str(exc), exc.transaction, exc.rolled_back, home,
+            "Nothing was kept: the venvs built so far were rolled back.",
+        ) from exc  # fmt: skip
     except JournalError as exc:  # the lock is held, or a crashed transaction is still open
         raise Failed(str(exc)) from exc
     if as_json:
@@ -761,14 +767,10 @@ def run(
         shown = (home_relative_text(p, home) for p in exc.problems)
         raise Failed("run will not start:\n" + "\n".join(shown), refused=exc.problems) from exc
     except RunFailed as exc:
-        undone = (
-            "Everything was rolled back; the apps run on their old configuration."
-            if exc.rolled_back
-            else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`."
-        )
-        raise Failed(
-            f"{exc.reason}\n{undone}", transaction=exc.transaction, rolled_back=exc.rolled_back
-        ) from exc
+        raise _rolled_back(
+            exc.reason, exc.transaction, exc.rolled_back, home,
+            "Everything was rolled back; the apps run on their old configuration.",
+        ) from exc  # fmt: skip
     except JournalError as exc:  # the lock is held, or a crashed transaction is still open
         raise Failed(str(exc)) from exc
     if as_json:
