@@ -505,12 +505,8 @@ UNCHANGED = [
         id="trailing-slash-and-colon",
     ),
     pytest.param(
-        conf("WSGIDaemonProcess app 'python-home=~/webapps/app/venv' threads=12"),
-        id="python-home-tilde",
-    ),
-    pytest.param(
         text(
-            "WSGIPythonHome $HOME/webapps/app/venv",
+            f"WSGIPythonHome {VENV}",
             "WSGIPythonPath /home/me/webapps/app",
             "WSGIScriptAlias / /home/me/webapps/app/app.wsgi",
         ),
@@ -638,6 +634,34 @@ def test_cannot_rewrite(config: str, message: str) -> None:
     with pytest.raises(CannotRewrite, match="run again") as error:
         rewrite_httpd(config, venv=VENV, home=HOME)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(
+            conf("WSGIDaemonProcess app 'python-home=~/webapps/app/venv' threads=12"),
+            conf(f"WSGIDaemonProcess app 'python-home={VENV}' threads=12"),
+            id="daemon-tilde",
+        ),
+        pytest.param(
+            text("WSGIPythonHome $HOME/webapps/app/venv", "WSGIScriptAlias / /x.wsgi"),
+            text(f"WSGIPythonHome {VENV}", "WSGIScriptAlias / /x.wsgi"),
+            id="embedded-dollar-home",
+        ),
+        pytest.param(
+            text('WSGIPythonHome "${HOME}/webapps/app/venv"', "WSGIScriptAlias / /x.wsgi"),
+            text(f'WSGIPythonHome "{VENV}"', "WSGIScriptAlias / /x.wsgi"),
+            id="embedded-define-home",
+        ),
+    ],
+)
+def test_python_home_is_literal(before: str, after: str) -> None:
+    """mod_wsgi hands python-home to Python as written: ``~`` and ``$HOME`` are not the home
+    (the plan reads them as relative paths), so they get the venv's absolute path."""
+    result = rewrite_httpd(before, venv=VENV, home=HOME)
+    assert result.text == after
+    assert "replaced" in result.changes[0].why
 
 
 def test_define_message_names_the_daemon() -> None:
@@ -814,7 +838,7 @@ def migrated_config(draw: st.DrawFn, concentric: bool = False) -> str:
         directives.append(words)
         directives.append(["WSGIProcessGroup", "app"])
     else:
-        home = draw(st.sampled_from([VENV, f'"{VENV}"', "'~/webapps/app/venv'"]))
+        home = draw(st.sampled_from([VENV, f'"{VENV}"', f"'{VENV}/'"]))
         if not concentric or draw(st.booleans()):
             directives.append([draw(st.sampled_from(["WSGIPythonHome", "wsgipythonhome"])), home])
     if draw(st.booleans()):
