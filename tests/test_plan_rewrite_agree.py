@@ -12,12 +12,17 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from accounts import write_files
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_rewrite_httpd import HOME, VENV, migrated_config
 
 from migrate.discover.account import discover
+from migrate.discover.crontab import parse_crontab
 from migrate.discover.entrypoints import EntryPoint, find_entry_points
+from migrate.layout import venv_dir
 from migrate.rewrite import is_concentric_dir
+from migrate.rewrite.crontab import CronTargets, rewrite_crontab
 from migrate.rewrite.httpd import rewrite_httpd
 
 
@@ -53,3 +58,70 @@ def test_httpd_plan_and_rewrite_agree(template: str) -> None:
 def _spelled(dirs: list[str], home: Path) -> list[str]:
     """How a modelled dir may be spelled in the file (``~``, ``$HOME`` forms read as is)."""
     return [d.replace(str(home), "") or d for d in dirs]
+
+
+CRON_CODE = ["~/webapps/app/src", "$HOME/webapps/app", "/srv/code"]
+CRON_CONCENTRIC = [
+    "~/lib/python3.11",
+    "$HOME/webapps/app/lib/python3.11",
+    "/opt/old/lib/python3.11/site-packages",
+]
+
+
+@st.composite
+def cron_path(draw: st.DrawFn) -> str:
+    entries = draw(st.lists(st.sampled_from(CRON_CODE + CRON_CONCENTRIC), min_size=1, max_size=4))
+    value = ":".join(dict.fromkeys(entries))
+    return draw(st.sampled_from([value, f'"{value}"', f"'{value}'"]))
+
+
+@st.composite
+def cron_job(draw: st.DrawFn) -> str:
+    app = draw(st.sampled_from(["app", "other"]))
+    words = []
+    if cd := draw(st.booleans()):
+        words.append(f"cd ~/webapps/{app} &&")
+    setter = draw(st.sampled_from(["", "export PYTHONPATH=", "PYTHONPATH="]))
+    if setter:
+        words.append(f"{setter}{draw(cron_path())};")
+    if draw(st.booleans()):
+        words.append(f"PYTHONPATH={draw(cron_path())}")
+    words.append(draw(st.sampled_from(["python3.11", "/usr/bin/python3.11"])))
+    words.append("job.py" if cd else f"~/webapps/{app}/job.py")
+    schedule = draw(st.sampled_from(["0 * * * *", "@reboot", "*/5 1,2 * * 1-5"]))
+    return f"{schedule} {' '.join(words)}"
+
+
+@st.composite
+def crontab_text(draw: st.DrawFn) -> str:
+    lines = [f"PYTHONPATH={draw(cron_path())}"] if draw(st.booleans()) else []
+    lines += draw(st.lists(cron_job(), min_size=1, max_size=4))
+    return "\n".join(lines) + "\n"
+
+
+def _cron_entries(home: Path, text: str) -> list[EntryPoint]:
+    entries = find_entry_points(discover(home), parse_crontab(text)).entry_points
+    return sorted((e for e in entries if e.kind == "cron"), key=lambda e: e.source)
+
+
+@settings(max_examples=150, deadline=None)
+@given(crontab_text())
+def test_crontab_plan_and_rewrite_agree(text: str) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch, "me")
+        for app in ("app", "other"):
+            write_files(home / "webapps" / app, {"job.py": "print('hi')\n"})
+        venv = venv_dir(home, "app")
+        before = _cron_entries(home, text)
+        result = rewrite_crontab(text, CronTargets(str(home), {"app": str(venv)}))
+        after = _cron_entries(home, result.text)
+
+    assert [(e.path, e.source) for e in after] == [(e.path, e.source) for e in before]
+    for old, new in zip(before, after, strict=True):
+        if old.group == "app":
+            kept = [p for p in old.pythonpath if not is_concentric_dir(str(p), str(home))]
+            assert list(new.pythonpath) == kept, (old.source, result.text)
+            assert new.interpreter == str(venv / "bin" / "python")
+        else:
+            assert new.pythonpath == old.pythonpath, (old.source, result.text)
+            assert new.interpreter == old.interpreter

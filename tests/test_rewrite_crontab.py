@@ -7,7 +7,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from migrate.discover.crontab import MAX_LINE
-from migrate.rewrite import CannotRewrite, Change
+from migrate.rewrite import MARKER, CannotRewrite, Change
 from migrate.rewrite.crontab import CronTargets, rewrite_crontab
 
 HOME = "/home/me"
@@ -273,6 +273,21 @@ def test_kept_env_line_is_named_in_the_why() -> None:
     changes = rewrite_crontab(text, CronTargets(HOME, {"app": "/v"})).changes
     assert [c.line for c in changes] == [2]
     assert "line 1 stays" in changes[0].why
+
+
+def test_bare_job_assignment_stays_exported() -> None:
+    """A job's bare ``PYTHONPATH=...;`` reaches its commands because the environment line
+    exported it; commenting that line out must not lose the job's own value."""
+    text = (
+        "PYTHONPATH=/home/me/lib/python3.11\n"
+        "0 * * * * PYTHONPATH=/home/me/webapps/app/src; python3.11 ~/webapps/app/x.py\n"
+    )
+    result = rewrite_crontab(text, CronTargets(HOME, {"app": "/v"}))
+    assert result.text.splitlines()[1] == (
+        "0 * * * * export PYTHONPATH=/home/me/webapps/app/src; /v/bin/python ~/webapps/app/x.py"
+    )
+    assert result.text.startswith(f"# {MARKER}")
+    assert "export added" in result.changes[1].why
 
 
 def test_deeply_nested_command_is_left_alone() -> None:

@@ -1,33 +1,28 @@
-"""Read a crontab into environment lines and jobs, keeping every line's exact text.
+"""Read a crontab as cron runs it: environment lines, jobs, and each job's simple commands.
 
-Only parsing lives here; what a job runs (a Python interpreter, a script) is decided by
-:mod:`migrate.discover.entrypoints`. Lines are kept verbatim so a later rewrite can be byte-exact.
+The one reader of crontab text, for the plan and for :mod:`migrate.rewrite.crontab`: every
+value and word keeps its span in its line, so the rewriter edits exactly what the plan
+read. A job's command (up to the first unescaped ``%``; the rest is stdin) is read by the sh
+reader of :mod:`migrate.discover.shell`, as ``/bin/sh -c`` gets it. What a job runs (a
+Python interpreter, a script) is decided by :mod:`migrate.discover.entrypoints`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrate.discover.shell import SimpleCommand, Word, command_parts, parse_shell
 from migrate.paths import read_regular
 
-_ENV = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
-_SPECIAL = (
-    "@reboot",
-    "@yearly",
-    "@annually",
-    "@monthly",
-    "@weekly",
-    "@daily",
-    "@midnight",
-    "@hourly",
+ENV_LINE = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
+SPECIAL = frozenset(
+    {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
-_INLINE_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_SEPARATORS = {"&&", "||", ";", "|", "&"}
-_REDIRECTION = re.compile(r"""(?<![\w'"])\d*(?:>>?|<)(?:&\d+|\s*[^\s;&|]+)""")
+_FIVE_FIELDS = re.compile(r"^\s*(?:\S+\s+){5}(?=\S)")
+_SPECIAL_FIELD = re.compile(r"^\s*(?P<word>@\S+)\s+(?=\S)")
 INSTALLED = Path("crontab -l")
 MAX_LINE = 64 * 1024
 """cron itself rejects much shorter lines; anything longer is reported, not parsed."""
@@ -38,14 +33,46 @@ class EnvLine:
     lineno: int
     name: str
     value: str
+    """Surrounding matching quotes removed, as cron does."""
+    start: int
+    end: int
+    """Span of the value as written in its line."""
 
 
 @dataclass(frozen=True)
 class Command:
-    """One simple command of a job: inline ``VAR=value`` assignments, then argv."""
+    """One simple command of a job; word spans are offsets in the crontab line."""
 
-    env: tuple[tuple[str, str], ...]
-    argv: tuple[str, ...]
+    assignments: tuple[Word, ...]
+    """Inline ``NAME=value`` words (an ``env`` program's included)."""
+    program: Word | None
+    args: tuple[Word, ...]
+    start: int
+    """Offset of its first word."""
+
+    @property
+    def env(self) -> tuple[tuple[str, str], ...]:
+        return tuple(assignment(word) for word in self.assignments)
+
+    @property
+    def setting(self) -> tuple[Word, ...]:
+        """``NAME=value`` words of an assignment-only or ``export`` command: what it sets
+        for the commands after it in the job (empty for any other command)."""
+        if self.program is None:
+            return self.assignments
+        if self.program.value == "export":
+            return tuple(word for word in self.args if word.assigns)
+        return ()
+
+    @property
+    def exports(self) -> bool:
+        """Its settings reach child processes whether or not they were exported before."""
+        return self.program is not None and self.program.value == "export"
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        words = (self.program, *self.args) if self.program is not None else ()
+        return tuple(cron_value(word.value) for word in words)
 
 
 @dataclass(frozen=True)
@@ -53,15 +80,22 @@ class Job:
     lineno: int
     schedule: str
     command: str
-    """The command text up to the first unescaped ``%`` (the rest is stdin)."""
+    """The command as cron hands it to ``/bin/sh -c``: up to the first unescaped ``%``, with
+    ``\\%`` turned into ``%``."""
     commands: tuple[Command, ...]
     environment: tuple[tuple[str, str], ...]
     """Environment lines in force for this job (crontab ``NAME=value`` lines above it)."""
+    start: int = 0
+    end: int = 0
+    """Span of the command in its line (before the stdin part)."""
+    error: str | None = None
+    """Why its command could not be split (unbalanced quoting); ``commands`` is empty."""
 
 
 @dataclass(frozen=True)
 class Crontab:
     lines: tuple[str, ...]
+    """The text split at ``\n``, as cron splits it."""
     env: tuple[EnvLine, ...]
     jobs: tuple[Job, ...]
     problems: tuple[tuple[int, str], ...] = ()
@@ -70,7 +104,7 @@ class Crontab:
 
 
 def parse_crontab(text: str, source: Path = INSTALLED) -> Crontab:
-    lines = tuple(text.splitlines())
+    lines = tuple(text.split("\n"))
     env: list[EnvLine] = []
     jobs: list[Job] = []
     problems: list[tuple[int, str]] = []
@@ -85,87 +119,79 @@ def parse_crontab(text: str, source: Path = INSTALLED) -> Crontab:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        env_match = _ENV.match(line)
+        env_match = ENV_LINE.match(line)
         if env_match and not stripped.startswith(("@", "*")) and not stripped[0].isdigit():
             value = _unquote(env_match["value"])
-            env.append(EnvLine(number, env_match["name"], value))
+            env.append(EnvLine(number, env_match["name"], value, *env_match.span("value")))
             current[env_match["name"]] = value
             continue
-        schedule, command = _split_schedule(stripped)
-        if command is None:
+        start = _command_start(line)
+        if start is None:
             problems.append((number, "not an environment line nor a job"))
             continue
-        command = _before_percent(command)
+        end = _command_end(line, start)
+        schedule = " ".join(line[:start].split())
+        command = cron_value(line[start:end])
         try:
-            commands = split_commands(command)
+            script = parse_shell(line[start:end])
         except ValueError as exc:
             problems.append((number, f"cannot split command: {exc}"))
-            commands = ()
-        jobs.append(Job(number, schedule, command, commands, tuple(current.items())))
+            job = Job(number, schedule, command, (), tuple(current.items()), start, end, str(exc))
+        else:
+            commands = tuple(_command(c, start) for c in script.commands)
+            job = Job(number, schedule, command, commands, tuple(current.items()), start, end)
+        jobs.append(job)
     return Crontab(lines, tuple(env), tuple(jobs), tuple(problems), source)
 
 
-def split_commands(command: str) -> tuple[Command, ...]:
-    """Split a shell command line into simple commands at ``&&``, ``||``, ``;``, ``|``."""
-    lexer = shlex.shlex(_REDIRECTION.sub(" ", command), posix=True, punctuation_chars=";&|")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    out: list[Command] = []
-    words: list[str] = []
-    for token in lexer:
-        if token in _SEPARATORS or set(token) <= set(";&|"):
-            if words:
-                out.append(_command(words))
-            words = []
-            continue
-        words.append(token)
-    if words:
-        out.append(_command(words))
-    return tuple(out)
+def cron_value(value: str) -> str:
+    """cron turns ``\\%`` into ``%`` before the shell sees the command."""
+    return value.replace("\\%", "%")
 
 
-def _command(words: list[str]) -> Command:
-    env = []
-    index = 0
-    while index < len(words) and _INLINE_ASSIGNMENT.match(words[index]):
-        name, _, value = words[index].partition("=")
-        env.append((name, value))
-        index += 1
-    if index < len(words) and words[index] in ("env", "/usr/bin/env"):
-        index += 1
-        while index < len(words) and _INLINE_ASSIGNMENT.match(words[index]):
-            name, _, value = words[index].partition("=")
-            env.append((name, value))
-            index += 1
-    return Command(tuple(env), tuple(words[index:]))
+def _command(command: SimpleCommand, offset: int) -> Command:
+    parts = command_parts(command)
+
+    def shifted(word: Word) -> Word:
+        return Word(word.start + offset, word.end + offset, word.raw, word.value)
+
+    program = shifted(parts.program) if parts.program is not None else None
+    return Command(
+        tuple(shifted(w) for w in parts.assignments),
+        program,
+        tuple(shifted(w) for w in parts.args),
+        command.words[0].start + offset,
+    )
 
 
-def _split_schedule(line: str) -> tuple[str, str | None]:
-    first = line.split(None, 1)
-    if first and first[0] in _SPECIAL:
-        return first[0], first[1] if len(first) > 1 else None
-    fields = line.split(None, 5)
-    if len(fields) < 6:
-        return line, None
-    return " ".join(fields[:5]), fields[5]
+def assignment(word: Word) -> tuple[str, str]:
+    """(name, value) of a ``NAME=value`` word, as cron's shell assigns it."""
+    name, _, value = word.value.partition("=")
+    return name, cron_value(value)
 
 
-def _before_percent(command: str) -> str:
-    out = []
+def _command_start(line: str) -> int | None:
+    special = _SPECIAL_FIELD.match(line)
+    if special and special["word"] in SPECIAL:
+        return special.end()
+    if line.lstrip().startswith("@"):
+        return None
+    fields = _FIVE_FIELDS.match(line)
+    return fields.end() if fields else None
+
+
+def _command_end(line: str, start: int) -> int:
+    """Where the stdin part begins: the first ``%`` not escaped by a backslash."""
     escaped = False
-    for char in command:
+    for index in range(start, len(line)):
+        char = line[index]
         if escaped:
-            out.append(char if char == "%" else "\\" + char)
             escaped = False
         elif char == "\\":
             escaped = True
         elif char == "%":
-            break
-        else:
-            out.append(char)
-    if escaped:
-        out.append("\\")
-    return "".join(out)
+            return index
+    return len(line)
 
 
 def _unquote(value: str) -> str:

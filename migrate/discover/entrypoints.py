@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from migrate.discover.account import Account, App
-from migrate.discover.crontab import Command, Crontab
+from migrate.discover.crontab import Command, Crontab, assignment
 from migrate.discover.httpd import Config, read_config
 from migrate.discover.interpreters import (
     CRON_PATH,
@@ -37,6 +37,9 @@ _PYTHON_NAME = re.compile(r"^python(?P<version>\d(?:\.\d+)?)?$")
 _LIBPYTHON = re.compile(rb"libpython(\d\.\d+)")
 _PY_OPTIONS_WITH_ARG = {"-W", "-X", "-Q"}
 _SHEBANG_LIMIT = 256
+CRON_EXPORTS = frozenset({"HOME", "LOGNAME", "PATH", "SHELL", "USER"})
+"""What cron puts in every job's environment: assigning one in a job changes what the
+commands after it get, ``export`` or not."""
 
 
 @dataclass(frozen=True)
@@ -418,6 +421,11 @@ def _cron_entries(crontab: Crontab, account: Account) -> list[EntryPoint]:
         cwd = account.home
         env = dict(job.environment)
         for command in job.commands:
+            for name, value in map(assignment, command.setting):
+                if command.exports or name in env or name in CRON_EXPORTS:
+                    env[name] = value
+            if command.setting or command.exports:
+                continue
             if command.argv[:1] == ("cd",) and len(command.argv) > 1:
                 cwd = expand_path(command.argv[1], account.home, cwd)
                 continue

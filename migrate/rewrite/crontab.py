@@ -21,26 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from migrate.discover.crontab import MAX_LINE
+from migrate.discover.crontab import MAX_LINE, EnvLine, Job, cron_value, parse_crontab
 from migrate.discover.entrypoints import ACCOUNT_GROUP, expand_path, group_of, script_argument
 from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite
 from migrate.rewrite.shell import (
     PYTHON_NAME,
     PYTHONPATH,
-    SimpleCommand,
     Word,
     clean_path_list_dropping,
-    command_parts,
-    parse_shell,
 )
 
 _APACHE_SCRIPT = re.compile(r"^webapps/(?P<app>[^/]+)/apache2/bin/[^/]+$")
-_ENV_LINE = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
-_SPECIAL = frozenset(
-    {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-)
-_FIVE_FIELDS = re.compile(r"^\s*(?:\S+\s+){5}(?=\S)")
-_SPECIAL_FIELD = re.compile(r"^\s*(?P<word>@\S+)\s+(?=\S)")
 _MENTIONS_PYTHON = re.compile(r"(?:^|[\s/;&|(`'\"])python(?:\d+(?:\.\d+)?)?(?=$|[\s;&|)`'\"])")
 
 
@@ -78,7 +69,10 @@ class _Setter:
     dropped: tuple[str, ...]
     word: Word | None = None
     outer: _Setter | None = None
-    """For an inline word: the setter it overrides."""
+    """For an inline or job word: the setter it overrides."""
+    exported: bool = True
+    """False for a job's bare ``PYTHONPATH=...;``: it reaches the commands after it only
+    because cron's environment (an environment line) exported ``PYTHONPATH`` already."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +88,8 @@ class _Run:
 
 
 def rewrite_crontab(text: str, targets: CronTargets) -> Rewrite:
-    lines = text.split("\n")
-    for number, line in enumerate(lines, 1):
+    crontab = parse_crontab(text)
+    for number, line in enumerate(crontab.lines, 1):
         if len(line) > MAX_LINE:
             raise CannotRewrite(
                 f"crontab line {number} is longer than {MAX_LINE} characters; "
@@ -103,15 +97,23 @@ def rewrite_crontab(text: str, targets: CronTargets) -> Rewrite:
             )
         if "\x00" in line:
             raise CannotRewrite(f"crontab line {number} contains a NUL byte; remove it first")
+    lines = list(crontab.lines)
     scanner = _Scanner(targets)
-    for index, line in enumerate(lines):
-        scanner.line(index, line)
+    entries = sorted([*crontab.env, *crontab.jobs], key=lambda entry: entry.lineno)
+    for entry in entries:
+        if isinstance(entry, EnvLine):
+            if entry.name == PYTHONPATH:
+                line = lines[entry.lineno - 1]
+                span = (entry.start, entry.end)
+                scanner.env = scanner.setter("env", entry.lineno - 1, line, span=span)
+        else:
+            scanner.job(entry, lines[entry.lineno - 1])
     edits = scanner.edits + _pythonpath_edits(lines, scanner.setters, scanner.runs)
     return _apply(lines, edits)
 
 
 class _Scanner:
-    """Walks the lines once, collecting program edits, setters and who reads them."""
+    """Walks the parsed jobs once, collecting program edits, setters and who reads them."""
 
     def __init__(self, targets: CronTargets) -> None:
         self.home = targets.home.rstrip("/") or "/"
@@ -123,61 +125,44 @@ class _Scanner:
         self.runs: list[_Run] = []
         self.edits: list[_Edit] = []
 
-    def line(self, index: int, line: str) -> None:
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+    def job(self, job: Job, line: str) -> None:
+        index = job.lineno - 1
+        if job.error is not None:
+            python = bool(_MENTIONS_PYTHON.search(line[job.start : job.end]))
+            self.runs.append(_Run(index, job.start, python, False, (self.env,) if self.env else ()))
             return
-        env = _ENV_LINE.match(line)
-        if env and not stripped.startswith(("@", "*")) and not stripped[0].isdigit():
-            if env["name"] == PYTHONPATH:
-                self.env = self._setter("env", index, line, span=env.span("value"))
-            return
-        start = _command_start(line)
-        if start is None:
-            return
-        end = _command_end(line, start)
-        try:
-            commands = parse_shell(line[start:end]).commands
-        except ValueError:
-            python = bool(_MENTIONS_PYTHON.search(line[start:end]))
-            self.runs.append(_Run(index, start, python, False, (self.env,) if self.env else ()))
-            return
-        self.job(index, start, line, commands)
-
-    def job(self, index: int, offset: int, line: str, commands: tuple[SimpleCommand, ...]) -> None:
         cwd = Path(self.home)
         outer = self.env
-        for command in commands:
-            parts = command_parts(_shifted(command, offset))
-            program = parts.program
-            if program is None or program.value == "export":
-                words = parts.assignments if program is None else parts.args
-                for word in words:
+        for command in job.commands:
+            program = command.program
+            if command.setting or command.exports:
+                for word in command.setting:
                     if word.assigns == PYTHONPATH:
-                        outer = self._setter("job", index, line, word)
+                        last = [outer] if outer else []
+                        outer = self.setter("job", index, line, word, last, command.exports)
                 continue
+            assert program is not None
             if program.value == "cd":
-                target = parts.args[0].value if parts.args else "~"
-                cwd = expand_path(_cron_value(target), Path(self.home), cwd)
+                target = command.args[0].value if command.args else "~"
+                cwd = expand_path(cron_value(target), Path(self.home), cwd)
                 continue
             setters = [outer] if outer else []
-            for word in parts.assignments:
+            for word in command.assignments:
                 if word.assigns == PYTHONPATH:
-                    setters.append(self._setter("inline", index, line, word, setters[-1:]))
-            python, migrated = self.program(index, program, parts.args, cwd)
-            start = command.words[0].start + offset
-            self.runs.append(_Run(index, start, python, migrated, tuple(setters)))
+                    setters.append(self.setter("inline", index, line, word, setters[-1:]))
+            python, migrated = self.program(index, program, command.args, cwd)
+            self.runs.append(_Run(index, command.start, python, migrated, tuple(setters)))
 
     def program(
         self, index: int, program: Word, args: tuple[Word, ...], cwd: Path
     ) -> tuple[bool, bool]:
         """(runs Python, runs a venv Python after the rewrite), recording the edit."""
         home = Path(self.home)
-        name = _cron_value(program.value)
+        name = cron_value(program.value)
         if PYTHON_NAME.match(posixpath.basename(name)):
             if "/" in name and str(expand_path(name, home, cwd).parent) in self.venv_bins:
                 return True, True
-            script, module = script_argument(tuple(_cron_value(a.value) for a in args))
+            script, module = script_argument(tuple(cron_value(a.value) for a in args))
             if script is None and module is None:
                 return True, False
             group = group_of(expand_path(script, home, cwd) if script else cwd, home)
@@ -206,13 +191,14 @@ class _Scanner:
         self.edits.append(_Edit(index, program.start, program.start, new, why))
         return True, True
 
-    def _setter(
+    def setter(
         self,
         kind: Literal["env", "job", "inline"],
         index: int,
         line: str,
         word: Word | None = None,
         outer: list[_Setter] | None = None,
+        exported: bool = True,
         span: tuple[int, int] | None = None,
     ) -> _Setter:
         if word is not None:
@@ -221,7 +207,7 @@ class _Scanner:
         raw = line[span[0] : span[1]]
         cleaned, dropped = clean_path_list_dropping(raw, self.home)
         last = outer[-1] if outer else None
-        setter = _Setter(kind, index, span[0], span[1], raw, cleaned, dropped, word, last)
+        setter = _Setter(kind, index, span[0], span[1], raw, cleaned, dropped, word, last, exported)
         self.setters.append(setter)
         return setter
 
@@ -248,6 +234,7 @@ def _pythonpath_edits(lines: list[str], setters: list[_Setter], runs: list[_Run]
             if setter.kind == "env" and not setter.cleaned:
                 # Not ``PYTHONPATH=``: Python 2 reads an empty entry as the working dir.
                 edits.append(_Edit(setter.line, 0, 0, f"# {MARKER} {why}: ", why))
+                edits.extend(_keep_exported(setter, setters))
             else:
                 edits.append(_Edit(setter.line, setter.start, setter.end, setter.cleaned, why))
             continue
@@ -258,6 +245,24 @@ def _pythonpath_edits(lines: list[str], setters: list[_Setter], runs: list[_Run]
             for r in readers
             if r.migrated and r.python
         )
+    return edits
+
+
+def _keep_exported(env: _Setter, setters: list[_Setter]) -> list[_Edit]:
+    """``export`` for each bare ``PYTHONPATH=...;`` in a job that the commented-out
+    environment line made reach the job's commands: without it, its value would be lost."""
+    edits = []
+    for setter in setters:
+        outer = setter
+        while outer.kind == "job" and not outer.exported and outer.outer is not None:
+            outer = outer.outer
+        if setter.kind == "job" and not setter.exported and outer is env:
+            assert setter.word is not None
+            why = (
+                f"export added: PYTHONPATH is no longer set on line {env.line + 1}, which "
+                "exported it to this job"
+            )
+            edits.append(_Edit(setter.line, setter.word.start, setter.word.start, "export ", why))
     return edits
 
 
@@ -289,40 +294,6 @@ def _apply(lines: list[str], edits: list[_Edit]) -> Rewrite:
             why = "; ".join(dict.fromkeys(e.why for e in sorted(group, key=lambda e: e.start)))
             changes.append(Change(index + 1, line, new, why))
     return Rewrite("\n".join(out), tuple(changes))
-
-
-def _command_start(line: str) -> int | None:
-    special = _SPECIAL_FIELD.match(line)
-    if special and special["word"] in _SPECIAL:
-        return special.end()
-    if line.lstrip().startswith("@"):
-        return None
-    fields = _FIVE_FIELDS.match(line)
-    return fields.end() if fields else None
-
-
-def _command_end(line: str, start: int) -> int:
-    """Where the stdin part begins: the first ``%`` not escaped by a backslash."""
-    escaped = False
-    for index in range(start, len(line)):
-        char = line[index]
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            return index
-    return len(line)
-
-
-def _shifted(command: SimpleCommand, offset: int) -> SimpleCommand:
-    words = tuple(Word(w.start + offset, w.end + offset, w.raw, w.value) for w in command.words)
-    return SimpleCommand(words, command.start + offset, command.end + offset)
-
-
-def _cron_value(value: str) -> str:
-    """cron turns ``\\%`` into ``%`` before the shell sees the command."""
-    return value.replace("\\%", "%")
 
 
 def _cron_word(path: str, like: str = "") -> str:

@@ -4,9 +4,8 @@ A script's shebang decides its interpreter, so a migrated script must name its v
 ``bin/python`` there. An app's ``apache2/bin/start`` may export a ``PYTHONPATH`` that puts
 concentric dirs in front of the venv; those entries go, everything else stays as written.
 
-The small sh lexer here (words with their exact spans, simple commands, quoting) is shared
-with :mod:`migrate.rewrite.crontab`: both edit spans of the original text and never
-re-serialise a command, so whatever they do not touch keeps its bytes.
+Both edit the word spans of :mod:`migrate.discover.shell`, the reader the plan uses too,
+and never re-serialise a command, so whatever they do not touch keeps its bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +14,18 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from migrate.discover.shell import (
+    ASSIGNMENT,
+    CommandParts,
+    ShellScript,
+    SimpleCommand,
+    Word,
+    command_parts,
+    is_expansion,
+    parse_shell,
+    strict_unquote,
+    unit_end,
+)
 from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite, is_concentric_dir, splice
 
 PYTHON_NAME = re.compile(r"^python(?:\d+(?:\.\d+)?)?$")
@@ -22,316 +33,11 @@ PYTHON_NAME = re.compile(r"^python(?:\d+(?:\.\d+)?)?$")
 SHEBANG_MAX = 127
 """Older kernels read 128 bytes (BINPRM_BUF_SIZE) and need the newline within them."""
 PYTHONPATH = "PYTHONPATH"
-ENV_PROGRAMS = frozenset({"env", "/usr/bin/env", "/bin/env"})
 
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_OPERATORS = (
-    "<<-", "&&", "||", ";;", "<<", ">>", "<&", ">&", "<>", ">|", "&>",
-    ";", "&", "|", "(", ")", "<", ">",
-)  # fmt: skip
-_WORD_END = frozenset(" \t\n;&|()<>")
-_SEPARATORS = frozenset({";", "&&", "||", ";;", "&", "|", "(", ")", "\n"})
-_RESERVED = frozenset(
-    {"if", "then", "elif", "else", "fi", "do", "done", "while", "until", "!", "{", "}"}
-)
 _BODY_OPENERS = frozenset({"then", "do", "else", "elif", "if", "while", "until", "{", "("})
 _BODY_CLOSERS = frozenset({"fi", "done", "elif", "else", "then", "do", "}", ")", ";;"})
 _CONTINUATIONS = frozenset({"&&", "||", "|"})
 _PIECES = re.compile(r"[\s:;'\"=`()|&<>]+")
-
-
-# --------------------------------------------------------------------------- sh lexing
-
-
-@dataclass(frozen=True)
-class Word:
-    start: int
-    end: int
-    raw: str
-    value: str
-    """After quote removal; expansions (``$x``, ``$(...)``) stay as written."""
-
-    @property
-    def assigns(self) -> str | None:
-        """The variable a ``NAME=value`` word assigns (the name must be unquoted)."""
-        match = _ASSIGNMENT.match(self.raw)
-        return match.group(0)[:-1] if match else None
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str
-    """``word``, ``io`` (the 2 of ``2>``), ``op``, ``target`` (of a redirection),
-    ``comment`` or ``heredoc`` (a here-document's body)."""
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class SimpleCommand:
-    words: tuple[Word, ...]
-    """Its words without redirections."""
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class CommandParts:
-    """``[NAME=value ...] [env [NAME=value ...]] program args...``"""
-
-    assignments: tuple[Word, ...]
-    program: Word | None
-    args: tuple[Word, ...]
-
-
-@dataclass(frozen=True)
-class ShellScript:
-    tokens: tuple[Token, ...]
-    commands: tuple[SimpleCommand, ...]
-    owners: tuple[int | None, ...]
-    """For each token, the index of the simple command it belongs to."""
-
-
-def parse_shell(text: str) -> ShellScript:
-    """Simple commands of sh text with exact spans; ``ValueError`` on unbalanced quoting."""
-    try:
-        tokens = _tokens(text)
-    except RecursionError as exc:
-        raise ValueError("expansions nested too deeply") from exc
-    commands: list[SimpleCommand] = []
-    owners: list[int | None] = [None] * len(tokens)
-    current: list[int] = []
-
-    def flush() -> None:
-        words = [tokens[i] for i in current if tokens[i].kind == "word"]
-        if words:
-            for i in current:
-                owners[i] = len(commands)
-            commands.append(
-                SimpleCommand(
-                    tuple(Word(t.start, t.end, t.text, unquote(t.text)) for t in words),
-                    tokens[current[0]].start,
-                    tokens[current[-1]].end,
-                )
-            )
-        current.clear()
-
-    for index, token in enumerate(tokens):
-        if token.kind == "op" and token.text in _SEPARATORS:
-            flush()
-        elif token.kind in ("comment", "heredoc"):
-            continue
-        elif token.kind == "word" and token.text in _RESERVED and not _has_word(tokens, current):
-            flush()
-        else:
-            current.append(index)
-    flush()
-    return ShellScript(tuple(tokens), tuple(commands), tuple(owners))
-
-
-def command_parts(command: SimpleCommand) -> CommandParts:
-    words = command.words
-    index = 0
-    while index < len(words) and words[index].assigns:
-        index += 1
-    assignments = list(words[:index])
-    if index < len(words) and words[index].value in ENV_PROGRAMS:
-        after = index + 1
-        while after < len(words) and words[after].assigns:
-            after += 1
-        if after < len(words):
-            assignments.extend(words[index + 1 : after])
-            index = after
-    program = words[index] if index < len(words) else None
-    return CommandParts(tuple(assignments), program, words[index + 1 :])
-
-
-def unquote(raw: str) -> str:
-    """Quote removal of one sh word (no expansion); unbalanced input comes back as is."""
-    try:
-        return _unquote(raw)
-    except (ValueError, IndexError, RecursionError):
-        return raw
-
-
-def _has_word(tokens: list[Token], indices: list[int]) -> bool:
-    return any(tokens[i].kind == "word" for i in indices)
-
-
-def _tokens(text: str) -> list[Token]:
-    tokens: list[Token] = []
-    heredocs: list[tuple[str, bool]] = []
-    index, size = 0, len(text)
-    while index < size:
-        char = text[index]
-        if char in " \t":
-            index += 1
-        elif text.startswith("\\\n", index):
-            index += 2
-        elif char == "\n":
-            tokens.append(Token("op", index, index + 1, "\n"))
-            index += 1
-            if heredocs:
-                end = _heredoc_end(text, index, heredocs)
-                tokens.append(Token("heredoc", index, end, text[index:end]))
-                index, heredocs = end, []
-        elif char == "#":
-            end = text.find("\n", index)
-            end = size if end < 0 else end
-            tokens.append(Token("comment", index, end, text[index:end]))
-            index = end
-        elif op := next((o for o in _OPERATORS if text.startswith(o, index)), None):
-            tokens.append(Token("op", index, index + len(op), op))
-            index += len(op)
-            if "<" in op or ">" in op:
-                while index < size and text[index] in " \t":
-                    index += 1
-                if index < size and text[index] not in _WORD_END:
-                    end = _word_end(text, index)
-                    tokens.append(Token("target", index, end, text[index:end]))
-                    if op in ("<<", "<<-"):
-                        heredocs.append((unquote(text[index:end]), op == "<<-"))
-                    index = end
-        else:
-            end = _word_end(text, index)
-            word = text[index:end]
-            io = word.isdigit() and end < size and text[end] in "<>"
-            tokens.append(Token("io" if io else "word", index, end, word))
-            index = end
-    return tokens
-
-
-def _heredoc_end(text: str, index: int, heredocs: list[tuple[str, bool]]) -> int:
-    for delimiter, strip_tabs in heredocs:
-        while index < len(text):
-            newline = text.find("\n", index)
-            end = len(text) if newline < 0 else newline + 1
-            line = text[index:end].rstrip("\n")
-            index = end
-            if (line.lstrip("\t") if strip_tabs else line) == delimiter:
-                break
-    return index
-
-
-def _word_end(text: str, index: int) -> int:
-    while index < len(text) and text[index] not in _WORD_END:
-        index = _unit_end(text, index)
-    return index
-
-
-def _unit_end(text: str, index: int) -> int:
-    """End of the quoted string, escape, expansion or plain character at ``index``."""
-    char = text[index]
-    if char == "\\":
-        return min(index + 2, len(text))
-    if char == "'":
-        end = text.find("'", index + 1)
-        if end < 0:
-            raise ValueError("unterminated single quote")
-        return end + 1
-    if char == '"':
-        return _double_quote_end(text, index + 1)
-    if char == "`":
-        return _backquote_end(text, index + 1)
-    if text.startswith("$(", index):
-        return _group_end(text, index + 2, "(", ")")
-    if text.startswith("${", index):
-        return _group_end(text, index + 2, "{", "}")
-    return index + 1
-
-
-def _is_expansion(text: str, index: int) -> bool:
-    return text[index] == "`" or text.startswith(("$(", "${"), index)
-
-
-def _double_quote_end(text: str, index: int) -> int:
-    while index < len(text):
-        char = text[index]
-        if char == '"':
-            return index + 1
-        if char == "\\":
-            index += 2
-        elif _is_expansion(text, index):
-            index = _unit_end(text, index)
-        else:
-            index += 1
-    raise ValueError("unterminated double quote")
-
-
-def _backquote_end(text: str, index: int) -> int:
-    while index < len(text):
-        if text[index] == "\\":
-            index += 2
-        elif text[index] == "`":
-            return index + 1
-        else:
-            index += 1
-    raise ValueError("unterminated backquote")
-
-
-def _group_end(text: str, index: int, opening: str, closing: str) -> int:
-    depth = 1
-    while index < len(text):
-        char = text[index]
-        if char == closing:
-            depth -= 1
-            if depth == 0:
-                return index + 1
-            index += 1
-        elif char == opening:
-            depth += 1
-            index += 1
-        elif char in "\\'\"`$":
-            index = _unit_end(text, index)
-        else:
-            index += 1
-    raise ValueError(f"unterminated ${opening}")
-
-
-def _unquote(raw: str) -> str:
-    out: list[str] = []
-    index = 0
-    while index < len(raw):
-        char = raw[index]
-        if char == "\\":
-            if raw[index + 1 : index + 2] not in ("", "\n"):
-                out.append(raw[index + 1])
-            index += 2
-        elif char == "'":
-            end = _unit_end(raw, index)
-            out.append(raw[index + 1 : end - 1])
-            index = end
-        elif char == '"':
-            end = _double_quote_end(raw, index + 1)
-            out.append(_unescape_double(raw[index + 1 : end - 1]))
-            index = end
-        elif _is_expansion(raw, index):
-            end = _unit_end(raw, index)
-            out.append(raw[index:end])
-            index = end
-        else:
-            out.append(char)
-            index += 1
-    return "".join(out)
-
-
-def _unescape_double(body: str) -> str:
-    out: list[str] = []
-    index = 0
-    while index < len(body):
-        if body[index] == "\\" and body[index + 1 : index + 2] in ('"', "\\", "$", "`", "\n"):
-            if body[index + 1] != "\n":
-                out.append(body[index + 1])
-            index += 2
-        elif _is_expansion(body, index):
-            end = _unit_end(body, index)
-            out.append(body[index:end])
-            index = end
-        else:
-            out.append(body[index])
-            index += 1
-    return "".join(out)
 
 
 # --------------------------------------------------------------------------- path lists
@@ -353,7 +59,7 @@ def clean_path_list_dropping(value: str, home: str) -> tuple[str, tuple[str, ...
         entries, separators = _path_entries(value)
     except (ValueError, RecursionError):
         return value, ()
-    logical = ["".join(_unquote(q + text + q) for text, q in entry) for entry in entries]
+    logical = ["".join(strict_unquote(q + text + q) for text, q in entry) for entry in entries]
     kept = [i for i, entry in enumerate(logical) if not is_concentric_dir(entry, home)]
     if len(kept) == len(entries):
         return value, ()
@@ -401,8 +107,8 @@ def _path_entries(value: str) -> tuple[list[list[tuple[str, str]]], list[str]]:
             push()
             quote = char
             index += 1
-        elif quote != "'" and (char == "\\" or _is_expansion(value, index)):
-            end = min(index + 2, len(value)) if char == "\\" else _unit_end(value, index)
+        elif quote != "'" and (char == "\\" or is_expansion(value, index)):
+            end = min(index + 2, len(value)) if char == "\\" else unit_end(value, index)
             buffer.append(value[index:end])
             index = end
         else:
@@ -478,7 +184,7 @@ def _env_python(
     split = bool(words) and words[0][2] == "-S"
     rest = words[1:] if split else words
     assignments = 0
-    while assignments < len(rest) and _ASSIGNMENT.match(rest[assignments][2]):
+    while assignments < len(rest) and ASSIGNMENT.match(rest[assignments][2]):
         assignments += 1
     rest = rest[assignments:]
     if not rest or not PYTHON_NAME.match(posixpath.basename(rest[0][2])):
