@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -147,8 +148,14 @@ class Settings:
     def read_crontab(self) -> Crontab | None:
         """``--crontab FILE``, else ``crontab -l`` when HOME is the invoking user's own."""
         from migrate.discover.crontab import INSTALLED, crontab_text, parse_crontab
+        from migrate.journal import InstalledCrontab, JournalError
 
-        text = crontab_text(self.crontab, self.home)
+        # One driver of the crontab command: the one the journal replaces it with.
+        installed = InstalledCrontab().read if shutil.which("crontab") else None
+        try:
+            text = crontab_text(self.crontab, self.home, installed)
+        except JournalError as exc:
+            raise Failed(f"cannot read the installed crontab: {exc}") from exc
         if text is None:
             return None
         return parse_crontab(text, self.crontab or INSTALLED)
@@ -701,7 +708,6 @@ def run(
     Start with --dry-run.
     """
     from migrate import render
-    from migrate.discover.crontab import crontab_text
     from migrate.journal import JournalError
     from migrate.lock import LockError
     from migrate.resolve.trace import trace_entry
@@ -722,12 +728,7 @@ def run(
         requirement_files = actions.requirement_files(plan_result, out=None, command=command)
     except LockError as exc:
         raise Failed(str(exc)) from exc
-    migration = plan_migration(
-        plan_result,
-        crontab_text=crontab_text(settings.crontab, home),
-        crontab_file=settings.crontab,
-        interpreters=overrides,
-    )
+    migration = plan_migration(plan_result, interpreters=overrides)
     if dry_run:
         if as_json:
             _echo_json(render.migration_json(migration, requirement_files))

@@ -40,6 +40,16 @@ def app_folder(home: Path, app: str) -> Path:
     return home / ACCOUNT_VENVS if app == ACCOUNT_GROUP else app_dir(home, app)
 
 
+def app_httpd_conf(app_path: Path) -> Path:
+    """An app's private Apache configuration (what it Includes is read from there)."""
+    return app_path / "apache2" / "conf" / "httpd.conf"
+
+
+def app_start_scripts(app_path: Path) -> tuple[Path, ...]:
+    """WebFaction's scripts that start, stop and restart an app's private Apache."""
+    return tuple(app_path / "apache2" / "bin" / name for name in ("start", "stop", "restart"))
+
+
 def venv_dir(home: Path, app: str) -> Path:
     """An app's venv: ``APP/venv``; the account's: ``HOME/.venvs/account``."""
     return home / ACCOUNT_VENVS / "account" if app == ACCOUNT_GROUP else app_dir(home, app) / "venv"

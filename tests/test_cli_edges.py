@@ -18,7 +18,7 @@ from accounts import PY, account_lib, install_wheels, module
 
 from migrate.build.wheelfile import WheelSpec
 from migrate.demo import build_demo_account
-from migrate.run.migration import Server
+from migrate.discover.servers import Server
 from migrate.run.restart import probe
 
 

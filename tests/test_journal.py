@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -37,6 +39,7 @@ from migrate.journal import (
     LockHeld,
     OutsideHome,
     RollbackResult,
+    TargetChanged,
     TransactionOpen,
     UnknownTransaction,
     begin,
@@ -151,6 +154,24 @@ def test_edited_file_refuses_rollback_and_changes_nothing(account: Path) -> None
     assert snapshot(account) == edited
     assert journal_bytes(account) == journal
     assert transactions(account)[0].state == "committed"
+
+
+def test_a_write_planned_from_other_bytes_is_refused(account: Path) -> None:
+    """Compare-and-swap: the file must still hold the bytes the write was planned from."""
+    wsgi = account / APP / "app.wsgi"
+    planned_from = hashlib.sha256(wsgi.read_bytes()).hexdigest()
+    wsgi.write_bytes(b"edited by the user after it was read\n")
+    edited = snapshot(account)
+    with home_lock(account):
+        txn = begin(account, "compare and swap")
+        with pytest.raises(TargetChanged, match="changed after it was read") as caught:
+            txn.write_file(wsgi, b"# venv\n", expect_sha256=planned_from)
+        assert caught.value.target == wsgi
+        assert snapshot(account) == edited
+        now = hashlib.sha256(wsgi.read_bytes()).hexdigest()
+        txn.write_file(wsgi, b"# venv\n", expect_sha256=now)
+        txn.commit()
+    assert wsgi.read_bytes() == b"# venv\n"
 
 
 def test_force_keeps_edits_aside_then_restores(account: Path) -> None:
@@ -475,10 +496,19 @@ def crontab_set(data: bytes | None) -> None:
 
 
 @pytest.fixture
-def user_crontab() -> Iterator[None]:
-    """The real crontab (root's in CI: /var/spool/cron/crontabs/root), saved and put back."""
+def user_crontab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The real crontab (root's in CI: /var/spool/cron/crontabs/root), saved and put back.
+
+    There is one per user, so the tests using it take turns across xdist workers (a lock
+    file in the temp root the workers share)."""
     if shutil.which("crontab") is None:
         pytest.skip("crontab not installed (Debian package cron)")
+    with open(tmp_path_factory.getbasetemp().parent / "user-crontab.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _user_crontab()
+
+
+def _user_crontab() -> Iterator[None]:
     probe = subprocess.run(["crontab", "-l"], capture_output=True, timeout=30, check=False)
     if probe.returncode != 0 and b"no crontab for" not in probe.stderr:
         pytest.skip(f"crontab -l does not work here: {probe.stderr.decode(errors='replace')}")
@@ -662,6 +692,20 @@ def test_installed_crontab_replaced_and_rolled_back(account: Path, installed: by
     assert crontab_l() == installed and snapshot(account) == before
     assert INSTALLED in (result.restored if installed is not None else result.removed)
     assert locked_rollback(account).already and crontab_l() == installed
+
+
+def test_installed_crontab_changed_since_planned_is_refused(
+    account: Path, installed: bytes | None
+) -> None:
+    planned_from = hashlib.sha256(installed or b"").hexdigest()
+    crontab_set(INSTALLED_AFTER_AGAIN.encode())
+    with home_lock(account):
+        txn = begin(account, "installed crontab, compare and swap")
+        with pytest.raises(TargetChanged, match="installed crontab changed") as caught:
+            txn.set_crontab(INSTALLED_AFTER, expect_sha256=planned_from)
+        assert caught.value.target is None
+        txn.commit()
+    assert crontab_l() == INSTALLED_AFTER_AGAIN.encode()
 
 
 def test_installed_crontab_removed_since_is_simply_restored(

@@ -20,10 +20,12 @@ from test_rewrite_httpd import HOME, VENV, migrated_config
 from migrate.discover.account import discover
 from migrate.discover.crontab import parse_crontab
 from migrate.discover.entrypoints import EntryPoint, find_entry_points
+from migrate.discover.imports import scan_sources
 from migrate.layout import venv_dir
 from migrate.rewrite import is_concentric_dir
 from migrate.rewrite.crontab import CronTargets, rewrite_crontab
 from migrate.rewrite.httpd import rewrite_httpd
+from migrate.rewrite.pyfile import rewrite_python
 
 
 def _wsgi_entry(home: Path, config: str) -> EntryPoint:
@@ -125,3 +127,69 @@ def test_crontab_plan_and_rewrite_agree(text: str) -> None:
         else:
             assert new.pythonpath == old.pythonpath, (old.source, result.text)
             assert new.interpreter == old.interpreter
+
+
+PY_HOME = "/home/me"
+PY_FILE = "/home/me/webapps/app/app.wsgi"
+BINDINGS = "import os, site, sys\nHOME = os.environ['HOME']\nHERE = os.path.dirname(__file__)\n"
+BASES = [
+    "'/home/me/'",
+    "HOME + '/'",
+    "os.environ['HOME'] + '/'",
+    "'%s/' % os.environ['HOME']",
+    "'{}/'.format(os.getenv('HOME'))",
+    "f'{HOME}/'",
+    "os.path.expanduser('~/')",
+    "os.path.join(os.path.expanduser('~'), '')",
+    "HERE + '/../../'",
+    "os.path.join(os.path.dirname(os.path.dirname(HERE)), '')",
+    "os.path.join(UNKNOWN, '')",
+    "os.path.abspath('rel') + '/'",
+]
+TAILS = [
+    "lib/python2.7",
+    "webapps/app/lib/python2.7",
+    "webapps/app/src",
+    "code",
+    "lib/python2.7/x.egg",
+]
+
+
+@st.composite
+def python_file(draw: st.DrawFn) -> str:
+    lines = []
+    for _ in range(draw(st.integers(1, 5))):
+        expression = f"{draw(st.sampled_from(BASES))} + {draw(st.sampled_from(TAILS))!r}"
+        call = draw(
+            st.sampled_from(
+                ["sys.path.insert(0, {})", "sys.path.append({})", "site.addsitedir({})"]
+            )
+        )
+        lines.append(call.format(expression))
+    return BINDINGS + "\n".join(lines) + "\n"
+
+
+def _path_edits(folder: Path, text: str) -> dict[int, Path | None]:
+    file = folder / "app.wsgi"
+    file.write_text(text)
+    (scan,) = scan_sources([file], Path(PY_HOME)).values()
+    assert scan.error is None
+    return {edit.line: edit.path for edit in scan.path_edits}
+
+
+@settings(max_examples=200, deadline=None)
+@given(python_file())
+def test_python_plan_and_rewrite_agree(text: str) -> None:
+    """Each sys.path edit the plan evaluates to a concentric dir is the one the rewrite
+    disables; every other edit (code dirs, and what neither can evaluate) stays."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        before = _path_edits(folder, text.replace("__file__", repr(PY_FILE)))
+        result = rewrite_python(text, home=PY_HOME, file=PY_FILE)
+        after = _path_edits(folder, result.text.replace("__file__", repr(PY_FILE)))
+
+    concentric = {
+        line for line, path in before.items() if path and is_concentric_dir(str(path), PY_HOME)
+    }
+    assert set(before) - set(after) == concentric, result.text
+    assert {line: before[line] for line in after} == after

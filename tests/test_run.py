@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from journal_helper import snapshot
 
 from migrate.build.wheelfile import WheelSpec
 from migrate.discover.httpd import read_config
+from migrate.layout import requirement_paths
 
 # What an entry point prints: where each account package was imported from.
 REPORT = """
@@ -322,3 +324,30 @@ def test_a_relative_crontab_path_means_the_file_where_the_user_is(
     assert done.returncode == 0, done.stderr
     assert "venv/bin/python" in crontab.read_text()
     assert not (home / crontab.name).exists()  # not a new file in the home
+
+
+def test_a_crontab_edited_while_run_builds_is_not_overwritten(
+    account: tuple[Path, Path],
+) -> None:
+    """The user edits the crontab after ``run`` read it (while the venvs are built): the
+    rewrite planned from the old text is refused, everything is rolled back, and the
+    user's edit stays."""
+    home, crontab = account
+    before = snapshot(home)
+    first_write = requirement_paths(home / "webapps" / "blog")[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migrate", "--home", str(home), "--crontab", str(crontab),
+         "run", "--yes", "--no-restart"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HOME": str(home)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not first_write.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    edited = crontab.read_bytes() + b"# the user's own line, added while run builds\n"
+    crontab.write_bytes(edited)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 1, out + err
+    assert "crontab changed while the migration ran" in err
+    assert crontab.read_bytes() == edited
+    assert snapshot(home) == before

@@ -120,6 +120,9 @@ class _Scanner(ast.NodeVisitor):
         raise Unresolved("index")
 
     def _evaluate(self, node):
+        """A string, or an operation ``{"op": NAME, "args": [...]}`` that
+        :mod:`migrate.discover.pathexpr` evaluates for the account: nothing is evaluated
+        here, where the host's (or the old interpreter's) os.path and cwd would leak in."""
         if _is_str(node):
             return _str_value(node)
         if isinstance(node, ast.Name):
@@ -127,37 +130,40 @@ class _Scanner(ast.NodeVisitor):
                 return self.names[node.id]
             raise Unresolved(node.id)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            parts = [self._evaluate(node.left), self._evaluate(node.right)]
-            return {"op": "concat", "args": parts} if _has_marker(parts) else parts[0] + parts[1]
-        if isinstance(node, ast.Call):
+            return _op("concat", [self._evaluate(node.left), self._evaluate(node.right)])
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and _is_str(node.left):
+            values = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
+            return _op("percent", [_str_value(node.left)] + [self._evaluate(v) for v in values])
+        if isinstance(node, getattr(ast, "JoinedStr", ())):
+            return _op("concat", [self._evaluate(part) for part in node.values])
+        if isinstance(node, getattr(ast, "FormattedValue", ())):
+            if node.conversion not in (None, -1) or node.format_spec is not None:
+                raise Unresolved(_describe(node))
+            return self._evaluate(node.value)
+        if isinstance(node, ast.Call) and not getattr(node, "keywords", None):
             func = _dotted(node.func)
             short = func.rsplit(".", 1)[-1]
-            if func.startswith(("os.path.", "path.")) and short in _PATH_FUNCS:
+            if func.startswith(("os.path.", "path.", "posixpath.")) and short in _PATH_FUNCS:
+                return _op(func, [self._evaluate(a) for a in node.args])
+            if func in ("os.environ.get", "os.getenv") and node.args:
+                return _op("os.environ", [self._evaluate(a) for a in node.args])
+            if (
+                isinstance(node.func, ast.Attribute)
+                and node.func.attr == "format"
+                and _is_str(node.func.value)
+            ):
                 args = [self._evaluate(a) for a in node.args]
-                return {"op": short, "args": args} if _has_marker(args) else _apply(short, args)
-            if func in ("os.environ.get", "os.getenv") and node.args and _is_str(node.args[0]):
-                return {"op": "env", "args": [_str_value(node.args[0])]}
+                return _op("format", [_str_value(node.func.value)] + args)  # noqa: RUF005 (Python 2)
         if isinstance(node, ast.Subscript) and _dotted(node.value) == "os.environ":
             key = node.slice
             if isinstance(key, getattr(ast, "Index", ())):
                 key = key.value
-            if _is_str(key):
-                return {"op": "env", "args": [_str_value(key)]}
+            return _op("os.environ", [self._evaluate(key)])
         raise Unresolved(_describe(node))
 
 
-def _has_marker(args):
-    return any(isinstance(a, dict) for a in args)
-
-
-def _apply(op, args):
-    import os.path
-
-    if op == "join":
-        return os.path.join(*args)
-    if op == "expanduser":
-        return {"op": "expanduser", "args": args}
-    return getattr(os.path, op)(args[0])
+def _op(name, args):
+    return {"op": name, "args": args}
 
 
 def _catches_import_error(handler):

@@ -9,8 +9,10 @@ Python interpreter, a script) is decided by :mod:`migrate.discover.entrypoints`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,20 @@ class Crontab:
     problems: tuple[tuple[int, str], ...] = ()
     source: Path = INSTALLED
     """The file it was read from, or ``INSTALLED`` for ``crontab -l``."""
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def sha256(self) -> str:
+        """Of the bytes read: what a rewrite of it must still find when it is installed."""
+        return hashlib.sha256(self.text.encode("utf-8", "surrogateescape")).hexdigest()
+
+    @property
+    def file(self) -> Path | None:
+        """``--crontab FILE``, or None for the installed crontab."""
+        return None if self.source == INSTALLED else self.source
 
 
 def parse_crontab(text: str, source: Path = INSTALLED) -> Crontab:
@@ -200,29 +216,16 @@ def _unquote(value: str) -> str:
     return value
 
 
-def read_installed_crontab() -> str | None:
-    """The invoking user's crontab (``crontab -l``); ``None`` when there is none."""
-    import shutil
-    import subprocess
-
-    binary = shutil.which("crontab")
-    if binary is None:
-        return None
-    try:
-        result = subprocess.run([binary, "-l"], capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.decode("utf-8", errors="surrogateescape")
-
-
-def crontab_text(file: Path | None, home: Path) -> str | None:
+def crontab_text(
+    file: Path | None, home: Path, installed: Callable[[], bytes | None] | None
+) -> str | None:
     """The crontab an account's commands read and ``run`` edits: ``--crontab FILE``, else
-    the installed one when ``home`` is the invoking user's own (another user's crontab is
-    neither ours to read as theirs nor to change)."""
+    the installed one (``installed`` reads it; None when there is no ``crontab`` command)
+    when ``home`` is the invoking user's own: another user's crontab is neither ours to
+    read as theirs nor to change."""
     if file is not None:
         return read_regular(file).decode("utf-8", errors="surrogateescape")
-    if os.path.realpath(home) != os.path.realpath(os.path.expanduser("~")):
+    if installed is None or os.path.realpath(home) != os.path.realpath(os.path.expanduser("~")):
         return None
-    return read_installed_crontab()
+    data = installed()
+    return None if data is None else data.decode("utf-8", errors="surrogateescape")

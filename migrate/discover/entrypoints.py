@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,13 +28,14 @@ from migrate.discover.interpreters import (
     version_of,
     which,
 )
+from migrate.discover.servers import Server, mod_wsgi_python_version, mod_wsgi_so, server_of
+from migrate.discover.snapshot import FileRead, snapshot
 from migrate.findings import Finding
-from migrate.layout import ACCOUNT_GROUP, webapps_dir
+from migrate.layout import ACCOUNT_GROUP, app_httpd_conf, app_start_scripts, webapps_dir
 
 EntryKind = Literal["wsgi", "script", "cron"]
 
 _PYTHON_NAME = re.compile(r"^python(?P<version>\d(?:\.\d+)?)?$")
-_LIBPYTHON = re.compile(rb"libpython(\d\.\d+)")
 _PY_OPTIONS_WITH_ARG = {"-W", "-X", "-Q"}
 _SHEBANG_LIMIT = 256
 CRON_EXPORTS = frozenset({"HOME", "LOGNAME", "PATH", "SHELL", "USER"})
@@ -78,8 +79,13 @@ class EntryPoint:
 @dataclass(frozen=True)
 class EntryPoints:
     entry_points: tuple[EntryPoint, ...]
-    configs: tuple[Config, ...] = ()
+    configs: Mapping[str, Config] = field(default_factory=dict)
+    """Each app's parsed ``httpd.conf`` (with what it Includes)."""
     findings: tuple[Finding, ...] = field(default=())
+    servers: Mapping[str, Server] = field(default_factory=dict)
+    """Each app's private Apache, as its ``httpd.conf`` describes it."""
+    files: Mapping[Path, FileRead] = field(default_factory=dict, compare=False, repr=False)
+    """The bytes of every file a migration may rewrite: configs, start scripts, entry files."""
 
     def for_group(self, group: str) -> tuple[EntryPoint, ...]:
         return tuple(e for e in self.entry_points if e.group == group)
@@ -87,19 +93,20 @@ class EntryPoints:
 
 def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
     found: list[EntryPoint] = []
-    configs: list[Config] = []
+    configs: dict[str, Config] = {}
+    servers: dict[str, Server] = {}
     findings: list[Finding] = []
     for app in account.apps:
         if not app.has_python:
             continue
         lib_versions = _lib_versions(account, app.name)
-        conf_path = app.path / "apache2" / "conf" / "httpd.conf"
+        conf_path = app_httpd_conf(app.path)
         wsgi_seen: set[Path] = set()
         if os.path.lexists(conf_path) and not conf_path.is_file():
             findings.append(Finding(conf_path, "error", "not a regular file: cannot be read"))
         elif conf_path.is_file():
-            config = read_config(conf_path)
-            configs.append(config)
+            config = configs[app.name] = read_config(conf_path)
+            servers[app.name] = server_of(app.path, app.name, config)
             findings.extend(config.findings)
             for entry in _wsgi_entries(config, app, account.home, lib_versions):
                 found.append(entry)
@@ -123,7 +130,15 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
             Finding(crontab.source, "warning", f"line {number}: {message}")
             for number, message in crontab.problems
         )
-    return EntryPoints(tuple(_dedupe(found)), tuple(configs), tuple(findings))
+    entries = tuple(_dedupe(found))
+    known = {
+        Path(os.path.abspath(file)): data
+        for config in configs.values()
+        for file, data in zip(config.files, config.data, strict=True)
+    }
+    scripts = [s for app in account.apps if app.has_python for s in app_start_scripts(app.path)]
+    files = snapshot([*known, *scripts, *(entry.path for entry in entries)], known)
+    return EntryPoints(entries, configs, tuple(findings), servers, files)
 
 
 def group_of(path: Path, home: Path) -> str:
@@ -246,15 +261,6 @@ def _mod_wsgi_runtime(config: Config, server_root: Path, python: str | None) -> 
     return {"executable": executable, "executable_reason": why, "executable_named": True}
 
 
-def mod_wsgi_so(config: Config, server_root: Path) -> Path | None:
-    """The ``mod_wsgi.so`` an httpd.conf loads (relative paths from its ServerRoot)."""
-    for load in config.named("loadmodule"):
-        if len(load.args) >= 2 and load.args[0] == "wsgi_module":
-            so = Path(load.args[1])
-            return so if so.is_absolute() else server_root / so
-    return None
-
-
 def _assumed(python: str | None, why: str) -> dict[str, Any]:
     """No runtime says which interpreter: ``pythonX.Y`` on a login shell's default PATH."""
     if python is None:
@@ -303,15 +309,6 @@ def _mod_wsgi_python(config: Config, server_root: Path) -> tuple[str, str] | Non
     return (version, f"mod_wsgi {so} links libpython{version}") if version else None
 
 
-def mod_wsgi_python_version(so: Path) -> str | None:
-    try:
-        data = so.read_bytes()
-    except OSError:
-        return None
-    match = _LIBPYTHON.search(data)
-    return match.group(1).decode() if match else None
-
-
 def _python_from_dirs(
     site_dirs: tuple[Path, ...], python_home: str | None, lib_versions: list[str]
 ) -> tuple[str | None, str]:
@@ -344,9 +341,14 @@ def shebang_python(path: Path) -> tuple[str, str | None] | None:
     """(interpreter as written, X.Y or None) when ``path`` starts with a Python shebang."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(_SHEBANG_LIMIT)
+            return shebang_of(handle.read(_SHEBANG_LIMIT))
     except OSError:
         return None
+
+
+def shebang_of(head: bytes) -> tuple[str, str | None] | None:
+    """:func:`shebang_python` of a file's first bytes."""
+    head = head[:_SHEBANG_LIMIT]
     if not head.startswith(b"#!"):
         return None
     words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()

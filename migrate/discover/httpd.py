@@ -20,7 +20,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -280,6 +280,8 @@ class Config:
     directives: tuple[Directive, ...]
     files: tuple[Path, ...]
     findings: tuple[Finding, ...] = ()
+    data: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+    """The bytes of each of ``files``, as read: what a rewrite of them starts from."""
 
     def named(self, name: str) -> tuple[Directive, ...]:
         wanted = name.lower()
@@ -295,13 +297,20 @@ def read_config(path: Path) -> Config:
     """Parse ``path`` and every file it Includes; problems become findings, never raise."""
     state = _State()
     _read_file(Path(path), state, stack=(), sections=[])
-    return Config(Path(path), tuple(state.directives), tuple(state.files), tuple(state.findings))
+    return Config(
+        Path(path),
+        tuple(state.directives),
+        tuple(state.files),
+        tuple(state.findings),
+        tuple(state.data),
+    )
 
 
 class _State:
     def __init__(self) -> None:
         self.directives: list[Directive] = []
         self.files: list[Path] = []
+        self.data: list[bytes] = []
         self.findings: list[Finding] = []
         self.server_root: Path | None = None
 
@@ -327,6 +336,7 @@ def _read_file(path: Path, state: _State, stack: tuple[Path, ...], sections: lis
         state.findings.append(Finding(path, "error", "binary file (contains NUL bytes)"))
         return
     state.files.append(path)
+    state.data.append(data)
     depth_at_start = len(sections)
     for statement in parse(data.decode("utf-8", errors="surrogateescape")).statements:
         first = statement.first + 1

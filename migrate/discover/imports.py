@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrate.discover import _scan_source
+from migrate.discover import _scan_source, pathexpr
 from migrate.discover.interpreters import Interpreter
 from migrate.paths import read_regular
 
@@ -182,25 +182,16 @@ def _from_raw(path: Path, raw: Mapping[str, Any], home: Path, parsed_by: str) ->
 
 
 def evaluate_path(value: Any, home: Path) -> str | None:
-    """Evaluate the scanner's symbolic path (``expanduser``, ``env``, ``concat``) for HOME."""
+    """The scanner's path expression for HOME (:mod:`migrate.discover.pathexpr`), or None."""
     if value is None or isinstance(value, str):
         return value
-    op, args = value.get("op"), [evaluate_path(a, home) for a in value.get("args", [])]
+    args = [evaluate_path(a, home) for a in value.get("args", [])]
     if any(a is None for a in args):
         return None
-    if op == "concat":
-        return "".join(args)  # type: ignore[arg-type]
-    if op == "env":
-        return str(home) if args == ["HOME"] else None
-    if op == "expanduser":
-        text = args[0] or ""
-        return str(home) + text[1:] if text == "~" or text.startswith("~/") else text
-    if op == "join":
-        return os.path.join(*args)  # type: ignore[arg-type]
-    if op in ("dirname", "abspath", "realpath", "normpath"):
-        func = os.path.dirname if op == "dirname" else os.path.normpath
-        return func(args[0])  # type: ignore[arg-type]
-    return None
+    try:
+        return pathexpr.evaluate(value.get("op", ""), args, str(home))  # type: ignore[arg-type]
+    except pathexpr.NotStatic:
+        return None
 
 
 def _tokenize_fallback(path: Path, error: str) -> SourceScan:

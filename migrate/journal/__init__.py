@@ -46,6 +46,7 @@ from migrate.journal.errors import (
     OutsideHome,
     OwnerNotKept,
     SessionAborted,
+    TargetChanged,
     TransactionOpen,
     UnknownTransaction,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "RollbackResult",
     "SessionAborted",
     "State",
+    "TargetChanged",
     "Transaction",
     "TransactionInfo",
     "TransactionOpen",

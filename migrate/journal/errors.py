@@ -29,6 +29,16 @@ class EditedSince(JournalError):
         self.files = files
 
 
+class TargetChanged(JournalError):
+    """A write planned from bytes that are no longer there (compare-and-swap); nothing was
+    written."""
+
+    def __init__(self, message: str, target: Path | None) -> None:
+        super().__init__(message)
+        self.target = target
+        """The file, or None for the installed crontab."""
+
+
 class UnknownTransaction(JournalError):
     """No transaction with that id (or none at all) in the home."""
 

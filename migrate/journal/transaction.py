@@ -22,7 +22,13 @@ from pathlib import Path
 
 from migrate.journal import records as rec
 from migrate.journal.crontab import InstalledCrontab, Resource, user_name
-from migrate.journal.errors import JournalError, OwnerNotKept, SessionAborted, TransactionOpen
+from migrate.journal.errors import (
+    JournalError,
+    OwnerNotKept,
+    SessionAborted,
+    TargetChanged,
+    TransactionOpen,
+)
 from migrate.journal.fs import (
     NAME_KEEP,
     PRIVATE_FILE,
@@ -83,21 +89,27 @@ class Transaction:
         self._n = 0
         self._ended: str | None = None
 
-    def write_file(self, path: Path, data: bytes, mode: int | None = None) -> None:
+    def write_file(
+        self, path: Path, data: bytes, mode: int | None = None, *, expect_sha256: str | None = None
+    ) -> None:
         """Create or replace ``path`` with ``data``; missing parents come from ``make_dir``.
 
         A replaced file keeps its mode (unless ``mode`` is given), owner, group and xattrs
         (POSIX ACLs included) and does not pick up the folder's default ACL; a new file gets
         ``mode`` (default 0o644) and the folder's defaults. A symlink inside the home is
-        written through (the link stays).
+        written through (the link stays). With ``expect_sha256`` the file must still hold the
+        bytes the write was planned from (:class:`TargetChanged` otherwise, nothing written).
         """
         self._usable()
         target = resolve(self.home, path)
         if mode is not None and not 0 <= mode <= 0o7777:
             raise JournalError(f"mode {mode:o} is not a file mode")
-        self._replace(target, data, "write", NEW_FILE_MODE if mode is None else mode, mode)
+        new_mode = NEW_FILE_MODE if mode is None else mode
+        self._replace(target, data, "write", new_mode, mode, expect_sha256)
 
-    def set_crontab(self, text: str, file: Path | None = None) -> None:
+    def set_crontab(
+        self, text: str, file: Path | None = None, *, expect_sha256: str | None = None
+    ) -> None:
         """Replace the crontab: the file given with --crontab FILE, else the invoking user's
         (crontab -l / crontab -).
 
@@ -106,7 +118,8 @@ class Transaction:
         the spool file does; a missing folder of it outside the home is refused, not made.
         The installed crontab is backed up from ``crontab -l`` and replaced by feeding
         ``crontab -`` the new text; rollback puts the old one back (or ``crontab -r``).
-        ``text`` must end with a newline when not empty: cron refuses it otherwise.
+        ``text`` must end with a newline when not empty: cron refuses it otherwise. With
+        ``expect_sha256`` the crontab must still be the one the text was planned from.
         """
         self._usable()
         if text and not text.endswith("\n"):
@@ -116,10 +129,15 @@ class Transaction:
         except UnicodeEncodeError as exc:
             raise JournalError(f"the crontab text cannot be encoded: {exc}") from None
         if file is not None:
-            self._replace(self._crontab_file(file), data, "crontab-file", PRIVATE_FILE, None)
+            target = self._crontab_file(file)
+            self._replace(target, data, "crontab-file", PRIVATE_FILE, None, expect_sha256)
             return
         crontab = self._crontab()
         current = crontab.read()
+        if expect_sha256 is not None and (current is None or sha256(current) != expect_sha256):
+            raise TargetChanged(
+                "the installed crontab changed after it was read (crontab -l): run again", None
+            )
         with self._guard():
             n = self._next()
             backup = None if current is None else f"{n:04d}-crontab"
@@ -206,12 +224,20 @@ class Transaction:
         self._ended = "committed"
 
     def _replace(
-        self, target: Path, data: bytes, op: rec.FileOp, new_file_mode: int, mode: int | None
+        self,
+        target: Path,
+        data: bytes,
+        op: rec.FileOp,
+        new_file_mode: int,
+        mode: int | None,
+        expect_sha256: str | None = None,
     ) -> None:
         """``write_file`` of a resolved target: ``mode`` None keeps a replaced file's mode."""
         if target == self.home:
             raise JournalError(f"{target} is the home itself")
         existing = read_existing(target)
+        if expect_sha256 is not None and (existing is None or sha256(existing[0]) != expect_sha256):
+            raise TargetChanged(f"{target} changed after it was read: run again", target)
         if existing is None:
             self._make_parents(target.parent)
         elif not can_own(existing[1].st_uid, existing[1].st_gid):

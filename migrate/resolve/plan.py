@@ -21,11 +21,15 @@ from packaging.utils import canonicalize_name
 from migrate.discover.account import Account, LibDir
 from migrate.discover.crontab import Crontab
 from migrate.discover.entrypoints import ACCOUNT_GROUP, EntryPoint, find_entry_points
+from migrate.discover.httpd import Config
 from migrate.discover.imports import ImportRef, SourceScan, app_files, scan_sources
 from migrate.discover.interpreters import Interpreter, interpreter_at
+from migrate.discover.servers import Server
+from migrate.discover.snapshot import FileRead
 from migrate.findings import Finding
 from migrate.inventory import inventory_lib_dir
 from migrate.inventory.model import Distribution, Inventory, LibDirInventory
+from migrate.layout import venv_dir
 from migrate.paths import home_relative, is_inside
 from migrate.resolve import pep508
 from migrate.resolve.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
@@ -92,6 +96,12 @@ class AppPlan:
     """The interpreter its runtime starts (mod_wsgi's for a served app): its venv's base."""
     probes: tuple[ProbeOutcome, ...] = ()
     """``plan --probe``: each entry point's runtime asked, or why it could not be."""
+    config: Config | None = field(default=None, compare=False, repr=False)
+    """Its parsed ``httpd.conf``, if it has one."""
+    server: Server | None = None
+    """Its private Apache, if it has one."""
+    venv_exists: bool = False
+    """Something is at its venv path already (an earlier migration's venv)."""
 
     @property
     def used(self) -> tuple[PackageRow, ...]:
@@ -113,6 +123,10 @@ class Plan:
     home: Path
     apps: tuple[AppPlan, ...]
     findings: tuple[Finding, ...] = ()
+    crontab: Crontab | None = None
+    """The crontab as read (``--crontab FILE`` or ``crontab -l``): what ``run`` rewrites."""
+    files: Mapping[Path, FileRead] = field(default_factory=dict, compare=False, repr=False)
+    """The bytes discovery read of every file a migration may rewrite."""
 
 
 Tracer = Callable[[EntryPoint, Interpreter, Path], tuple[set[str], str | None]]
@@ -165,11 +179,19 @@ def plan_account(
         resolver = _AppResolver(
             account, index, name, path, eps, interpreters, recipe_book, tracer, prober
         )
-        plans.append(resolver.resolve())
+        plans.append(
+            dataclasses.replace(
+                resolver.resolve(),
+                config=entry_points.configs.get(name),
+                server=entry_points.servers.get(name),
+                venv_exists=os.path.lexists(venv_dir(account.home, name)),
+            )
+        )
     # What stops a migration is worth seeing in the plan too: unreadable or escaping lib
     # dirs and apps (the inventory's errors) besides the entry points' own.
     errors = tuple(f for f in inventory.all_findings if f.severity == "error")
-    return Plan(account.home, tuple(plans), tuple(dict.fromkeys(errors + entry_points.findings)))
+    findings = tuple(dict.fromkeys(errors + entry_points.findings))
+    return Plan(account.home, tuple(plans), findings, crontab, entry_points.files)
 
 
 class _Index:

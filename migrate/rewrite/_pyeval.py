@@ -1,18 +1,18 @@
 """The static evaluator behind :mod:`migrate.rewrite.pyfile`: what a path expression in
 the scanned source evaluates to when that is known without running it (literals, ``+``,
-``%s``, ``os.path.join/expanduser/...``, ``os.environ['HOME']``, names bound earlier)."""
+``%s``, ``.format``, f-strings, ``os.path.join/expanduser/...``, ``os.environ['HOME']``,
+names bound earlier). This module reads the tokens; what each operation means is
+:mod:`migrate.discover.pathexpr`, the table the plan's reader uses too."""
 
 from __future__ import annotations
 
 import ast
-import posixpath
 import re
 import warnings
 from dataclasses import dataclass
 
+from migrate.discover import pathexpr
 from migrate.rewrite._pyscan import _Source, _Token
-
-_PERCENT_S_ONLY = re.compile(r"(?:[^%]|%[s%])*")
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,7 @@ class _NotStatic(Exception):
 _Value = str | tuple | _Ref | _Method
 
 
-def _canonical(dotted: str) -> str:
-    return "os.path" + dotted[len("posixpath") :] if dotted.split(".")[0] == "posixpath" else dotted
+_canonical = pathexpr.canonical
 
 
 def _prefixed(token: str) -> tuple[str, str]:
@@ -98,7 +97,7 @@ class _Evaluator:
         value, index = self._postfix(index, stop)
         while index < stop and self.tokens[index].text == "%":
             arguments, index = self._postfix(index + 1, stop)
-            value = _percent(value, arguments)
+            value = _percent(value, arguments, self.home)
         return value, index
 
     def _postfix(self, index: int, stop: int) -> tuple[_Value, int]:
@@ -207,54 +206,34 @@ class _Evaluator:
         raise _NotStatic(name)
 
     def _subscript(self, value: _Value, key: _Value) -> _Value:
-        if value == _Ref("os.environ") and key == "HOME":
-            return self.home
+        if value == _Ref("os.environ") and isinstance(key, str):
+            return self._evaluate("os.environ", [key])
         raise _NotStatic("subscript")
 
     def _call(self, function: _Value, arguments: list[_Value]) -> _Value:
-        if isinstance(function, _Method):
-            if not all(isinstance(a, str) for a in arguments):
-                raise _NotStatic("format")
-            try:
-                return function.value.format(*arguments)
-            except (ValueError, IndexError, KeyError, AttributeError) as exc:
-                raise _NotStatic("format") from exc
-        if not isinstance(function, _Ref) or not all(isinstance(a, str) for a in arguments):
+        strings = [a for a in arguments if isinstance(a, str)]
+        if len(strings) != len(arguments):
             raise _NotStatic("call")
-        strings: list[str] = [a for a in arguments if isinstance(a, str)]
-        name = function.name
-        if name == "os.path.join" and strings:
-            return posixpath.join(*strings)
-        if name in ("os.getenv", "os.environ.get") and strings and strings[0] == "HOME":
-            return self.home
-        if len(strings) != 1:
-            raise _NotStatic(name)
-        (path,) = strings
-        if name == "os.path.expanduser":
-            if path == "~" or path.startswith("~/"):
-                return self.home.rstrip("/") + path[1:]
-            if path.startswith("~"):
-                raise _NotStatic(path)
-            return path
-        if name == "os.path.dirname":
-            return posixpath.dirname(path)
-        if name == "os.path.normpath" or (
-            name in ("os.path.abspath", "os.path.realpath") and path.startswith("/")
-        ):
-            return posixpath.normpath(path)
-        raise _NotStatic(name)
+        if isinstance(function, _Method):
+            return self._evaluate(function.name, [function.value, *strings])
+        if not isinstance(function, _Ref):
+            raise _NotStatic("call")
+        return self._evaluate(function.name, strings)
+
+    def _evaluate(self, operation: str, args: list[str]) -> str:
+        try:
+            return pathexpr.evaluate(operation, args, self.home)
+        except pathexpr.NotStatic as exc:
+            raise _NotStatic(operation) from exc
 
 
-def _percent(template: _Value, arguments: _Value) -> str:
-    if not isinstance(template, str) or not _PERCENT_S_ONLY.fullmatch(template):
-        raise _NotStatic("%")
-    if isinstance(arguments, tuple) and not all(isinstance(a, str) for a in arguments):
-        raise _NotStatic("%")
-    if not isinstance(arguments, str | tuple):
+def _percent(template: _Value, arguments: _Value, home: str) -> str:
+    values = arguments if isinstance(arguments, tuple) else (arguments,)
+    if not isinstance(template, str) or not all(isinstance(v, str) for v in values):
         raise _NotStatic("%")
     try:
-        return template % arguments
-    except (TypeError, ValueError) as exc:
+        return pathexpr.evaluate("percent", [template, *values], home)  # type: ignore[list-item]
+    except pathexpr.NotStatic as exc:
         raise _NotStatic("%") from exc
 
 

@@ -30,8 +30,11 @@ What happens to a matching statement:
   ...)``: the activation is disabled, and the assignment too when it is the name's only
   binding and nothing else reads it.
 
-Left alone on purpose: paths only known at run time (``__file__``, other environment
-variables, calls, ``sys.version``), lists held in variables (``sys.path[:0] = new``), a
+Paths are judged with the same meaning the plan gives them (:mod:`migrate.discover.pathexpr`);
+``__file__`` is the file's own path when the caller names it, as the plan reads it.
+
+Left alone on purpose: paths only known at run time (environment variables other than
+``HOME``, other calls, ``sys.version``), lists held in variables (``sys.path[:0] = new``), a
 ``sys.path`` replaced wholesale or a non-empty slice of it replaced (disabling those would
 do more than drop a dir), loops other than ``for d in [literal list]`` over one edit, a
 ``for`` with an ``else:`` clause, modules reached other than by name or ``import ... as``
@@ -128,13 +131,13 @@ class _Analysis:
 
 
 class _Analyzer:
-    def __init__(self, source: _Source, home: str) -> None:
+    def __init__(self, source: _Source, home: str, file: str | None = None) -> None:
         self.source = source
         self.tokens = source.tokens
         self.closer = source.closer
         self.home = home
         self.modules = dict(_DEFAULT_MODULES)
-        self.blocks = [_Block(0, False, {})]
+        self.blocks = [_Block(0, False, {"__file__": file} if file else {})]
         self.result = _Analysis()
         self.handled: set[int] = set()
 
@@ -781,17 +784,18 @@ def _edits(source: _Source, result: _Analysis, force_pass: bool) -> list[_Edit]:
     return edits
 
 
-def rewrite_python(text: str, *, home: str) -> Rewrite:
+def rewrite_python(text: str, *, home: str, file: str | None = None) -> Rewrite:
     """Comment out the statements of a Python 2/3 file that put concentric dirs on ``sys.path``.
 
-    ``home`` is the account's home dir (``~`` and ``os.environ['HOME']`` mean it). Returns the
+    ``home`` is the account's home dir (``~`` and ``os.environ['HOME']`` mean it); ``file``
+    the file's absolute path, which ``__file__`` then means (as the plan reads it). Returns the
     input unchanged (same object) when nothing applies; raises :class:`CannotRewrite` only
     for a concentric edit that cannot be disabled without reformatting the user's code.
     """
     if not any(hint in text for hint in _HINTS):
         return Rewrite(text)
     source = _scan(text)
-    result = _Analyzer(source, home).run()
+    result = _Analyzer(source, home, file).run()
     _activation_assignments(source, result)
     if not result.removals and not result.edits and not result.notes:
         return Rewrite(text)

@@ -8,6 +8,7 @@ Commands build a list of :class:`PlannedFile` (pure), then either print their di
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ class PlannedFile:
     @property
     def changed(self) -> bool:
         return self.before != self.content
+
+    @property
+    def before_sha256(self) -> str | None:
+        """What the journal must still find there to write it (compare-and-swap)."""
+        return None if self.before is None else hashlib.sha256(self.before).hexdigest()
 
     def diff(self) -> str:
         old = (self.before or b"").decode("utf-8", "replace").splitlines(keepends=True)
@@ -99,5 +105,5 @@ def apply(home: Path, files: Sequence[PlannedFile], *, description: str) -> str 
     with home_lock(home), session(home, description) as transaction:
         for item in files:
             mode = None if item.before is not None else item.mode
-            transaction.write_file(item.path, item.content, mode)
+            transaction.write_file(item.path, item.content, mode, expect_sha256=item.before_sha256)
     return transaction.id

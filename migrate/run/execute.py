@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migrate.build.app import BuiltVenv, Progress, VerifyReport, build_apps, verify_app
-from migrate.journal import SessionAborted, Transaction, home_lock, session
+from migrate.discover.servers import Server, read_server
+from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
 from migrate.layout import app_dir, webapps_dir
 from migrate.paths import home_relative
 from migrate.resolve.plan import AppPlan, Plan
 from migrate.run.actions import PlannedFile
-from migrate.run.migration import Migration, Server, server_of
+from migrate.run.migration import Migration
 from migrate.run.restart import (
     Health,
     RestartError,
@@ -190,7 +191,8 @@ def _write_everything(
     for item in requirements:
         if item.changed:
             transaction.make_dir(item.path.parent)
-            transaction.write_file(item.path, item.content, None if item.before else item.mode)
+            mode = None if item.before else item.mode
+            transaction.write_file(item.path, item.content, mode, expect_sha256=item.before_sha256)
     jobs = options.jobs
     tell(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
     built = build_apps(
@@ -198,25 +200,24 @@ def _write_everything(
         bytecode=options.bytecode, source=options.source, offline=options.offline,
         progress=progress,
     )  # fmt: skip
-    for edit in migration.edits:
-        if edit.file.changed:
-            tell(f"rewrite {home_relative(edit.file.path, home)}")
-            _still_as_planned(edit.file)
-            transaction.write_file(edit.file.path, edit.file.content)
-    if migration.crontab is not None:
-        tell("rewrite the crontab")
-        transaction.set_crontab(migration.crontab.after, migration.crontab.file)
-    return built
-
-
-def _still_as_planned(item: PlannedFile) -> None:
-    """A file edited while the venvs were built must not be overwritten with a stale plan."""
+    # Each rewrite carries the sha256 of the bytes it was planned from: a file or crontab
+    # edited since (while the venvs were built, say) is refused, never overwritten.
     try:
-        now = item.path.read_bytes()
-    except OSError:
-        now = None
-    if now != item.before:
-        raise _Stop(f"{item.path} changed while the migration ran: run again")
+        for edit in migration.edits:
+            if edit.file.changed:
+                tell(f"rewrite {home_relative(edit.file.path, home)}")
+                transaction.write_file(
+                    edit.file.path, edit.file.content, expect_sha256=edit.file.before_sha256
+                )
+        if migration.crontab is not None:
+            tell("rewrite the crontab")
+            crontab = migration.crontab
+            expected = crontab.before_sha256
+            transaction.set_crontab(crontab.after, crontab.file, expect_sha256=expected)
+    except TargetChanged as exc:
+        what = "the crontab" if exc.target is None else str(exc.target)
+        raise _Stop(f"{what} changed while the migration ran: run again") from exc
+    return built
 
 
 def _verify_all(
@@ -263,7 +264,7 @@ def restart_restored(home: Path, restored: Sequence[Path], say: Say | None = Non
             apps[parts[0]] = app_dir(home, parts[0])
     healths = []
     for name, folder in sorted(apps.items()):
-        server = server_of(folder, name)
+        server = read_server(folder, name)
         if server is None:
             continue
         if not running(server) and probe(server).status is None:

@@ -1,30 +1,26 @@
 """What ``run`` will change, as data: every file edit, the crontab, restarts — nothing written.
 
-From a :class:`~migrate.resolve.plan.Plan` this reads the files each migrated app's entry
-points live in (httpd.conf and what it Includes, WSGI files, scripts, the Apache start
-scripts, the crontab), runs the pure rewriters of :mod:`migrate.rewrite` over them and
-collects the new bytes as :class:`~migrate.run.actions.PlannedFile` objects for the journal.
-Anything that cannot be rewritten safely is a *problem*: ``run`` refuses before writing.
+A pure function of the :class:`~migrate.resolve.plan.Plan`: the bytes discovery read of each
+migrated app's files (httpd.conf and what it Includes, WSGI files, scripts, the Apache start
+scripts), its server and the crontab as read go through the pure rewriters of
+:mod:`migrate.rewrite`, and the new bytes become :class:`~migrate.run.actions.PlannedFile`
+objects for the journal, each with the bytes it was planned from. Anything that cannot be
+rewritten safely is a *problem*: ``run`` refuses before writing.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migrate.discover.entrypoints import (
-    ACCOUNT_GROUP,
-    mod_wsgi_python_version,
-    mod_wsgi_so,
-    shebang_python,
-)
-from migrate.discover.httpd import Config, read_config
-from migrate.discover.interpreters import mod_wsgi_interpreter
-from migrate.layout import venv_dir
-from migrate.paths import home_relative, is_inside, read_regular
+from migrate.discover.crontab import Crontab
+from migrate.discover.entrypoints import ACCOUNT_GROUP, shebang_of
+from migrate.discover.servers import Server
+from migrate.discover.snapshot import FileRead
+from migrate.layout import app_start_scripts, venv_dir
+from migrate.paths import home_relative, is_inside
 from migrate.resolve.plan import AppPlan, Plan
 from migrate.rewrite import CannotRewrite, Change, Rewrite
 from migrate.rewrite.crontab import CronTargets, rewrite_crontab
@@ -33,9 +29,6 @@ from migrate.rewrite.pyfile import rewrite_python
 from migrate.rewrite.shell import rewrite_shebang, rewrite_start_script
 from migrate.run.actions import PlannedFile
 
-START_SCRIPTS = ("start", "stop", "restart")
-_LISTEN = re.compile(r"^(?:\[?[0-9A-Fa-f.:]*\]?:)?(\d+)$")
-
 
 @dataclass(frozen=True)
 class Edit:
@@ -43,26 +36,6 @@ class Edit:
 
     file: PlannedFile
     changes: tuple[Change, ...]
-
-
-@dataclass(frozen=True)
-class Server:
-    """An app's private Apache: how to restart it and where to ask whether it is healthy."""
-
-    app: str
-    bin_dir: Path
-    port: int | None
-    mod_wsgi: Path | None
-    """The ``mod_wsgi.so`` its httpd.conf loads, if any."""
-    pid_file: Path | None = None
-
-    @property
-    def restart(self) -> tuple[Path, ...]:
-        """``restart``, or ``stop`` then ``start``: what WebFaction's scripts offer."""
-        restart = self.bin_dir / "restart"
-        if restart.is_file():
-            return (restart,)
-        return tuple(self.bin_dir / name for name in ("stop", "start"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +54,8 @@ class CrontabEdit:
     file: Path | None
     """``--crontab FILE``, or None for the user's installed crontab."""
     changes: tuple[Change, ...]
+    before_sha256: str = ""
+    """Of the crontab as read: the journal refuses to replace one that changed since."""
 
 
 @dataclass(frozen=True)
@@ -96,13 +71,7 @@ class Migration:
         return tuple(edit for app in self.apps for edit in app.edits)
 
 
-def plan_migration(
-    plan: Plan,
-    *,
-    crontab_text: str | None,
-    crontab_file: Path | None = None,
-    interpreters: Mapping[str, Path] | None = None,
-) -> Migration:
+def plan_migration(plan: Plan, *, interpreters: Mapping[str, Path] | None = None) -> Migration:
     """Every edit ``run`` makes for the apps in ``plan`` (each with entry points and a Python)."""
     home = plan.home
     migrating = [app for app in plan.apps if app.migratable]
@@ -113,18 +82,15 @@ def plan_migration(
         if finding.severity == "error" and _concerns(finding.path, home, migrating)
     ]
     texts: dict[Path, _Text] = {}
-    servers: dict[str, Server] = {}
     for app in migrating:
         problems.extend(_app_problems(app, venvs[app.name], home))
-        config = _config_of(app)
-        if config is not None:
-            assert app.path is not None
-            server = servers[app.name] = _server(app.path, app.name, config)
-            problems.extend(_mod_wsgi_problems(app, server, interpreters))
-        _rewrite_app(app, config, str(venvs[app.name]), migrating, texts, problems, home)
+        if app.server is not None:
+            problems.extend(_mod_wsgi_problems(app, app.server, interpreters))
+        rewriting = _Rewriting(plan.files, texts, problems, home)
+        _rewrite_app(app, str(venvs[app.name]), migrating, rewriting)
     crontab = None
-    if crontab_text is not None:
-        crontab = _crontab_edit(crontab_text, crontab_file, venvs, migrating, problems, home)
+    if plan.crontab is not None:
+        crontab = _crontab_edit(plan.crontab, plan.files, venvs, migrating, problems, home)
     by_app: dict[str, list[Edit]] = {app.name: [] for app in migrating}
     for path, text in texts.items():
         if text.changes:
@@ -138,7 +104,7 @@ def plan_migration(
             venvs[app.name],
             app.python or "",
             tuple(sorted(by_app[app.name], key=lambda e: str(e.file.path))),
-            servers.get(app.name),
+            app.server,
         )
         for app in migrating
     )
@@ -160,7 +126,7 @@ def _app_problems(app: AppPlan, venv: Path, home: Path) -> list[str]:
         if finding.kind == "entry-point"
         and finding.message.startswith(("could not parse", "could not read", "leads outside"))
     )
-    if os.path.lexists(venv):
+    if app.venv_exists:
         problems.append(
             f"{app.name} has a venv at {home_relative(venv, home)} already: roll back the "
             "migration that made it (`concentric-migrate journal`), or move it away, then "
@@ -169,42 +135,26 @@ def _app_problems(app: AppPlan, venv: Path, home: Path) -> list[str]:
     return problems
 
 
-def _config_of(app: AppPlan) -> Config | None:
-    """The app's own ``httpd.conf`` (with what it Includes), if it has one."""
-    if app.path is None or app.name == ACCOUNT_GROUP:
-        return None
-    conf = app.path / "apache2" / "conf" / "httpd.conf"
-    return read_config(conf) if conf.is_file() else None
-
-
 def _rewrite_app(
-    app: AppPlan,
-    config: Config | None,
-    venv: str,
-    migrating: Sequence[AppPlan],
-    texts: dict[Path, _Text],
-    problems: list[str],
-    home: Path,
+    app: AppPlan, venv: str, migrating: Sequence[AppPlan], rewriting: _Rewriting
 ) -> None:
     """Run every rewriter over the files of one app (a file's rewrites accumulate)."""
-    if config is not None:
-        for file in config.files:
-            _apply(texts, file, home, problems, rewrite_httpd, venv=venv, home=str(home))
+    home = rewriting.home
+    if app.config is not None:
+        for file in app.config.files:
+            rewriting.apply(file, rewrite_httpd, venv=venv, home=str(home))
     if app.path is not None and app.name != ACCOUNT_GROUP:
-        for name in START_SCRIPTS:
-            script = app.path / "apache2" / "bin" / name
-            if script.is_file():
-                _apply(texts, script, home, problems, rewrite_start_script, home=str(home))
+        for script in app_start_scripts(app.path):
+            rewriting.apply(script, rewrite_start_script, home=str(home))
     for entry in app.entry_points:
-        if _in_bin_dir(entry.path, home, migrating) and shebang_python(entry.path):
-            _apply(texts, entry.path, home, problems, rewrite_shebang, venv=venv)
-        if entry.path.is_file():
-            _apply(texts, entry.path, home, problems, rewrite_python, home=str(home))
+        if _in_bin_dir(entry.path, home, migrating) and rewriting.shebang(entry.path):
+            rewriting.apply(entry.path, rewrite_shebang, venv=venv)
+        rewriting.apply(entry.path, rewrite_python, home=str(home), file=str(entry.path))
 
 
 def _crontab_edit(
-    text: str,
-    file: Path | None,
+    crontab: Crontab,
+    files: Mapping[Path, FileRead],
     venvs: Mapping[str, Path],
     migrating: Sequence[AppPlan],
     problems: list[str],
@@ -218,16 +168,17 @@ def _crontab_edit(
         for entry in app.entry_points
         if entry.kind == "cron"
         and not _in_bin_dir(entry.path, home, migrating)
-        and entry.path.is_file()
-        and shebang_python(entry.path)
+        and _shebang(files.get(entry.path))
     )
     targets = CronTargets(str(home), {name: str(p) for name, p in venvs.items()}, shebang_run)
     try:
-        result = rewrite_crontab(text, targets)
+        result = rewrite_crontab(crontab.text, targets)
     except CannotRewrite as exc:
         problems.append(f"crontab: {exc}")
         return None
-    return CrontabEdit(text, result.text, file, result.changes) if result.changed else None
+    if not result.changed:
+        return None
+    return CrontabEdit(crontab.text, result.text, crontab.file, result.changes, crontab.sha256)
 
 
 @dataclass
@@ -239,50 +190,59 @@ class _Text:
     changes: list[Change] = field(default_factory=list)
 
 
-def _apply(
-    texts: dict[Path, _Text],
-    path: Path,
-    home: Path,
-    problems: list[str],
-    rewriter: Callable[..., Rewrite],
-    /,
-    **options: str,
-) -> None:
-    """Run ``rewriter`` over the file's current text (an earlier rewriter's output, if any)."""
-    path = Path(os.path.abspath(path))
-    where = home_relative(path, home)
-    outside = not is_inside(os.path.realpath(path), os.path.realpath(home))
-    if path not in texts:
-        try:
-            data = read_regular(path)
-        except OSError as exc:
-            problems.append(f"{where}: cannot be read ({exc.strerror})")
+@dataclass
+class _Rewriting:
+    """The files being rewritten, from the bytes discovery read; problems collected."""
+
+    files: Mapping[Path, FileRead]
+    texts: dict[Path, _Text]
+    problems: list[str]
+    home: Path
+
+    def shebang(self, path: Path) -> bool:
+        return _shebang(self.files.get(Path(os.path.abspath(path))))
+
+    def apply(self, path: Path, rewriter: Callable[..., Rewrite], /, **options: str) -> None:
+        """Run ``rewriter`` over the file's current text (an earlier rewriter's output, if
+        any); a file discovery did not find is left alone."""
+        path = Path(os.path.abspath(path))
+        read = self.files.get(path)
+        if read is None:
             return
+        where = home_relative(path, self.home)
+        if path not in self.texts:
+            if read.data is None:
+                self.problems.append(f"{where}: cannot be read ({read.error})")
+                return
+            try:
+                text = read.data.decode("utf-8")
+            except UnicodeDecodeError:
+                if b"/lib/python" in read.data or b"site-packages" in read.data:
+                    self.problems.append(
+                        f"{where} is not UTF-8 and names a lib dir: convert it to UTF-8 (or "
+                        "edit it by hand) and run again"
+                    )
+                return
+            self.texts[path] = _Text(read.data, text)
+        current = self.texts[path]
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            if b"/lib/python" in data or b"site-packages" in data:
-                problems.append(
-                    f"{where} is not UTF-8 and names a lib dir: convert it to UTF-8 (or edit "
-                    "it by hand) and run again"
-                )
+            result = rewriter(current.text, **options)
+        except CannotRewrite as exc:
+            self.problems.append(f"{where}: {exc}")
             return
-        texts[path] = _Text(data, text)
-    current = texts[path]
-    try:
-        result = rewriter(current.text, **options)
-    except CannotRewrite as exc:
-        problems.append(f"{where}: {exc}")
-        return
-    if outside and result.changed:
-        problems.append(
-            f"{where} leads outside the home (to {os.path.realpath(path)}), where the migration "
-            "writes nothing, yet it needs a change: copy the file into the home in place of the "
-            "link (or edit it by hand), then run again"
-        )
-        return
-    current.text = result.text
-    current.changes.extend(result.changes)
+        if result.changed and not is_inside(read.real, os.path.realpath(self.home)):
+            self.problems.append(
+                f"{where} leads outside the home (to {read.real}), where the migration writes "
+                "nothing, yet it needs a change: copy the file into the home in place of the "
+                "link (or edit it by hand), then run again"
+            )
+            return
+        current.text = result.text
+        current.changes.extend(result.changes)
+
+
+def _shebang(read: FileRead | None) -> bool:
+    return read is not None and read.data is not None and shebang_of(read.data) is not None
 
 
 def _concerns(path: Path, home: Path, apps: Sequence[AppPlan]) -> bool:
@@ -311,38 +271,13 @@ def _owner(path: Path, home: Path, apps: Sequence[AppPlan]) -> str:
     return ACCOUNT_GROUP if ACCOUNT_GROUP in names else names[0]
 
 
-def server_of(app_dir: Path, name: str) -> Server | None:
-    """An app's private Apache, from ``APP/apache2/conf/httpd.conf``; None without one."""
-    conf = app_dir / "apache2" / "conf" / "httpd.conf"
-    return _server(app_dir, name, read_config(conf)) if conf.is_file() else None
-
-
-def _server(app_dir: Path, name: str, config: Config) -> Server:
-    root = config.server_root or app_dir / "apache2"
-    pid_files = config.named("pidfile")
-    pid_file = Path(pid_files[-1].args[0]) if pid_files and pid_files[-1].args else None
-    pid_file = root / (pid_file or Path("logs") / "httpd.pid")  # Apache's default
-    return Server(
-        name, app_dir / "apache2" / "bin", _port(config), mod_wsgi_so(config, root), pid_file
-    )
-
-
-def _port(config: Config) -> int | None:
-    for listen in config.named("listen"):
-        if listen.args and (match := _LISTEN.match(listen.args[0])):
-            return int(match.group(1))
-    return None
-
-
 def _mod_wsgi_problems(
     app: AppPlan, server: Server, overrides: Mapping[str, Path] | None
 ) -> list[str]:
     """Why a venv of this app could not be mod_wsgi's ``python-home`` (rule 5: it must come
     from the installation whose libpython mod_wsgi loads)."""
-    if server.mod_wsgi is None:
-        return []
-    version = mod_wsgi_python_version(server.mod_wsgi)
-    if version is None:
+    version = server.mod_wsgi_python
+    if server.mod_wsgi is None or version is None:
         return []
     if version != app.python:
         return [
@@ -352,7 +287,7 @@ def _mod_wsgi_problems(
             f"mod_wsgi with that Python, then point LoadModule at it), or migrate with "
             f"--python {version}=... after checking the app runs on {version}"
         ]
-    wanted = mod_wsgi_interpreter(server.mod_wsgi)
+    wanted = server.mod_wsgi_interpreter
     given = (overrides or {}).get(version)
     if wanted and given and os.path.realpath(given) != os.path.realpath(wanted):
         return [

@@ -14,7 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from migrate.run.migration import Server
+from migrate.discover.servers import Server
 
 RESTART_TIMEOUT = 120
 HEALTH_TIMEOUT = 30.0
