@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from migrate.discover.crontab import INSTALLED as INSTALLED_CRONTAB
 from migrate.journal import records as rec
@@ -51,6 +52,8 @@ from migrate.journal.store import (
 )
 from migrate.layout import JOURNALS_DIR, STATE_DIR
 from migrate.paths import is_inside
+
+_FileIntent = rec.WriteIntent | rec.MkdirIntent | rec.InstallIntent
 
 
 @dataclass(frozen=True)
@@ -137,79 +140,30 @@ class _Undo:
         self.steps()
         append(self.journal, rec.RollbackBegin(self.force, now()))
         for record in self.pending:
-            if isinstance(record, rec.WriteIntent):
-                outcome = self._write(record)
-            elif isinstance(record, rec.MkdirIntent):
-                outcome = self._mkdir(record)
-            elif isinstance(record, rec.InstallIntent):
-                outcome = self._install(record)
-            else:
-                outcome = self._crontab_undo(record)
+            outcome = _OPERATIONS[type(record)].undo(self, record)
             self.steps()
             append(self.journal, outcome)
         self.steps()
         append(self.journal, rec.RolledBack(now()))
 
-    # Checks first: nothing is changed unless every operation can be undone.
-
     def _edited(self) -> list[Path]:
-        ours = self._ours()
+        """Checks first: nothing is changed unless every operation can be undone. The
+        targets not as the transaction found or left them (newest operation first: the
+        newest on a target decides)."""
+        ours = {p for r in self.pending for p in _OPERATIONS[type(r)].leftovers(self, r)}
         edited: list[Path] = []
-        seen: set[str] = set()
-        crontab_seen = False
-        for record in self.pending:  # newest first: the newest operation on a path decides
-            if isinstance(record, rec.CrontabIntent):
-                if record.before is not None and record.backup is not None:
-                    self._backup(record.backup, record.before)
-                self._own_crontab(record)
-                if not crontab_seen:
-                    crontab_seen = True
-                    state = self.crontab().state()
-                    if state is not None and state not in (record.before, record.after):
-                        edited.append(INSTALLED_CRONTAB)
+        seen: set[Path] = set()
+        for record in self.pending:
+            operation = _OPERATIONS[type(record)]
+            target = operation.target(self, record)
+            if target in seen:
                 continue
-            is_file = isinstance(record, rec.WriteIntent)
-            if is_file and record.previous is not None:
-                self._backup(record.previous.backup, record.previous.before)
-            path = self._path(record.path, outside_ok=is_file and record.op == "crontab-file")
-            if record.existed and not is_inside(path, self.home) and not path.parent.is_dir():
-                raise JournalError(f"{path.parent} is gone: put it back to restore {path} in it")
-            if isinstance(record, rec.InstallIntent):
-                self._path(record.staged, state_ok=True)
-            if record.path in seen:
-                continue
-            seen.add(record.path)
-            current = state_of(path)
-            if isinstance(record, rec.WriteIntent):
-                before = None if record.previous is None else record.previous.before
-                ok = current is None or current in (before, record.after)
-            elif isinstance(record, rec.MkdirIntent):
-                ok = current is None or (
-                    current == DIR and all(path / name in ours for name in os.listdir(path))
-                )
-            else:
-                ok = current in (None, DIR)
-            if not ok:
-                edited.append(path)
+            seen.add(target)
+            if not operation.as_left(self, record, target, ours):
+                edited.append(target)
         return edited
 
-    def _ours(self) -> set[Path]:
-        """Everything rollback itself will take away: not a sign of an edit in a created dir."""
-        ours: set[Path] = set()
-        for record in self.pending:
-            if isinstance(record, rec.CrontabIntent):
-                continue
-            path = self.home / record.path
-            ours.add(path)
-            if isinstance(record, rec.WriteIntent):
-                ours.add(path.parent / record.temp)
-                ours.add(path.parent / temp_name(path.name, self.tag, record.n, "cm-undo"))
-            elif isinstance(record, rec.InstallIntent):
-                ours.add(self.home / record.staged)
-                ours.add(path.parent / temp_name(path.name, self.tag, record.n, "cm-trash"))
-        return ours
-
-    def _path(self, rel: str, *, state_ok: bool = False, outside_ok: bool = False) -> Path:
+    def path_of(self, rel: str, *, state_ok: bool = False, outside_ok: bool = False) -> Path:
         """A recorded path, refused if a folder on its way became a symlink since.
 
         ``outside_ok``: a crontab file, the one kind recorded by its absolute path when it
@@ -235,7 +189,7 @@ class _Undo:
             raise JournalError(f"{self.journal}: recorded path {rel!r} is the journal's own")
         return path
 
-    def _backup(self, name: str, before: str) -> bytes:
+    def backup(self, name: str, before: str) -> bytes:
         backup = self.txn.info.path / BACKUPS / name
         try:
             data = read_file(backup)
@@ -245,10 +199,8 @@ class _Undo:
             raise JournalError(f"backup {backup} does not match its sha256 in the journal")
         return data
 
-    # Undo of one operation each; returns its ``undone`` record.
-
     def _write(self, record: rec.WriteIntent) -> rec.Undone:
-        path = self._path(record.path, outside_ok=record.op == "crontab-file")
+        path = self.path_of(record.path, outside_ok=record.op == "crontab-file")
         n = record.n
         self._remove(path.parent / record.temp)
         undo_temp = path.parent / temp_name(path.name, self.tag, n, "cm-undo")
@@ -269,7 +221,7 @@ class _Undo:
         owner = (previous.uid, previous.gid)
         if current == previous.before and meta_of(path) == (mode, owner, xattrs):
             return self._outcome(n, path, "unchanged", None)
-        data = self._backup(previous.backup, previous.before)
+        data = self.backup(previous.backup, previous.before)
         path.parent.mkdir(parents=True, exist_ok=True)  # only when the user removed it
         self.steps()
         write_temp(undo_temp, data, owner=owner, xattrs=xattrs, mode=mode, strict_owner=False)
@@ -292,7 +244,7 @@ class _Undo:
             self.steps()
             crontab.remove()
             return self._crontab_outcome(record.n, "removed", aside)
-        data = self._backup(record.backup, record.before)
+        data = self.backup(record.backup, record.before)
         self.steps()
         crontab.install(data)
         return self._crontab_outcome(record.n, "restored", aside)
@@ -330,7 +282,7 @@ class _Undo:
             self._crontab = self._make_crontab()
         return self._crontab
 
-    def _own_crontab(self, record: rec.CrontabIntent) -> None:
+    def own_crontab(self, record: rec.CrontabIntent) -> None:
         """Only its user can put a crontab back: ``crontab`` acts on the invoking user's."""
         if record.uid != os.getuid():
             raise JournalError(
@@ -339,7 +291,7 @@ class _Undo:
             )
 
     def _mkdir(self, record: rec.MkdirIntent) -> rec.Undone:
-        path = self._path(record.path)
+        path = self.path_of(record.path)
         current = state_of(path)
         if current is None:
             return self._outcome(record.n, path, "absent", None)
@@ -352,8 +304,8 @@ class _Undo:
 
     def _install(self, record: rec.InstallIntent) -> rec.Undone:
         n = record.n
-        path = self._path(record.path)
-        staged = self._path(record.staged, state_ok=True)
+        path = self.path_of(record.path)
+        staged = self.path_of(record.staged, state_ok=True)
         trash = path.parent / temp_name(path.name, self.tag, n, "cm-trash")
         resumed = state_of(trash) is not None  # renamed away before a crash: finish the job
         self._remove(trash)
@@ -419,6 +371,91 @@ class _Undo:
     def _outcome(self, n: int, path: Path, action: rec.Action, aside: Path | None) -> rec.Undone:
         kept = None if aside is None else os.path.relpath(aside, self.txn.info.path)
         return rec.Undone(n, action, recorded(path, self.home), kept)
+
+
+def _file_target(
+    undo: _Undo, record: rec.WriteIntent | rec.MkdirIntent | rec.InstallIntent
+) -> Path:
+    """The recorded path, refused now if its backup is bad, a folder on its way became a
+    symlink, or (outside the home) its folder is gone."""
+    is_file = isinstance(record, rec.WriteIntent)
+    if is_file and record.previous is not None:
+        undo.backup(record.previous.backup, record.previous.before)
+    path = undo.path_of(record.path, outside_ok=is_file and record.op == "crontab-file")
+    if record.existed and not is_inside(path, undo.home) and not path.parent.is_dir():
+        raise JournalError(f"{path.parent} is gone: put it back to restore {path} in it")
+    if isinstance(record, rec.InstallIntent):
+        undo.path_of(record.staged, state_ok=True)
+    return path
+
+
+def _crontab_target(undo: _Undo, record: rec.CrontabIntent) -> Path:
+    if record.before is not None and record.backup is not None:
+        undo.backup(record.backup, record.before)
+    undo.own_crontab(record)
+    return INSTALLED_CRONTAB
+
+
+def _written_as_left(undo: _Undo, record: rec.WriteIntent, path: Path, ours: set[Path]) -> bool:
+    before = None if record.previous is None else record.previous.before
+    return state_of(path) in (None, before, record.after)
+
+
+def _made_as_left(undo: _Undo, record: rec.MkdirIntent, path: Path, ours: set[Path]) -> bool:
+    current = state_of(path)
+    return current is None or (
+        current == DIR and all(path / name in ours for name in os.listdir(path))
+    )
+
+
+def _installed_as_left(undo: _Undo, record: rec.InstallIntent, path: Path, ours: set[Path]) -> bool:
+    return state_of(path) in (None, DIR)
+
+
+def _crontab_as_left(undo: _Undo, record: rec.CrontabIntent, path: Path, ours: set[Path]) -> bool:
+    state = undo.crontab().state()
+    return state is None or state in (record.before, record.after)
+
+
+def _written_leftovers(undo: _Undo, record: rec.WriteIntent) -> set[Path]:
+    path = undo.home / record.path
+    undo_temp = temp_name(path.name, undo.tag, record.n, "cm-undo")
+    return {path, path.parent / record.temp, path.parent / undo_temp}
+
+
+def _installed_leftovers(undo: _Undo, record: rec.InstallIntent) -> set[Path]:
+    path = undo.home / record.path
+    trash = temp_name(path.name, undo.tag, record.n, "cm-trash")
+    return {path, undo.home / record.staged, path.parent / trash}
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """What rollback knows of one kind of journaled operation (the transaction's methods
+    are the other half: each journals its intent, then acts)."""
+
+    target: Callable[[_Undo, Any], Path]
+    """What it changed, after the checks that refuse a rollback before anything moves."""
+    as_left: Callable[[_Undo, Any, Path, set[Path]], bool]
+    """Its target is as the transaction found or left it (else: edited since)."""
+    leftovers: Callable[[_Undo, Any], set[Path]]
+    """What undoing it takes away: not a sign of an edit inside a folder it made."""
+    undo: Callable[[_Undo, Any], rec.Undone]
+
+
+_OPERATIONS: dict[type[rec.Intent], _Operation] = {
+    rec.WriteIntent: _Operation(_file_target, _written_as_left, _written_leftovers, _Undo._write),
+    rec.MkdirIntent: _Operation(
+        _file_target, _made_as_left, lambda u, r: {u.home / r.path}, _Undo._mkdir
+    ),
+    rec.InstallIntent: _Operation(
+        _file_target, _installed_as_left, _installed_leftovers, _Undo._install
+    ),
+    rec.CrontabIntent: _Operation(
+        _crontab_target, _crontab_as_left, lambda u, r: set(), _Undo._crontab_undo
+    ),
+}
+"""The one table of operations rollback undoes, by record type."""
 
 
 def _result(home: Path, txn: Loaded, *, already: bool) -> RollbackResult:
