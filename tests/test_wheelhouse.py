@@ -27,8 +27,8 @@ import legacy
 import pytest
 from accounts import PY, account_lib, install_wheels, module, pip_env, write_files
 
+from migrate.build.repack import RepackedWheel, RepackError, repack, wheel_version
 from migrate.build.wheelfile import WheelSpec, write_wheel
-from migrate.build.wheelhouse import RepackedWheel, RepackError, repack, wheel_version
 from migrate.demo import build_demo_account, pip_install_target, write_zipped_egg
 from migrate.discover.account import discover
 from migrate.inventory import take_inventory

@@ -1,7 +1,7 @@
 """One app's virtualenv from the files installed today, renamed into place by the journal.
 
 ``build_app`` pins what the app uses (:func:`migrate.lock.pins_for`), repacks each pinned
-copy into a wheel (:mod:`migrate.build.wheelhouse`), builds the venv aside in
+copy into a wheel (:mod:`migrate.build.repack`), builds the venv aside in
 ``HOME/.concentric-migrate/tmp-*`` (same file system as the home, so the final step is a
 rename), installs exactly those wheels, checks them, rewrites the staging path to the
 destination and hands the folder to ``Transaction.install_dir``: rollback removes it.
@@ -31,6 +31,7 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from migrate.build.indexsource import IndexChoice, index_wheel
+from migrate.build.repack import RepackedWheel, RepackError, repack
 from migrate.build.venv import (
     LinkResult,
     VenvError,
@@ -43,7 +44,6 @@ from migrate.build.venv import (
     relocate,
     venv_python,
 )
-from migrate.build.wheelhouse import RepackedWheel, RepackError, repack
 from migrate.discover.interpreters import interpreter_at
 from migrate.inventory.model import Distribution
 from migrate.journal import Transaction
