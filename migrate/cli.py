@@ -5,7 +5,6 @@ Exit codes are stable: 0 success, 1 the operation failed, 2 bad usage or bad inp
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -23,9 +22,9 @@ from migrate.discover.account import AccountError, discover
 from migrate.inventory import take_inventory
 from migrate.paths import home_relative, home_relative_text, is_inside
 from migrate.render import table
+from migrate.terminal import reporting
 
 if TYPE_CHECKING:
-    from migrate.build.app import BuildStep
     from migrate.discover.crontab import Crontab
     from migrate.journal import TransactionInfo
     from migrate.resolve.plan import Plan, Tracer
@@ -220,16 +219,10 @@ def inventory(settings: Settings, as_json: bool) -> None:
         account = discover(home)
     except AccountError as exc:
         raise BadInput(str(exc)) from exc
-    show_progress = not as_json and settings.verbosity >= 0 and sys.stderr.isatty()
     from migrate.render import inventory_json, inventory_text
 
-    progress = (
-        click.progressbar(length=len(account.lib_dirs), label="reading lib dirs", file=sys.stderr)
-        if show_progress
-        else contextlib.nullcontext(None)
-    )
-    with progress as bar:
-        result = take_inventory(account, on_lib_dir=(lambda _lib: bar.update(1)) if bar else None)
+    with reporting(not as_json and settings.verbosity >= 0, lib_dirs=len(account.lib_dirs)):
+        result = take_inventory(account)
     if as_json:
         _echo_json(inventory_json(result))
     else:
@@ -580,11 +573,11 @@ def build(
     try:
         with (
             home_lock(home),
-            _BuildBars(not as_json and settings.verbosity >= 0) as bars,
+            reporting(not as_json and settings.verbosity >= 0),
             session(home, command) as transaction,
         ):
             built = build_apps(
-                home, buildable, transaction, jobs=jobs, progress=bars, bytecode=bytecode,
+                home, buildable, transaction, jobs=jobs, bytecode=bytecode,
                 source=source,
             )  # fmt: skip
     except SessionAborted as exc:
@@ -604,45 +597,6 @@ def build(
             for pin, origin in zip(venv.pins, venv.origins, strict=True):
                 click.echo(f"  {pin.name} {pin.version}: {origin}")
     click.echo(f"journal: {transaction.id}; undo with: concentric-migrate --home {home} rollback")
-
-
-class _BuildBars:
-    """Venv-build progress on stderr, one bar per app, fed by the library's steps.
-
-    ``build`` and ``run`` share it. Shown on a terminal only: never in a pipe, under
-    ``--json`` or ``--quiet``. With ``--jobs`` the steps arrive per app staged, as "apps".
-    """
-
-    def __init__(self, show: bool) -> None:
-        self.show = show and sys.stderr.isatty()
-        self._app: str | None = None
-        self._bar: Any = None
-
-    def __call__(self, update: BuildStep) -> None:
-        if not self.show:
-            return
-        if update.app != self._app:
-            self.close()
-            self._app = update.app
-            self._bar = click.progressbar(length=1, label=f"building {update.app}", file=sys.stderr)
-            self._bar.__enter__()
-        if update.stage == "staged":
-            self._bar.length = update.total
-        elif update.stage == "repack":
-            self._bar.length = update.total + 4
-        self._bar.label = f"{update.app}: {update.stage} {update.detail}".rstrip()
-        self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
-
-    def __enter__(self) -> _BuildBars:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
 
 @cli.command()
@@ -758,11 +712,10 @@ def run(
         click.confirm(f"Migrate {names} in {home}?", abort=True, err=True)
     show = not as_json and settings.verbosity >= 0
     try:
-        with _BuildBars(show) as bars:
+        with reporting(show):
             result = run_migration(
                 plan_result, migration, requirement_files, description=command,
                 options=RunOptions(jobs, restart, bytecode, source, offline),
-                say=(lambda message: _say(bars, message)) if show else None, progress=bars,
             )  # fmt: skip
     except RunRefused as exc:
         shown = (home_relative_text(p, home) for p in exc.problems)
@@ -779,12 +732,6 @@ def run(
         return
     for line in render.run_summary(result, home):
         click.echo(line)
-
-
-def _say(bars: _BuildBars, message: str) -> None:
-    """One step of ``run`` on stderr, below any finished progress bar."""
-    bars.close()
-    click.echo(f"- {message}", err=True)
 
 
 @cli.command()
@@ -886,8 +833,8 @@ def rollback(
     if restart and not result.already:
         from migrate.run.execute import restart_restored
 
-        say = None if as_json else (lambda message: click.echo(f"- {message}", err=True))
-        healths = restart_restored(home, result.restored, say)
+        with reporting(not as_json):
+            healths = restart_restored(home, result.restored)
     if as_json:
         _echo_json(rollback_json(result, healths))
         return

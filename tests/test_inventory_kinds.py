@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import py_compile
 import shutil
 import subprocess
@@ -356,7 +357,9 @@ def test_user_site_and_app_dirs_are_inventoried(home: Path, tmp_path: Path) -> N
     assert found == {("app", "blog"): ["usertool"], ("user-site", None): ["usertool"]}
 
 
-def test_parallel_inventory_equals_serial(home: Path, tmp_path: Path) -> None:
+def test_parallel_inventory_equals_serial(
+    home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from migrate.inventory import PARALLEL_MIN_LIB_DIRS
 
     wheels = tmp_path / "w"
@@ -364,12 +367,10 @@ def test_parallel_inventory_equals_serial(home: Path, tmp_path: Path) -> None:
         lib = account_lib(home, f"app{n:02}")
         write_files(lib, {f"mod{n}.py": module(str(n)), "shared/__init__.py": ""})
     install_wheels(account_lib(home, "app00"), [WheelSpec("real", "1.0", {"real.py": b""})], wheels)
-    seen: list[str] = []
-
     serial = take_inventory(discover(home), jobs=1)
-    parallel = take_inventory(
-        discover(home), on_lib_dir=lambda lib: seen.append(lib.app or ""), jobs=2
-    )
+    with caplog.at_level(logging.DEBUG, logger="migrate"):
+        parallel = take_inventory(discover(home), jobs=2)
+    seen = [r.lib_dir.app or "" for r in caplog.records if hasattr(r, "lib_dir")]
 
     assert parallel == serial
     assert seen == sorted(seen) and len(seen) == PARALLEL_MIN_LIB_DIRS + 2

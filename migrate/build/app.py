@@ -21,7 +21,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from migrate import report
 from migrate.build.indexsource import IndexChoice, index_wheel
 from migrate.build.repack import RepackedWheel, RepackError, repack
 from migrate.build.venv import (
@@ -57,6 +58,7 @@ from migrate.layout import (
 )
 from migrate.lock import Pin, pins_for
 from migrate.paths import home_relative, is_inside
+from migrate.report import BuildStep
 from migrate.resolve.plan import AppPlan
 
 MANIFEST = "concentric-migrate.json"
@@ -66,20 +68,6 @@ _VERIFY_TIMEOUT = 300
 
 class BuildError(Exception):
     """An app's venv cannot be built; nothing of it was installed. The message says what to do."""
-
-
-@dataclass(frozen=True)
-class BuildStep:
-    """Progress: ``done`` of ``total`` units of ``stage`` (one per pin for ``repack``)."""
-
-    app: str
-    stage: str
-    done: int
-    total: int
-    detail: str = ""
-
-
-Progress = Callable[[BuildStep], None]
 
 
 @dataclass(frozen=True)
@@ -108,7 +96,6 @@ def build_app(
     app: AppPlan,
     transaction: Transaction,
     *,
-    progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
     source: str = "installed",
@@ -126,17 +113,16 @@ def build_app(
     ``bytecode`` is false); without, the venv is seeded with pip, which installs the wheels.
     """
     staged = stage_app(
-        home, app, progress=progress, link=link, bytecode=bytecode, source=source,
+        home, app, link=link, bytecode=bytecode, source=source,
         offline=offline,
     )  # fmt: skip
-    return install_staged(home, staged, transaction, progress=progress)
+    return install_staged(home, staged, transaction)
 
 
 def stage_app(
     home: Path,
     app: AppPlan,
     *,
-    progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
     source: str = "installed",
@@ -145,7 +131,6 @@ def stage_app(
     """Everything of :func:`build_app` but the rename: writes only the tool's own state
     (wheelhouse, store, ``HOME/.concentric-migrate/tmp-*``), so apps can be staged in
     parallel while one journal installs them. On failure nothing staged is left."""
-    report = progress or (lambda step: None)
     if not app.has_python or app.python is None:
         raise BuildError(f"{app.name} runs no Python: it needs no venv")
     dest = venv_dir(home, app.name)
@@ -169,7 +154,7 @@ def stage_app(
     wheels = []
     origins = []
     for number, pin in enumerate(pins, 1):
-        report(BuildStep(app.name, "repack", number - 1, len(pins), pin.name))
+        report.build(BuildStep(app.name, "repack", number - 1, len(pins), pin.name))
         fetched = None
         if source == "index":
             choice = index_wheel(pin, app.python, wheelhouse_dir(home) / "from-index")
@@ -178,17 +163,17 @@ def stage_app(
         else:
             origins.append("installed files")
         wheels.append(fetched or _repack(pin, home, app.python))
-    report(BuildStep(app.name, "repack", len(pins), len(pins)))
+    report.build(BuildStep(app.name, "repack", len(pins), len(pins)))
 
     staged = state / f"tmp-{secrets.token_hex(8)}"
     try:
         linking = link and can_link(interpreter)
-        report(BuildStep(app.name, "venv", 0, 1, f"Python {app.python}"))
+        report.build(BuildStep(app.name, "venv", 0, 1, f"Python {app.python}"))
         create_venv(
             staged, interpreter, helpers=helpers_dir(home), prompt=app.name, seed=not linking,
             offline=offline,
         )  # fmt: skip
-        report(BuildStep(app.name, "install", 0, 1, f"{len(wheels)} wheels"))
+        report.build(BuildStep(app.name, "install", 0, 1, f"{len(wheels)} wheels"))
         linked = None
         if linking:
             # The venv keeps a pip of its own (as a seeded venv would), linked like the rest.
@@ -201,7 +186,7 @@ def stage_app(
             install(staged, [wheel.path for wheel in wheels])
         manifest = {"app": app.name, "python": app.python, **_expectations(pins)}
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        report(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
+        report.build(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
         relocate(staged, dest, compile=bytecode and (linked is None or bool(linked.by_pip)))
         _like_its_folder(staged, dest, home)
     except VenvError as exc:
@@ -214,20 +199,17 @@ def stage_app(
     return Staged(staged, built)
 
 
-def install_staged(
-    home: Path, staged: Staged, transaction: Transaction, *, progress: Progress | None = None
-) -> BuiltVenv:
+def install_staged(home: Path, staged: Staged, transaction: Transaction) -> BuiltVenv:
     """Rename a staged venv into place through the journal (rollback removes it)."""
-    report = progress or (lambda step: None)
     venv = staged.venv
     where = home_relative(venv.path, home)
-    report(BuildStep(venv.app, "rename", 0, 1, where))
+    report.build(BuildStep(venv.app, "rename", 0, 1, where))
     try:
         transaction.install_dir(staged.staged, venv.path)
     finally:
         if os.path.lexists(staged.staged):  # never renamed in: a leftover of ours alone
             shutil.rmtree(staged.staged, ignore_errors=True)
-    report(BuildStep(venv.app, "rename", 1, 1, where))
+    report.build(BuildStep(venv.app, "rename", 1, 1, where))
     return venv
 
 
@@ -237,7 +219,6 @@ def build_apps(
     transaction: Transaction,
     *,
     jobs: int = 1,
-    progress: Progress | None = None,
     link: bool = True,
     bytecode: bool = True,
     source: str = "installed",
@@ -250,7 +231,8 @@ def build_apps(
     Staging writes only the tool's state, so it runs in worker processes; the journal
     stays in this process and installs the staged venvs one by one, in ``apps`` order. On
     the first failure the other staged venvs are removed and the error raised; the caller
-    rolls back what was installed. With workers, ``progress`` hears one step per app.
+    rolls back what was installed. With workers, progress is reported once per app staged
+    (:func:`migrate.report.build`, from this process).
     """
 
     sweep_staging(home)
@@ -260,8 +242,7 @@ def build_apps(
     }  # fmt: skip
 
     if jobs <= 1 or len(apps) <= 1:
-        return [build_app(home, app, transaction, progress=progress, **options) for app in apps]
-    report = progress or (lambda step: None)
+        return [build_app(home, app, transaction, **options) for app in apps]
     context = multiprocessing.get_context("fork")
     futures: dict[Future[Staged], AppPlan] = {}
     installed: set[Path] = set()
@@ -273,7 +254,7 @@ def build_apps(
                     for other in futures:
                         other.cancel()
                     raise future.exception()  # type: ignore[misc]
-                report(BuildStep("apps", "staged", done, len(apps), futures[future].name))
+                report.build(BuildStep("apps", "staged", done, len(apps), futures[future].name))
         by_app = {app.name: future.result() for future, app in futures.items()}
         built = []
         for app in apps:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+from migrate import report
 from migrate.discover.account import Account, LibDir
 from migrate.inventory.bare import is_package_dir, module_name, read_bare
 from migrate.inventory.distinfo import read_dist_info
@@ -47,10 +48,9 @@ PARALLEL_MIN_LIB_DIRS = 16
 
 def take_inventory(
     account: Account,
-    on_lib_dir: Callable[[LibDir], None] | None = None,
     jobs: int | None = None,
 ) -> Inventory:
-    """Read every lib dir of the account; ``on_lib_dir`` is called after each (progress).
+    """Read every lib dir of the account, reporting each read (:func:`migrate.report.lib_dir_read`).
 
     Lib dirs are independent, so large accounts are read by ``jobs`` worker processes
     (default: one per CPU); the result is the same, in the same order.
@@ -67,13 +67,11 @@ def take_inventory(
                 libs, pool.map(inventory_lib_dir, libs, homes, chunksize=chunk), strict=True
             ):
                 results.append(result)
-                if on_lib_dir:
-                    on_lib_dir(lib)
+                report.lib_dir_read(lib)
     else:
         for lib in libs:
             results.append(inventory_lib_dir(lib, account.home))
-            if on_lib_dir:
-                on_lib_dir(lib)
+            report.lib_dir_read(lib)
     return Inventory(account.home, tuple(results), account.apps, account.findings)
 
 

@@ -10,11 +10,12 @@ reason. A crash at any point leaves a journal that ``rollback`` undoes exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate.build.app import BuiltVenv, Progress, VerifyReport, build_apps, verify_app
+from migrate import report
+from migrate.build.app import BuiltVenv, VerifyReport, build_apps, verify_app
 from migrate.discover.servers import Server, read_server
 from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
 from migrate.layout import app_dir, webapps_dir
@@ -31,8 +32,6 @@ from migrate.run.restart import (
     running,
     wait_for,
 )
-
-Say = Callable[[str], None]
 
 
 class RunRefused(Exception):
@@ -97,14 +96,12 @@ def run_migration(
     *,
     description: str,
     options: RunOptions | None = None,
-    say: Say | None = None,
-    progress: Progress | None = None,
 ) -> RunResult:
     """Migrate the apps of ``migration`` (planned from ``plan``) as one transaction.
 
-    ``say`` hears one line per step; ``progress`` the steps of each venv's build.
+    Each step is reported (:mod:`migrate.report`): one INFO record per step, the venv
+    builds' progress as DEBUG records.
     """
-    tell = say or (lambda _message: None)
     chosen = options or RunOptions()
     if migration.problems:
         raise RunRefused(migration.problems)
@@ -117,7 +114,7 @@ def run_migration(
         answering = [server for server in servers if before[server.app].status is not None]
         for server in servers:
             if server not in answering:
-                tell(f"{server.app}: not answering on port {server.port}, so not restarted")
+                report.step(f"{server.app}: not answering on port {server.port}, so not restarted")
         stuck = [server for server in answering if not can_restart(server)]
         if stuck:
             raise RunRefused(
@@ -133,20 +130,19 @@ def run_migration(
             """After the automatic rollback: the apps it restarted, on their old config."""
             reason = str(cause) or type(cause).__name__
             if not rolled_back:
-                tell(f"failed: {reason}; the rollback stopped: run `concentric-migrate rollback`")
+                stopped = "the rollback stopped: run `concentric-migrate rollback`"
+                report.step(f"failed: {reason}; {stopped}")
                 return
-            tell(f"failed: {reason}; rolled back")
-            _restart_on_old_config(restarted, before, tell)
+            report.step(f"failed: {reason}; rolled back")
+            _restart_on_old_config(restarted, before)
 
         try:
             with session(home, description, recover=recover) as transaction:
-                built = _write_everything(
-                    transaction, migration, requirements, apps, chosen, tell, progress
-                )
-                reports = _verify_all(built, apps, home, tell)
+                built = _write_everything(transaction, migration, requirements, apps, chosen)
+                reports = _verify_all(built, apps, home)
                 after = {}
                 for server in answering:
-                    tell(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
+                    report.step(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
                     restarted.append(server)
                     restart(server)
                     after[server.app] = health = wait_for(server, before[server.app].status)
@@ -184,8 +180,6 @@ def _write_everything(
     requirements: Sequence[PlannedFile],
     apps: Sequence[AppPlan],
     options: RunOptions,
-    tell: Say,
-    progress: Progress | None,
 ) -> list[BuiltVenv]:
     home = migration.home
     for item in requirements:
@@ -194,23 +188,22 @@ def _write_everything(
             mode = None if item.before else item.mode
             transaction.write_file(item.path, item.content, mode, expect_sha256=item.before_sha256)
     jobs = options.jobs
-    tell(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
+    report.step(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
     built = build_apps(
         home, apps, transaction, jobs=jobs,
         bytecode=options.bytecode, source=options.source, offline=options.offline,
-        progress=progress,
     )  # fmt: skip
     # Each rewrite carries the sha256 of the bytes it was planned from: a file or crontab
     # edited since (while the venvs were built, say) is refused, never overwritten.
     try:
         for edit in migration.edits:
             if edit.file.changed:
-                tell(f"rewrite {home_relative(edit.file.path, home)}")
+                report.step(f"rewrite {home_relative(edit.file.path, home)}")
                 transaction.write_file(
                     edit.file.path, edit.file.content, expect_sha256=edit.file.before_sha256
                 )
         if migration.crontab is not None:
-            tell("rewrite the crontab")
+            report.step("rewrite the crontab")
             crontab = migration.crontab
             expected = crontab.before_sha256
             transaction.set_crontab(crontab.after, crontab.file, expect_sha256=expected)
@@ -221,39 +214,36 @@ def _write_everything(
 
 
 def _verify_all(
-    built: Sequence[BuiltVenv], apps: Sequence[AppPlan], home: Path, tell: Say
+    built: Sequence[BuiltVenv], apps: Sequence[AppPlan], home: Path
 ) -> dict[str, VerifyReport]:
     reports = {}
     for venv in built:
-        tell(f"verify {venv.app}")
+        report.step(f"verify {venv.app}")
         app = next(a for a in apps if a.name == venv.app)
-        report = verify_app(venv.path, app, home)
-        if not report.ok:
-            raise _Stop(f"verify {venv.app}: " + "; ".join(report.problems))
-        reports[venv.app] = report
+        verified = verify_app(venv.path, app, home)
+        if not verified.ok:
+            raise _Stop(f"verify {venv.app}: " + "; ".join(verified.problems))
+        reports[venv.app] = verified
     return reports
 
 
-def _restart_on_old_config(
-    restarted: Sequence[Server], before: Mapping[str, Health], tell: Say
-) -> None:
+def _restart_on_old_config(restarted: Sequence[Server], before: Mapping[str, Health]) -> None:
     for server in restarted:
         try:
             restart(server)
             health = wait_for(server, before[server.app].status)
-            tell(f"{server.app}: restarted on the old configuration ({_status(health)})")
+            report.step(f"{server.app}: restarted on the old configuration ({_status(health)})")
         except RestartError as exc:
-            tell(f"{server.app}: could not restart on the old configuration: {exc}")
+            report.step(f"{server.app}: could not restart on the old configuration: {exc}")
 
 
 def _status(health: Health) -> str:
     return f"HTTP {health.status}" if health.status is not None else f"no answer: {health.detail}"
 
 
-def restart_restored(home: Path, restored: Sequence[Path], say: Say | None = None) -> list[Health]:
+def restart_restored(home: Path, restored: Sequence[Path]) -> list[Health]:
     """After a rollback: restart each running app whose Apache configuration came back, so it
     serves from the old configuration again (not from a venv that is gone)."""
-    tell = say or (lambda _message: None)
     apps = {}
     for path in restored:
         try:
@@ -268,15 +258,15 @@ def restart_restored(home: Path, restored: Sequence[Path], say: Say | None = Non
         if server is None:
             continue
         if not running(server) and probe(server).status is None:
-            tell(f"{name}: not running, so not restarted")
+            report.step(f"{name}: not running, so not restarted")
             continue
         try:
             restart(server)
         except RestartError as exc:
-            tell(f"{name}: {exc}")
+            report.step(f"{name}: {exc}")
             healths.append(Health(name, server.port, None, str(exc)))
             continue
         health = wait_for(server, None, any_answer=True)
-        tell(f"{name}: restarted on the restored configuration ({_status(health)})")
+        report.step(f"{name}: restarted on the restored configuration ({_status(health)})")
         healths.append(health)
     return healths
