@@ -12,7 +12,7 @@ then builds one venv per app, side by side in one run:
 * this tool's store path, as ``build_app`` runs it (library calls): an unseeded virtualenv,
   ``install_linked`` (each wheel unpacked and byte-compiled once into a fresh store, then
   hardlinked), ``pip check`` with the tool's pip, ``relocate`` and a rename into place;
-* the same with pip (``build_app(link=False)``'s path: seeded virtualenv, the venv's pip);
+* the same with pip (``BuildOptions(link=False)``'s path: seeded virtualenv, the venv's pip);
 * the naive pipeline: ``python -m venv`` + ``pip install --no-index --find-links W -r
   requirements.txt`` per app;
 * ``uv venv`` + ``uv pip install`` per app, only when ``uv`` is on PATH (never installed);

@@ -539,7 +539,7 @@ def build(
     (~: HOME/.venvs/account) as one journaled transaction: `rollback` removes them. If any
     app fails, everything this command built is rolled back.
     """
-    from migrate.build.app import build_apps
+    from migrate.build.app import BuildOptions, build_apps
     from migrate.journal import JournalError, SessionAborted, home_lock, session
     from migrate.layout import venv_dir
     from migrate.render import build_json
@@ -576,10 +576,8 @@ def build(
             reporting(not as_json and settings.verbosity >= 0),
             session(home, command) as transaction,
         ):
-            built = build_apps(
-                home, buildable, transaction, jobs=jobs, bytecode=bytecode,
-                source=source,
-            )  # fmt: skip
+            options = BuildOptions(jobs, bytecode=bytecode, source=source)
+            built = build_apps(home, buildable, transaction, options)
     except SessionAborted as exc:
         raise _rolled_back(
             str(exc), exc.transaction, exc.rolled_back, home,
@@ -662,6 +660,7 @@ def run(
     Start with --dry-run.
     """
     from migrate import render
+    from migrate.build.app import BuildOptions
     from migrate.journal import JournalError
     from migrate.lock import LockError
     from migrate.resolve.trace import trace_entry
@@ -715,7 +714,9 @@ def run(
         with reporting(show):
             result = run_migration(
                 plan_result, migration, requirement_files, description=command,
-                options=RunOptions(jobs, restart, bytecode, source, offline),
+                options=RunOptions(
+                    BuildOptions(jobs, bytecode=bytecode, source=source, offline=offline), restart
+                ),
             )  # fmt: skip
     except RunRefused as exc:
         shown = (home_relative_text(p, home) for p in exc.problems)

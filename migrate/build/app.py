@@ -71,6 +71,22 @@ class BuildError(Exception):
 
 
 @dataclass(frozen=True)
+class BuildOptions:
+    """How venvs are built: one value from the command line down to each venv."""
+
+    jobs: int = 1
+    """Apps staged at once (worker processes)."""
+    link: bool = True
+    """Hardlink from the shared store where the target allows it; else pip installs."""
+    bytecode: bool = True
+    source: str = "installed"
+    """``installed``: wheels repacked from the files installed today; ``index``: from an
+    index where it serves the identical files."""
+    offline: bool = False
+    """Never ask a package index (the legacy helper for old Pythons needs one, once)."""
+
+
+@dataclass(frozen=True)
 class BuiltVenv:
     app: str
     path: Path
@@ -95,11 +111,7 @@ def build_app(
     home: Path,
     app: AppPlan,
     transaction: Transaction,
-    *,
-    link: bool = True,
-    bytecode: bool = True,
-    source: str = "installed",
-    offline: bool = False,
+    options: BuildOptions = BuildOptions(),
 ) -> BuiltVenv:
     """Build ``app``'s venv offline and install it at :func:`venv_dir` through ``transaction``.
 
@@ -107,27 +119,15 @@ def build_app(
     failure before the rename the staging folder is removed and BuildError (or the
     journal's error) raised.
 
-    With ``link`` (the default, where the target allows it: not a legacy Python) each wheel
-    is unpacked once into the shared store and hardlinked into the venv
+    With ``options.link`` (the default, where the target allows it: not a legacy Python)
+    each wheel is unpacked once into the shared store and hardlinked into the venv
     (:func:`migrate.build.venv.install_linked`, bytecode compiled there once unless
     ``bytecode`` is false); without, the venv is seeded with pip, which installs the wheels.
     """
-    staged = stage_app(
-        home, app, link=link, bytecode=bytecode, source=source,
-        offline=offline,
-    )  # fmt: skip
-    return install_staged(home, staged, transaction)
+    return install_staged(home, stage_app(home, app, options), transaction)
 
 
-def stage_app(
-    home: Path,
-    app: AppPlan,
-    *,
-    link: bool = True,
-    bytecode: bool = True,
-    source: str = "installed",
-    offline: bool = False,
-) -> Staged:
+def stage_app(home: Path, app: AppPlan, options: BuildOptions = BuildOptions()) -> Staged:
     """Everything of :func:`build_app` but the rename: writes only the tool's own state
     (wheelhouse, store, ``HOME/.concentric-migrate/tmp-*``), so apps can be staged in
     parallel while one journal installs them. On failure nothing staged is left."""
@@ -156,7 +156,7 @@ def stage_app(
     for number, pin in enumerate(pins, 1):
         report.build(BuildStep(app.name, "repack", number - 1, len(pins), pin.name))
         fetched = None
-        if source == "index":
+        if options.source == "index":
             choice = index_wheel(pin, app.python, wheelhouse_dir(home) / "from-index")
             fetched = _from_index(pin, choice)
             origins.append(choice.reason)
@@ -167,11 +167,11 @@ def stage_app(
 
     staged = state / f"tmp-{secrets.token_hex(8)}"
     try:
-        linking = link and can_link(interpreter)
+        linking = options.link and can_link(interpreter)
         report.build(BuildStep(app.name, "venv", 0, 1, f"Python {app.python}"))
         create_venv(
             staged, interpreter, helpers=helpers_dir(home), prompt=app.name, seed=not linking,
-            offline=offline,
+            offline=options.offline,
         )  # fmt: skip
         report.build(BuildStep(app.name, "install", 0, 1, f"{len(wheels)} wheels"))
         linked = None
@@ -180,14 +180,14 @@ def stage_app(
             items = [(w.path, w.sha256) for w in wheels]
             items += [seed] if (seed := embedded_pip(app.python)) else []
             linked = install_linked(
-                staged, items, store_dir(home), python=app.python, bytecode=bytecode
+                staged, items, store_dir(home), python=app.python, bytecode=options.bytecode
             )
         else:
             install(staged, [wheel.path for wheel in wheels])
         manifest = {"app": app.name, "python": app.python, **_expectations(pins)}
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         report.build(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
-        relocate(staged, dest, compile=bytecode and (linked is None or bool(linked.by_pip)))
+        relocate(staged, dest, compile=options.bytecode and (linked is None or bool(linked.by_pip)))
         _like_its_folder(staged, dest, home)
     except VenvError as exc:
         shutil.rmtree(staged, ignore_errors=True)
@@ -217,14 +217,9 @@ def build_apps(
     home: Path,
     apps: Sequence[AppPlan],
     transaction: Transaction,
-    *,
-    jobs: int = 1,
-    link: bool = True,
-    bytecode: bool = True,
-    source: str = "installed",
-    offline: bool = False,
+    options: BuildOptions = BuildOptions(),
 ) -> list[BuiltVenv]:
-    """Build every app's venv; with ``jobs`` > 1, that many apps are staged at once.
+    """Build every app's venv; with ``options.jobs`` > 1, that many apps are staged at once.
 
     Each venv is made with the interpreter the app's runtime starts (``app.executable``:
     mod_wsgi's own for a served app; ``--python`` where the runtime does not say).
@@ -236,19 +231,15 @@ def build_apps(
     """
 
     sweep_staging(home)
-
-    options: dict[str, Any] = {
-        "link": link, "bytecode": bytecode, "source": source, "offline": offline,
-    }  # fmt: skip
-
+    jobs = options.jobs
     if jobs <= 1 or len(apps) <= 1:
-        return [build_app(home, app, transaction, **options) for app in apps]
+        return [build_app(home, app, transaction, options) for app in apps]
     context = multiprocessing.get_context("fork")
     futures: dict[Future[Staged], AppPlan] = {}
     installed: set[Path] = set()
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(stage_app, home, app, **options): app for app in apps}
+            futures = {pool.submit(stage_app, home, app, options): app for app in apps}
             for done, future in enumerate(as_completed(futures), 1):
                 if future.exception() is not None:
                     for other in futures:

@@ -11,11 +11,11 @@ reason. A crash at any point leaves a journal that ``rollback`` undoes exactly.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate import report
-from migrate.build.app import BuiltVenv, VerifyReport, build_apps, verify_app
+from migrate.build.app import BuildOptions, BuiltVenv, VerifyReport, build_apps, verify_app
 from migrate.discover.servers import Server, read_server
 from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
 from migrate.layout import app_dir, webapps_dir
@@ -79,14 +79,10 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How ``run`` builds and checks; the defaults are the command's."""
+    """How ``run`` builds and checks; the defaults are the command's (offline)."""
 
-    jobs: int = 1
+    build: BuildOptions = field(default_factory=lambda: BuildOptions(offline=True))
     restart_apps: bool = True
-    bytecode: bool = True
-    source: str = "installed"
-    offline: bool = True
-    """Never ask a package index (the legacy helper for old Pythons needs one, once)."""
 
 
 def run_migration(
@@ -187,12 +183,9 @@ def _write_everything(
             transaction.make_dir(item.path.parent)
             mode = None if item.before else item.mode
             transaction.write_file(item.path, item.content, mode, expect_sha256=item.before_sha256)
-    jobs = options.jobs
+    jobs = options.build.jobs
     report.step(f"build {len(apps)} venv(s)" + (f", {jobs} at once" if jobs > 1 else ""))
-    built = build_apps(
-        home, apps, transaction, jobs=jobs,
-        bytecode=options.bytecode, source=options.source, offline=options.offline,
-    )  # fmt: skip
+    built = build_apps(home, apps, transaction, options.build)
     # Each rewrite carries the sha256 of the bytes it was planned from: a file or crontab
     # edited since (while the venvs were built, say) is refused, never overwritten.
     try:
