@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from migrate.journal import TransactionInfo
     from migrate.resolve.plan import Plan, Tracer
     from migrate.run.actions import PlannedFile
+    from migrate.run.migration import Migration
 
 # Commands import the rest of the library when they run: start-up stays small.
 
@@ -683,20 +684,7 @@ def run(
         raise Failed(str(exc)) from exc
     migration = plan_migration(plan_result, interpreters=overrides)
     if dry_run:
-        if as_json:
-            _echo_json(render.migration_json(migration, requirement_files))
-            if migration.problems:
-                raise SystemExit(EXIT_FAILED)
-            return
-        for line in render.migration_text(migration, requirement_files):
-            click.echo(line)
-        if migration.problems:
-            shown = (home_relative_text(p, home) for p in migration.problems)
-            raise Failed("run would refuse to start:\n" + "\n".join(shown))
-        if not migration.apps:
-            click.echo("nothing to migrate: no app runs Python from this account (see `plan`)")
-        elif settings.verbosity >= 0:
-            click.echo("Nothing was written (--dry-run).", err=True)
+        _show_dry_run(migration, requirement_files, as_json=as_json, quiet=settings.verbosity < 0)
         return
     if not migration.apps:  # as build and verify: nothing to do is not a failure
         if as_json:
@@ -733,6 +721,28 @@ def run(
         return
     for line in render.run_summary(result, home):
         click.echo(line)
+
+
+def _show_dry_run(
+    migration: Migration, requirement_files: Sequence[PlannedFile], *, as_json: bool, quiet: bool
+) -> None:
+    """``run --dry-run``: the plan and every diff; exit 1 when ``run`` would refuse."""
+    from migrate import render
+
+    if as_json:
+        _echo_json(render.migration_json(migration, requirement_files))
+        if migration.problems:
+            raise SystemExit(EXIT_FAILED)
+        return
+    for line in render.migration_text(migration, requirement_files):
+        click.echo(line)
+    if migration.problems:
+        shown = (home_relative_text(p, migration.home) for p in migration.problems)
+        raise Failed("run would refuse to start:\n" + "\n".join(shown))
+    if not migration.apps:
+        click.echo("nothing to migrate: no app runs Python from this account (see `plan`)")
+    elif not quiet:
+        click.echo("Nothing was written (--dry-run).", err=True)
 
 
 @cli.command()
@@ -834,7 +844,7 @@ def rollback(
     if restart and not result.already:
         from migrate.run.execute import restart_restored
 
-        with reporting(not as_json):
+        with reporting(not as_json and settings.verbosity >= 0):
             healths = restart_restored(home, result.restored)
     if as_json:
         _echo_json(rollback_json(result, healths))

@@ -145,6 +145,20 @@ def test_httpd_conf_forms(tmp_path: Path) -> None:
     assert [f.message for f in config.findings if "Include loop" in f.message]
 
 
+def test_httpd_conf_variables_are_expanded_as_apache_reads_them(tmp_path: Path) -> None:
+    """``${HOME}`` (Apache's environment) and ``Define``d names are expanded when the file is
+    read; ``~``, ``$HOME`` and unknown ``${X}`` are not: mod_wsgi gets them as written."""
+    path = tmp_path / "httpd.conf"
+    path.write_text(
+        "Define APP /srv/app\n"
+        "WSGIDaemonProcess d python-path=${HOME}/lib/python3.11:${APP}/src:~/x:$HOME/y:${NOPE}\n"
+    )
+    (daemon,) = read_config(path, Path("/home/u")).named("wsgidaemonprocess")
+    assert daemon.option("python-path") == "/home/u/lib/python3.11:/srv/app/src:~/x:$HOME/y:${NOPE}"
+    (unexpanded,) = read_config(path).named("wsgidaemonprocess")
+    assert unexpanded.option("python-path").startswith("${HOME}/lib/python3.11:/srv/app/src")
+
+
 def test_httpd_conf_broken_sections_are_findings(tmp_path: Path) -> None:
     path = tmp_path / "httpd.conf"
     path.write_text("<VirtualHost *:80>\nListen 80\n</Directory>\n")
@@ -501,6 +515,26 @@ def test_recipes_for_paste_trac_and_database_urls(
         "egg:Paste is not installed"
     )
     assert kinds(plan)["unused"] == {"pymysql"}
+
+
+def test_crontab_pythonpath_is_read_as_cron_and_sh_pass_it(tmp_path: Path) -> None:
+    """cron hands an environment line's value over as written (``~`` is then a folder named
+    ``~``); sh expands ``~`` (unquoted) and ``$HOME`` in a job's own assignment."""
+    home = tmp_path / "home"
+    write_files(home / "webapps" / "app", {"job.py": "", "two.py": "", "three.py": ""})
+    crontab = parse_crontab(
+        "PYTHONPATH=~/lib/python3.11\n"
+        "0 * * * * python3.11 ~/webapps/app/job.py\n"
+        "0 * * * * PYTHONPATH=~/lib/python3.11:$HOME/src python3.11 ~/webapps/app/two.py\n"
+        "0 * * * * PYTHONPATH='~/lib' python3.11 ~/webapps/app/three.py\n"
+    )
+    entries = find_entry_points(discover(home), crontab).entry_points
+    by_file = {e.path.name: e.pythonpath for e in entries if e.kind == "cron"}
+    assert by_file == {
+        "job.py": (home / "~" / "lib" / "python3.11",),
+        "two.py": (home / "lib" / "python3.11", home / "src"),
+        "three.py": (home / "~" / "lib",),
+    }
 
 
 def test_hostile_crontab_lines_are_findings_not_crashes(tmp_path: Path) -> None:

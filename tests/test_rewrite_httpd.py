@@ -797,6 +797,7 @@ CONCENTRIC_DIRS = st.lists(
             "/home/me/webapps/app/lib/python2.7",
             "$HOME/webapps/app/lib/python2.7/Django-1.4-py2.7.egg",
             "/home/me/.virtualenvs/old/lib/python2.7/site-packages",
+            "${HOME}/lib/python2.7",
         ]
     ),
     max_size=3,

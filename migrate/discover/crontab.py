@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate.discover.shell import SimpleCommand, Word, command_parts, parse_shell
+from migrate.discover.shell import SimpleCommand, Word, assigned_value, command_parts, parse_shell
 from migrate.paths import read_regular
 
 ENV_LINE = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
@@ -180,8 +180,15 @@ def _command(command: SimpleCommand, offset: int) -> Command:
     )
 
 
+def shell_assignment(word: Word, home: Path) -> tuple[str, str]:
+    """(name, value) of a ``NAME=value`` word in a job, as cron's shell assigns it (``~``
+    and ``$HOME`` expanded); an environment line's value, by contrast, is taken as written."""
+    name, value = assigned_value(word, str(home))
+    return name, cron_value(value)
+
+
 def assignment(word: Word) -> tuple[str, str]:
-    """(name, value) of a ``NAME=value`` word, as cron's shell assigns it."""
+    """(name, value) of a ``NAME=value`` word, quotes removed, nothing expanded."""
     name, _, value = word.value.partition("=")
     return name, cron_value(value)
 

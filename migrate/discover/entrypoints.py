@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from migrate.discover.account import Account, App
-from migrate.discover.crontab import Command, Crontab, assignment
+from migrate.discover.crontab import Command, Crontab, shell_assignment
 from migrate.discover.httpd import Config, read_config
 from migrate.discover.interpreters import (
     CRON_PATH,
@@ -105,7 +105,7 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
         if os.path.lexists(conf_path) and not conf_path.is_file():
             findings.append(Finding(conf_path, "error", "not a regular file: cannot be read"))
         elif conf_path.is_file():
-            config = configs[app.name] = read_config(conf_path)
+            config = configs[app.name] = read_config(conf_path, account.home)
             servers[app.name] = server_of(app.path, app.name, config)
             findings.extend(config.findings)
             for entry in _wsgi_entries(config, app, account.home, lib_versions):
@@ -423,7 +423,7 @@ def _cron_entries(crontab: Crontab, account: Account) -> list[EntryPoint]:
         cwd = account.home
         env = dict(job.environment)
         for command in job.commands:
-            for name, value in map(assignment, command.setting):
+            for name, value in (shell_assignment(w, account.home) for w in command.setting):
                 if command.exports or name in env or name in CRON_EXPORTS:
                     env[name] = value
             if command.setting or command.exports:
@@ -442,7 +442,8 @@ def _cron_command(
 ) -> EntryPoint | None:
     if not command.argv:
         return None
-    environment = {**env, **dict(command.env)}
+    inline = (shell_assignment(word, account.home) for word in command.assignments)
+    environment = {**env, **dict(inline)}
     raw_path = environment.get("PYTHONPATH")
     program = command.argv[0]
     source = f"crontab line {lineno}"
@@ -458,14 +459,14 @@ def _cron_command(
         runtime = _named(str(runs) if "/" in program else program, search_path, "cron")
         venv = venv_of(runs) if "/" in program else None
         if venv is not None:
-            pythonpath = _pythonpath(raw_path, venv[0], account.home, cwd)
+            pythonpath = _pythonpath(raw_path, venv[0], cwd)
             return EntryPoint(
                 path, "cron", group, *venv, source, program, pythonpath,
                 python_home=runs.parent.parent, module=module, upward_scan=True, **runtime,
             )  # fmt: skip
         version = match["version"] if match["version"] and "." in match["version"] else None
         python, reason = _python_of(runtime, version, f"crontab runs {program}", account, group)
-        pythonpath = _pythonpath(raw_path, python, account.home, cwd)
+        pythonpath = _pythonpath(raw_path, python, cwd)
         return EntryPoint(
             path, "cron", group, python, reason, source, program, pythonpath,
             upward_scan=True, module=module, **runtime,
@@ -479,25 +480,27 @@ def _cron_command(
     runtime = _named(interpreter, search_path, "its shebang, run by cron,")
     venv = venv_of(Path(interpreter)) if interpreter.startswith("/") else None
     if venv is not None:
-        pythonpath = _pythonpath(raw_path, venv[0], account.home, cwd)
+        pythonpath = _pythonpath(raw_path, venv[0], cwd)
         return EntryPoint(
             path, "cron", group, *venv, source, interpreter, pythonpath,
             python_home=Path(interpreter).parent.parent, upward_scan=True, **runtime,
         )  # fmt: skip
     python, reason = _python_of(runtime, version, f"shebang names {interpreter}", account, group)
-    pythonpath = _pythonpath(raw_path, python, account.home, cwd)
+    pythonpath = _pythonpath(raw_path, python, cwd)
     return EntryPoint(
         path, "cron", group, python, reason, source, interpreter, pythonpath, upward_scan=True,
         **runtime,
     )  # fmt: skip
 
 
-def _pythonpath(value: str | None, python: str | None, home: Path, cwd: Path) -> tuple[Path, ...]:
-    """``PYTHONPATH`` as the interpreter reads it: each empty part is the working folder;
-    an empty value is ignored by Python 3 but is the working folder to Python 2."""
+def _pythonpath(value: str | None, python: str | None, cwd: Path) -> tuple[Path, ...]:
+    """``PYTHONPATH`` as the interpreter reads it: each part as it is (the shell expanded
+    what it expands when it assigned it; cron's environment lines expand nothing), relative
+    to the working folder; an empty part is the working folder; an empty value is ignored
+    by Python 3 but is the working folder to Python 2."""
     if value is None or (value == "" and not (python or "").startswith("2.")):
         return ()
-    return tuple(cwd if not part else expand_path(part, home, cwd) for part in value.split(":"))
+    return tuple(Path(os.path.normpath(cwd / part)) if part else cwd for part in value.split(":"))
 
 
 def venv_of(python: Path) -> tuple[str, str] | None:

@@ -293,9 +293,16 @@ class Config:
         return Path(roots[-1].args[0]) if roots and roots[-1].args else None
 
 
-def read_config(path: Path) -> Config:
-    """Parse ``path`` and every file it Includes; problems become findings, never raise."""
+def read_config(path: Path, home: Path | None = None) -> Config:
+    """Parse ``path`` and every file it Includes; problems become findings, never raise.
+
+    ``${NAME}`` in an argument is expanded as Apache does when it reads the file: from a
+    ``Define`` above it, else (``home`` given) ``${HOME}`` from the environment the
+    account's Apache starts with; any other stays as written.
+    """
     state = _State()
+    if home is not None:
+        state.defines["HOME"] = str(home)
     _read_file(Path(path), state, stack=(), sections=[])
     return Config(
         Path(path),
@@ -311,6 +318,7 @@ class _State:
         self.directives: list[Directive] = []
         self.files: list[Path] = []
         self.data: list[bytes] = []
+        self.defines: dict[str, str] = {}
         self.findings: list[Finding] = []
         self.server_root: Path | None = None
 
@@ -354,8 +362,10 @@ def _read_file(path: Path, state: _State, stack: tuple[Path, ...], sections: lis
         if statement.error is not None:
             state.findings.append(Finding(path, "error", statement.error))
             continue
-        args = tuple(word.text for word in statement.words[1:])
+        args = tuple(_expand(word.text, state.defines) for word in statement.words[1:])
         directive = Directive(name, args, path, first, statement.last + 1, tuple(sections))
+        if directive.name == "define" and args:
+            state.defines[args[0]] = args[1] if len(args) > 1 else ""
         state.directives.append(directive)
         if directive.name == "serverroot" and args:
             state.server_root = Path(args[0])
@@ -368,6 +378,13 @@ def _read_file(path: Path, state: _State, stack: tuple[Path, ...], sections: lis
             Finding(path, "error", f"unclosed section(s) at end of file: {unclosed}")
         )
         del sections[depth_at_start:]
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(text: str, defines: dict[str, str]) -> str:
+    return _VARIABLE.sub(lambda m: defines.get(m[1], m[0]), text)
 
 
 def _expand_include(pattern: str, current: Path, state: _State, required: bool) -> list[Path]:

@@ -313,3 +313,74 @@ def _unescape_double(body: str) -> str:
             out.append(body[index])
             index += 1
     return "".join(out)
+
+
+def path_entries(value: str) -> tuple[list[list[tuple[str, str]]], list[str]]:
+    """Entries as (text, quote) pieces, split at every ``:`` outside expansions, and the
+    quote each ``:`` stood in."""
+    entries: list[list[tuple[str, str]]] = [[]]
+    separators: list[str] = []
+    buffer: list[str] = []
+    quote = ""
+
+    def push(force: bool = False) -> None:
+        if buffer or force:
+            entries[-1].append(("".join(buffer), quote))
+            buffer.clear()
+
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == ":":
+            push()
+            entries.append([])
+            separators.append(quote)
+            index += 1
+        elif char == quote:
+            push(force=True)
+            quote = ""
+            index += 1
+        elif quote == "" and char in "'\"":
+            push()
+            quote = char
+            index += 1
+        elif quote != "'" and (char == "\\" or is_expansion(value, index)):
+            end = min(index + 2, len(value)) if char == "\\" else unit_end(value, index)
+            buffer.append(value[index:end])
+            index = end
+        else:
+            buffer.append(char)
+            index += 1
+    if quote:
+        raise ValueError("unterminated quote")
+    push()
+    return entries, separators
+
+
+_HOME_VARIABLE = re.compile(r"\$\{HOME\}|\$HOME(?![A-Za-z0-9_])")
+
+
+def entry_value(entry: list[tuple[str, str]], home: str, *, literal: bool = False) -> str:
+    """One ``:``-separated entry of an assigned value as it reaches the program: sh expands
+    ``~`` at its start when unquoted and ``$HOME``/``${HOME}`` outside single quotes; other
+    expansions stay as written. ``literal``: nothing is expanded (a cron environment line)."""
+    out = []
+    for position, (text, quote) in enumerate(entry):
+        value = unquote(quote + text + quote)
+        if not literal and quote != "'":
+            value = _HOME_VARIABLE.sub(lambda _m: home, value)
+            if position == 0 and not quote and (text == "~" or text.startswith("~/")):
+                value = home + value[1:]
+        out.append(value)
+    return "".join(out)
+
+
+def assigned_value(word: Word, home: str) -> tuple[str, str]:
+    """(name, value) a ``NAME=value`` word assigns, with the expansions sh applies that
+    matter for paths (:func:`entry_value`, entry by entry)."""
+    name, _, raw = word.raw.partition("=")
+    try:
+        entries, _separators = path_entries(raw)
+    except (ValueError, RecursionError):
+        return name, word.value.partition("=")[2]
+    return name, ":".join(entry_value(entry, home) for entry in entries)

@@ -205,7 +205,7 @@ class _Scanner:
             span = (word.start + len(PYTHONPATH) + 1, word.end)
         assert span is not None
         raw = line[span[0] : span[1]]
-        cleaned, dropped = clean_path_list_dropping(raw, self.home)
+        cleaned, dropped = clean_path_list_dropping(raw, self.home, literal=kind == "env")
         last = outer[-1] if outer else None
         setter = _Setter(kind, index, span[0], span[1], raw, cleaned, dropped, word, last, exported)
         self.setters.append(setter)

@@ -21,10 +21,10 @@ from migrate.discover.shell import (
     SimpleCommand,
     Word,
     command_parts,
-    is_expansion,
+    entry_value,
     parse_shell,
+    path_entries,
     strict_unquote,
-    unit_end,
 )
 from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite, is_concentric_dir, splice
 
@@ -53,14 +53,26 @@ def clean_path_list(value: str, home: str) -> str:
     return clean_path_list_dropping(value, home)[0]
 
 
-def clean_path_list_dropping(value: str, home: str) -> tuple[str, tuple[str, ...]]:
-    """:func:`clean_path_list` and the entries it dropped (quote-removed)."""
+def clean_path_list_dropping(
+    value: str, home: str, *, literal: bool = False
+) -> tuple[str, tuple[str, ...]]:
+    """:func:`clean_path_list` and the entries it dropped (quote-removed).
+
+    Each entry is judged as it reaches Python (:func:`migrate.discover.shell.entry_value`):
+    as sh assigns it, or with ``literal`` as written (a crontab's environment line: cron
+    expands nothing, so ``~/…`` and ``$HOME/…`` are relative paths, never concentric).
+    """
     try:
-        entries, separators = _path_entries(value)
+        entries, separators = path_entries(value)
     except (ValueError, RecursionError):
         return value, ()
     logical = ["".join(strict_unquote(q + text + q) for text, q in entry) for entry in entries]
-    kept = [i for i, entry in enumerate(logical) if not is_concentric_dir(entry, home)]
+    values = [entry_value(entry, home, literal=literal) for entry in entries]
+    kept = [
+        i
+        for i, value in enumerate(values)
+        if not (value.strip().startswith("/") and is_concentric_dir(value, home))
+    ]
     if len(kept) == len(entries):
         return value, ()
     dropped = tuple(logical[i].strip() for i in range(len(entries)) if i not in kept)
@@ -76,48 +88,6 @@ def clean_path_list_dropping(value: str, home: str) -> tuple[str, tuple[str, ...
         else:
             merged.append((text, quote))
     return "".join(q + text + q for text, q in merged), dropped
-
-
-def _path_entries(value: str) -> tuple[list[list[tuple[str, str]]], list[str]]:
-    """Entries as (text, quote) pieces, split at every ``:`` outside expansions, and the
-    quote each ``:`` stood in."""
-    entries: list[list[tuple[str, str]]] = [[]]
-    separators: list[str] = []
-    buffer: list[str] = []
-    quote = ""
-
-    def push(force: bool = False) -> None:
-        if buffer or force:
-            entries[-1].append(("".join(buffer), quote))
-            buffer.clear()
-
-    index = 0
-    while index < len(value):
-        char = value[index]
-        if char == ":":
-            push()
-            entries.append([])
-            separators.append(quote)
-            index += 1
-        elif char == quote:
-            push(force=True)
-            quote = ""
-            index += 1
-        elif quote == "" and char in "'\"":
-            push()
-            quote = char
-            index += 1
-        elif quote != "'" and (char == "\\" or is_expansion(value, index)):
-            end = min(index + 2, len(value)) if char == "\\" else unit_end(value, index)
-            buffer.append(value[index:end])
-            index = end
-        else:
-            buffer.append(char)
-            index += 1
-    if quote:
-        raise ValueError("unterminated quote")
-    push()
-    return entries, separators
 
 
 def mentions_concentric(text: str, home: str) -> bool:

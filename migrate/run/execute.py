@@ -201,7 +201,7 @@ def _write_everything(
             expected = crontab.before_sha256
             transaction.set_crontab(crontab.after, crontab.file, expect_sha256=expected)
     except TargetChanged as exc:
-        what = "the crontab" if exc.target is None else str(exc.target)
+        what = "the crontab" if exc.target is None else home_relative(exc.target, home)
         raise _Stop(f"{what} changed while the migration ran: run again") from exc
     return built
 
