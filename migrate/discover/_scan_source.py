@@ -77,6 +77,8 @@ class _Scanner(ast.NodeVisitor):
                 self._add(_str_value(node.args[0]), node, "dynamic")
         elif target in ("sys.path.insert", "sys.path.append", "site.addsitedir"):
             self._path_edit(target, node)
+        elif target == "sys.path.extend" and len(node.args) == 1:
+            self._list_edit(node.args[0], front=False)
         self.generic_visit(node)
 
     # -- module-level names used in path expressions --------------------------
@@ -86,22 +88,91 @@ class _Scanner(ast.NodeVisitor):
                 self.names[node.targets[0].id] = self._evaluate(node.value)
             except Unresolved:
                 self.names.pop(node.targets[0].id, None)
+        elif len(node.targets) == 1:
+            self._path_assignment(node.targets[0], node.value)
         self.generic_visit(node)
 
+    def visit_AugAssign(self, node):
+        if _dotted(node.target) == "sys.path" and isinstance(node.op, ast.Add):
+            self._list_edit(node.value, front=False)
+        self.generic_visit(node)
+
+    def visit_For(self, node):
+        """``for d in [...]: sys.path.insert(0, d)``: the body once per element, ``d`` bound."""
+        name = node.target.id if isinstance(node.target, ast.Name) else None
+        if name is None or not isinstance(node.iter, (ast.List, ast.Tuple)) or node.orelse:
+            self.generic_visit(node)
+            return
+        saved = self.names.get(name)
+        for element in node.iter.elts:
+            try:
+                self.names[name] = self._evaluate(element)
+            except Unresolved:
+                self.names.pop(name, None)
+            self._line = element.lineno
+            for statement in node.body:
+                self.visit(statement)
+            self._line = None
+        if saved is None:
+            self.names.pop(name, None)
+        else:
+            self.names[name] = saved
+
     # -- sys.path edits ---------------------------------------------------------
+    _line = None
+    """Inside ``for d in [...]``: the line of the element the edits come from."""
+
+    def _path_assignment(self, target, value):
+        """``sys.path[0:0] = [...]``, ``sys.path[:0] = [...]``, ``sys.path = [...] + sys.path``
+        and ``sys.path = sys.path + [...]``."""
+        if isinstance(target, ast.Subscript) and _dotted(target.value) == "sys.path":
+            bounds = target.slice
+            if isinstance(bounds, ast.Slice) and bounds.step is None:
+                try:
+                    lower = 0 if bounds.lower is None else self._evaluate_int(bounds.lower)
+                    upper = self._evaluate_int(bounds.upper) if bounds.upper is not None else None
+                except Unresolved:
+                    return
+                if lower == 0 and upper == 0:
+                    self._list_edit(value, front=True)
+        elif _dotted(target) == "sys.path" and isinstance(value, ast.BinOp):
+            if isinstance(value.op, ast.Add) and _dotted(value.right) == "sys.path":
+                self._list_edit(value.left, front=True)
+            elif isinstance(value.op, ast.Add) and _dotted(value.left) == "sys.path":
+                self._list_edit(value.right, front=False)
+
+    def _list_edit(self, node, front):
+        """Each element of a literal list put on ``sys.path``: inserted in order at the
+        front, or appended."""
+        if not isinstance(node, (ast.List, ast.Tuple)):
+            return
+        for position, element in enumerate(node.elts):
+            edit = {
+                "op": "insert" if front else "append",
+                "line": element.lineno,
+                "end_line": getattr(element, "end_lineno", element.lineno),
+            }
+            if front:
+                edit["index"] = position
+            self._edit_value(edit, element)
+
     def _path_edit(self, target, node):
         operation = target.rsplit(".", 1)[1]
         argument = node.args[-1] if node.args else None
+        line = self._line or node.lineno
         edit = {
             "op": operation,
-            "line": node.lineno,
-            "end_line": getattr(node, "end_lineno", node.lineno),
+            "line": line,
+            "end_line": line if self._line else getattr(node, "end_lineno", node.lineno),
         }
         if operation == "insert":
             try:
                 edit["index"] = int(self._evaluate_int(node.args[0]))
             except (Unresolved, IndexError):
                 edit["index"] = None
+        self._edit_value(edit, argument)
+
+    def _edit_value(self, edit, argument):
         try:
             edit["path"] = self._evaluate(argument) if argument is not None else None
             edit["expression"] = None
