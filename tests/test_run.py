@@ -351,3 +351,31 @@ def test_a_crontab_edited_while_run_builds_is_not_overwritten(
     assert "crontab changed while the migration ran" in err
     assert crontab.read_bytes() == edited
     assert snapshot(home) == before
+
+
+def test_code_edited_while_run_builds_stops_the_run(account: tuple[Path, Path]) -> None:
+    """A source file the plan read (not one it rewrites) gets a new import while the venvs
+    are built: the venvs were planned for the old code, so the run rolls back and says so."""
+    home, crontab = account
+    manage = home / "webapps" / "jobs" / "manage.py"
+    before = snapshot(home)
+    first_write = requirement_paths(home / "webapps" / "blog")[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migrate", "--home", str(home), "--crontab", str(crontab),
+         "run", "--yes", "--no-restart"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HOME": str(home)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not first_write.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    edited = b"import only_on_old_path\n" + manage.read_bytes()
+    manage.write_bytes(edited)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 1, out + err
+    assert "webapps/jobs/manage.py changed while the migration ran" in err
+    assert manage.read_bytes() == edited
+    after = snapshot(home)
+    for state in (before, after):
+        del state["webapps/jobs/manage.py"]
+    assert after == before

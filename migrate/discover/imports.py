@@ -8,13 +8,14 @@ Nothing is imported or executed.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import subprocess
 import tokenize
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ class SourceScan:
     path_edits: tuple[PathEdit, ...]
     error: str | None = None
     parsed_by: str = "ast"
+    sha256: str | None = None
+    """Of the bytes read (None when they could not be)."""
 
 
 def scan_sources(
@@ -69,6 +72,7 @@ def scan_sources(
 ) -> dict[Path, SourceScan]:
     """Scan each file; Python 2 files fall back to ``interpreter``, then to tokenize."""
     results: dict[Path, SourceScan] = {}
+    digests: dict[Path, str] = {}
     retry: list[Path] = []
     for path in files:
         try:
@@ -80,6 +84,7 @@ def scan_sources(
             too_big = f"larger than {MAX_SOURCE_BYTES} bytes"
             results[path] = SourceScan(path, (), (), too_big, "none")
             continue
+        digests[path] = hashlib.sha256(source).hexdigest()
         raw = _scan_source.scan(source, str(path))
         if raw["error"] and source.strip():
             retry.append(path)
@@ -91,7 +96,7 @@ def scan_sources(
     for path in retry:
         if results[path].error:
             results[path] = _tokenize_fallback(path, results[path].error or "")
-    return results
+    return {path: replace(scan, sha256=digests.get(path)) for path, scan in results.items()}
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,9 @@ class AppPlan:
     """Its private Apache, if it has one."""
     venv_exists: bool = False
     """Something is at its venv path already (an earlier migration's venv)."""
+    sources: Mapping[Path, str] = field(default_factory=dict, compare=False, repr=False)
+    """sha256 of each source file whose imports made its used set: a migration must find
+    them unchanged, or what it built is for code that is no longer there."""
 
     @property
     def used(self) -> tuple[PackageRow, ...]:
@@ -292,6 +295,7 @@ class _AppResolver:
         self.probes: list[ProbeOutcome] = []
         self.cache = index.cache
         self.findings: list[AppFinding] = []
+        self.sources: dict[Path, str] = {}
 
     def resolve(self) -> AppPlan:
         self.entry_points = tuple(self._overridden(e) for e in self.entry_points)
@@ -338,6 +342,7 @@ class _AppResolver:
             tuple(models),
             executable,
             tuple(self.probes),
+            sources=dict(self.sources),
         )
 
     def _report(self, kind: str, name: str, message: str) -> None:
@@ -486,6 +491,7 @@ class _AppResolver:
             scan_sources([s for s in files.sources if s not in scans], self.home, interpreter)
         )
         scans = self._follow_local(model, scans, interpreter)
+        self.sources.update((path, scan.sha256) for path, scan in scans.items() if scan.sha256)
         refs: list[ImportRef | RecipeRef] = [ref for scan in scans.values() for ref in scan.imports]
         for scan in scans.values():
             if scan.error and scan.parsed_by in ("tokenize", "none"):

@@ -10,6 +10,8 @@ reason. A crash at any point leaves a journal that ``rollback`` undoes exactly.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from migrate.build.app import BuildOptions, BuiltVenv, VerifyReport, build_apps,
 from migrate.discover.servers import Server, read_server
 from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
 from migrate.layout import app_dir, webapps_dir
-from migrate.paths import home_relative
+from migrate.paths import home_relative, read_regular
 from migrate.resolve.plan import AppPlan, Plan
 from migrate.run.actions import PlannedFile
 from migrate.run.migration import Migration
@@ -136,6 +138,7 @@ def run_migration(
             with session(home, description, recover=recover) as transaction:
                 built = _write_everything(transaction, migration, requirements, apps, chosen)
                 reports = _verify_all(built, apps, home)
+                _sources_as_planned(apps, migration)
                 after = {}
                 for server in answering:
                     report.step(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
@@ -204,6 +207,29 @@ def _write_everything(
         what = "the crontab" if exc.target is None else home_relative(exc.target, home)
         raise _Stop(f"{what} changed while the migration ran: run again") from exc
     return built
+
+
+def _sources_as_planned(apps: Sequence[AppPlan], migration: Migration) -> None:
+    """The code each venv was built for is still the code there: a source edited while
+    ``run`` worked (a new import, say) would find a venv planned without it. A file the
+    migration rewrote must hold what it wrote."""
+    home = migration.home
+    written = {
+        os.path.abspath(edit.file.path): hashlib.sha256(edit.file.content).hexdigest()
+        for edit in migration.edits
+        if edit.file.changed
+    }
+    for app in apps:
+        for path, read in app.sources.items():
+            planned = written.get(os.path.abspath(path), read)
+            try:
+                now = hashlib.sha256(read_regular(path)).hexdigest()
+            except OSError:
+                now = None
+            if now != planned:
+                raise _Stop(
+                    f"{home_relative(path, home)} changed while the migration ran: run again"
+                )
 
 
 def _verify_all(
