@@ -274,6 +274,8 @@ def _app_json(app: AppPlan) -> dict[str, Any]:
                 "executable": None if e.executable is None else str(e.executable),
                 "executable_reason": e.executable_reason,
                 "module": e.module,
+                "pythonpath": [str(d) for d in e.pythonpath],
+                "site_dirs": [str(d) for d in e.site_dirs],
             }
             for e in app.entry_points
         ],
@@ -318,6 +320,10 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
             runs = home_relative(entry.executable, plan.home) if entry.executable else "?"
             why = home_relative_text(entry.executable_reason, plan.home)
             out.append(f"         runs on {runs}  [{why}]")
+            for label, dirs in (("PYTHONPATH", entry.pythonpath), ("python-path", entry.site_dirs)):
+                if dirs:
+                    shown = ":".join(str(home_relative(d, plan.home)) for d in dirs)
+                    out.append(f"         {label} {shown}")
         rows = [
             (
                 row.dist.display_name,

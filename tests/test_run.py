@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -326,14 +327,9 @@ def test_a_relative_crontab_path_means_the_file_where_the_user_is(
     assert not (home / crontab.name).exists()  # not a new file in the home
 
 
-def test_a_crontab_edited_while_run_builds_is_not_overwritten(
-    account: tuple[Path, Path],
-) -> None:
-    """The user edits the crontab after ``run`` read it (while the venvs are built): the
-    rewrite planned from the old text is refused, everything is rolled back, and the
-    user's edit stays."""
-    home, crontab = account
-    before = snapshot(home)
+def run_while_building(home: Path, crontab: Path, edit: Callable[[], object]) -> tuple[int, str]:
+    """``run --yes`` in a subprocess; ``edit`` is made once it has begun writing (the
+    requirement files come first, then seconds of venv building): (exit code, stderr)."""
     first_write = requirement_paths(home / "webapps" / "blog")[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "migrate", "--home", str(home), "--crontab", str(crontab),
@@ -344,10 +340,22 @@ def test_a_crontab_edited_while_run_builds_is_not_overwritten(
     deadline = time.monotonic() + 300
     while not first_write.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
+    edit()
+    _out, err = process.communicate(timeout=600)
+    return process.returncode, err
+
+
+def test_a_crontab_edited_while_run_builds_is_not_overwritten(
+    account: tuple[Path, Path],
+) -> None:
+    """The user edits the crontab after ``run`` read it (while the venvs are built): the
+    rewrite planned from the old text is refused, everything is rolled back, and the
+    user's edit stays."""
+    home, crontab = account
+    before = snapshot(home)
     edited = crontab.read_bytes() + b"# the user's own line, added while run builds\n"
-    crontab.write_bytes(edited)
-    out, err = process.communicate(timeout=600)
-    assert process.returncode == 1, out + err
+    code, err = run_while_building(home, crontab, lambda: crontab.write_bytes(edited))
+    assert code == 1, err
     assert "crontab changed while the migration ran" in err
     assert crontab.read_bytes() == edited
     assert snapshot(home) == before
@@ -359,20 +367,9 @@ def test_code_edited_while_run_builds_stops_the_run(account: tuple[Path, Path]) 
     home, crontab = account
     manage = home / "webapps" / "jobs" / "manage.py"
     before = snapshot(home)
-    first_write = requirement_paths(home / "webapps" / "blog")[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "migrate", "--home", str(home), "--crontab", str(crontab),
-         "run", "--yes", "--no-restart"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "HOME": str(home)},
-    )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not first_write.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
     edited = b"import only_on_old_path\n" + manage.read_bytes()
-    manage.write_bytes(edited)
-    out, err = process.communicate(timeout=600)
-    assert process.returncode == 1, out + err
+    code, err = run_while_building(home, crontab, lambda: manage.write_bytes(edited))
+    assert code == 1, err
     assert "webapps/jobs/manage.py changed while the migration ran" in err
     assert manage.read_bytes() == edited
     after = snapshot(home)

@@ -13,7 +13,7 @@ import re
 import stat
 import zipfile
 from base64 import urlsafe_b64encode
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +97,7 @@ def build_wheel(spec: WheelSpec, out_dir: Path) -> Path:
         "Wheel-Version: 1.0",
         f"Generator: {GENERATOR}",
         "Root-Is-Purelib: true",
-        *(f"Tag: {tag}" for tag in _expand_tags(spec.tag)),
+        *(f"Tag: {tag}" for tag in expand_tags(spec.tag)),
     ]
     members = dict(spec.files)
     members[f"{spec.dist_info}/METADATA"] = ("\n".join(metadata) + "\n").encode()
@@ -112,7 +112,8 @@ def _escaped(name: str) -> str:
     return str(canonicalize_name(name)).replace("-", "_")
 
 
-def _expand_tags(tag: str) -> Iterable[str]:
+def expand_tags(tag: str) -> Iterator[str]:
+    """Each tag a compressed one stands for (``py2.py3-none-any``), in the order written."""
     interpreters, abis, platforms = tag.split("-")
     for interpreter in interpreters.split("."):
         for abi in abis.split("."):

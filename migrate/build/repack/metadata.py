@@ -1,5 +1,10 @@
 """The wheel's ``.dist-info``: metadata converted from what the install left, with the identity
 the lock pins.
+
+PKG-INFO headers are read by a small reader that keeps their order and their continuation
+lines, not ``packaging.metadata.parse_email``: that one returns a dict (order lost) and
+sets aside what it does not validate, while a repacked wheel must carry the same fields in
+the same order every time (its sha256 is how an unchanged distribution is found again).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from migrate.build.repack.members import Contents, Member, Names
-from migrate.build.repack.tags import expand_tags
+from migrate.build.wheelfile import expand_tags
 from migrate.inventory._files import top_level_from_files
 from migrate.inventory.metadata import canonical, decode_text, header_fields
 from migrate.inventory.model import Distribution

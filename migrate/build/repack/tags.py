@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import sysconfig
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from packaging.tags import Tag, parse_tag
 
@@ -123,11 +123,3 @@ def _elf_platform(member: Member) -> str:
 
 def _running_platform() -> str:
     return sysconfig.get_platform().replace("-", "_").replace(".", "_")
-
-
-def expand_tags(tag: str) -> Iterator[str]:
-    interpreters, abis, platforms = tag.split("-")
-    for interpreter in interpreters.split("."):
-        for abi in abis.split("."):
-            for platform in platforms.split("."):
-                yield f"{interpreter}-{abi}-{platform}"

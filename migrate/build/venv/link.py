@@ -1,6 +1,15 @@
-"""The shared store: each wheel unpacked (and byte-compiled) once under ``HOME/.concentric-
-migrate/store`` and hardlinked into every venv that pins it, with the RECORD, launchers and
-shebangs a pip install would have written.
+"""The shared store: each wheel unpacked (and byte-compiled) once under
+``HOME/.concentric-migrate/store`` and hardlinked into every venv that pins it, with the
+RECORD, launchers and shebangs a pip install would have written.
+
+Hand-written on purpose, not ``installer.install`` with a linking destination: the loop
+below runs once per file of every venv (116,000 files for ten Django-sized apps), and
+installer's own bookkeeping per file — parsing the RECORD row, ``_determine_scheme``,
+``_path_with_destdir``'s two ``abspath`` calls — measured 38 µs a file with no I/O at all
+(installer 1.1, this machine), 4.4 s for those ten apps: more than all of today's linking.
+Here the store's RECORD is read once per tree and each file costs one ``os.link``; the
+launchers are pip's (and installer's) template, written per venv since they name its
+Python. Wheels this path does not take (``_Unusual``) go to pip.
 """
 
 from __future__ import annotations
