@@ -23,16 +23,17 @@ from migrate.discover.crontab import Crontab
 from migrate.discover.entrypoints import ACCOUNT_GROUP, EntryPoint, find_entry_points
 from migrate.discover.httpd import Config
 from migrate.discover.imports import ImportRef, SourceScan, app_files, scan_sources
-from migrate.discover.interpreters import Interpreter, interpreter_at
+from migrate.discover.interpreters import Interpreter
 from migrate.discover.servers import Server
 from migrate.discover.snapshot import FileRead
-from migrate.findings import Finding
+from migrate.findings import FINDING_KINDS, AppFinding, Finding
 from migrate.inventory import inventory_lib_dir
 from migrate.inventory.model import Distribution, Inventory, LibDirInventory
 from migrate.layout import venv_dir
 from migrate.paths import home_relative, is_inside
 from migrate.resolve import pep508
 from migrate.resolve.recipes import Recipe, RecipeRef, detect, load_recipes, string_refs
+from migrate.resolve.runtime import interpreter_of, venv_base, with_override
 from migrate.resolve.syspath import (
     DirCache,
     PathEntry,
@@ -44,25 +45,6 @@ from migrate.resolve.syspath import (
 
 if TYPE_CHECKING:
     from migrate.resolve.probe import ProbeReport
-
-FINDING_KINDS = (
-    "interpreter",
-    "probe",
-    "missing",
-    "conflict",
-    "leaked",
-    "shadowed",
-    "unused",
-    "entry-point",
-)
-"""Every finding kind, most urgent first: the order plans list them in."""
-
-
-@dataclass(frozen=True)
-class AppFinding:
-    kind: str
-    name: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -298,7 +280,12 @@ class _AppResolver:
         self.sources: dict[Path, str] = {}
 
     def resolve(self) -> AppPlan:
-        self.entry_points = tuple(self._overridden(e) for e in self.entry_points)
+        overridden = []
+        for entry in self.entry_points:
+            entry, found = with_override(entry, self.interpreters)
+            overridden.append(entry)
+            self.findings.extend(found)
+        self.entry_points = tuple(overridden)
         if not self.entry_points:
             finding = AppFinding(
                 "entry-point", self.name, "no WSGI file, script or cron job runs this app's Python"
@@ -309,7 +296,8 @@ class _AppResolver:
         models = []
         recipe_names: list[str] = []
         for entry in self.entry_points:
-            interpreter = self._interpreter(entry)
+            interpreter, found = interpreter_of(entry, self.account, self.name)
+            self.findings.extend(found)
             readable = os.path.lexists(entry.path) and not entry.path.is_dir()
             scans = scan_sources([entry.path] if readable else [], self.home, interpreter)
             self._leaving_entries(entry)
@@ -329,7 +317,8 @@ class _AppResolver:
         packages = self._rows(uses, visible)
         self._scope_findings(packages)
         python = next((e.python for e in self.entry_points if e.python), None)
-        executable = self._venv_base(python)
+        executable, found = venv_base(self.entry_points, python)
+        self.findings.extend(found)
         return AppPlan(
             self.name,
             self.path,
@@ -349,70 +338,6 @@ class _AppResolver:
         self.findings.append(AppFinding(kind, name, message))
 
     # -- interpreter -----------------------------------------------------------
-    def _overridden(self, entry: EntryPoint) -> EntryPoint:
-        """``--python X.Y=PATH`` says what ``pythonX.Y`` is where the runtime does not: an
-        X.Y entry point whose interpreter was looked up by name, assumed, or not found. One
-        the runtime names (a path, mod_wsgi's libpython) stays; mod_wsgi's differing from
-        ``--python`` is a finding (its venv cannot be made with another Python)."""
-        given = (self.interpreters or {}).get(entry.python or "")
-        if given is None:
-            return entry
-        if entry.executable_named and entry.executable is not None:
-            same = os.path.realpath(given) == os.path.realpath(entry.executable)
-            if not same and entry.mod_wsgi is not None:
-                self._report(
-                    "interpreter",
-                    "mod_wsgi",
-                    f"{entry.executable_reason}, not --python {entry.python}={given}: its "
-                    "venv must be made with that Python; drop that --python or migrate this "
-                    "app separately with --app",
-                )
-            return entry
-        why = f"--python {entry.python}={given}"
-        return dataclasses.replace(entry, executable=Path(given), executable_reason=why)
-
-    def _interpreter(self, entry: EntryPoint) -> Interpreter | None:
-        """The facts of the interpreter the entry point's runtime starts."""
-        if entry.python is None:
-            self._report(
-                "interpreter",
-                str(entry.path),
-                f"cannot tell which Python runs it ({entry.python_reason})",
-            )
-            return None
-        if entry.executable is None:
-            self._report(
-                "interpreter",
-                f"python{entry.python}",
-                f"{entry.path}: no interpreter to model it with ({entry.executable_reason}): "
-                f"name it with --python {entry.python}=/path/to/python{entry.python}",
-            )
-            return None
-        interpreter = interpreter_at(entry.executable)
-        if interpreter is None or interpreter.version != entry.python:
-            found = f"is Python {interpreter.version}" if interpreter else "does not run"
-            self._report(
-                "interpreter",
-                f"python{entry.python}",
-                f"{entry.path} needs python{entry.python} ({entry.python_reason}), but "
-                f"{entry.executable} {found} ({entry.executable_reason}): name the right one "
-                f"with --python {entry.python}=/path/to/python{entry.python}",
-            )
-            return None
-        lib_versions = {lib.python for lib in self.account.lib_dirs if lib.app == self.name}
-        if (
-            entry.kind == "wsgi"
-            and entry.python_reason.startswith("mod_wsgi")
-            and lib_versions - {entry.python}
-        ):
-            self._report(
-                "interpreter",
-                "mod_wsgi",
-                f"{entry.python_reason}, but the app's lib dirs are for Python "
-                f"{', '.join(sorted(lib_versions))}: its packages may not load under this mod_wsgi",
-            )
-        return interpreter
-
     def _probe(
         self,
         entry: EntryPoint,
@@ -448,29 +373,6 @@ class _AppResolver:
         self.probes.append(ProbeOutcome(entry.path, report.runtime, not found, detail))
         for problem in found:
             self._report("probe", str(entry.path), f"the real runtime disagrees: {problem}")
-
-    def _venv_base(self, python: str | None) -> Path | None:
-        """The interpreter the app's venv is made with: the one its runtime starts (rule 5).
-        mod_wsgi's wins: a python-home must come from the installation it links."""
-        entries = [e for e in self.entry_points if e.python == python and e.executable]
-        served = [e for e in entries if e.kind == "wsgi" and e.source != "file"]
-        chosen = (served or entries or [None])[0]
-        if chosen is None:
-            return None
-        others = {
-            str(e.executable)
-            for e in entries
-            if os.path.realpath(e.executable or "") != os.path.realpath(chosen.executable or "")
-        }
-        if others and not served:
-            self._report(
-                "interpreter",
-                str(chosen.executable),
-                f"its entry points run different Python {python} installations "
-                f"({', '.join(sorted({str(chosen.executable), *others}))}); one venv serves "
-                f"them all: name the one to use with --python {python}=PATH",
-            )
-        return chosen.executable
 
     # -- the used set ----------------------------------------------------------
     def _used_names(
