@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from migrate.discover.account import LibDir
 
 LOGGER = logging.getLogger("migrate")
 
@@ -39,6 +42,6 @@ def build(update: BuildStep) -> None:
     LOGGER.debug("%s: %s %s", update.app, update.stage, update.detail, extra={"build": update})
 
 
-def lib_dir_read(lib: Any) -> None:
+def lib_dir_read(lib: LibDir) -> None:
     """The inventory read one more lib dir."""
     LOGGER.debug("read %s", lib.path, extra={"lib_dir": lib})

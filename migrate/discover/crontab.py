@@ -53,10 +53,6 @@ class Command:
     """Offset of its first word."""
 
     @property
-    def env(self) -> tuple[tuple[str, str], ...]:
-        return tuple(assignment(word) for word in self.assignments)
-
-    @property
     def setting(self) -> tuple[Word, ...]:
         """``NAME=value`` words of an assignment-only or ``export`` command: what it sets
         for the commands after it in the job (empty for any other command)."""
@@ -184,12 +180,6 @@ def shell_assignment(word: Word, home: Path) -> tuple[str, str]:
     """(name, value) of a ``NAME=value`` word in a job, as cron's shell assigns it (``~``
     and ``$HOME`` expanded); an environment line's value, by contrast, is taken as written."""
     name, value = assigned_value(word, str(home))
-    return name, cron_value(value)
-
-
-def assignment(word: Word) -> tuple[str, str]:
-    """(name, value) of a ``NAME=value`` word, quotes removed, nothing expanded."""
-    name, _, value = word.value.partition("=")
     return name, cron_value(value)
 
 
