@@ -540,45 +540,20 @@ def build(
     (~: HOME/.venvs/account) as one journaled transaction: `rollback` removes them. If any
     app fails, everything this command built is rolled back.
     """
-    from migrate.build.app import BuildOptions, build_apps
-    from migrate.journal import JournalError, SessionAborted, home_lock, session
-    from migrate.layout import venv_dir
-    from migrate.render import build_json
+    from migrate import render
+    from migrate.build.app import BuildOptions
+    from migrate.journal import JournalError, SessionAborted
+    from migrate.run.build import BuildRefused, build_venvs
 
-    overrides = _parse_python_overrides(pythons)
-    result = _plan(settings, apps, interpreters=overrides)
-    buildable = [app for app in result.apps if app.migratable]
-    for app in result.apps:
-        if app.runs_python and not app.migratable and not as_json:
-            click.echo(
-                f"{app.name}: skipped, its Python version is unknown (see `plan`); name the "
-                "interpreter with --python X.Y=PATH",
-                err=True,
-            )
     home = settings.home
-    if not buildable:
-        if as_json:
-            _echo_json(build_json([], None))
-        else:
-            click.echo("nothing to build: no app runs Python from this account (see `plan`)")
-        return
-    there = [venv_dir(home, a.name) for a in buildable if os.path.lexists(venv_dir(home, a.name))]
-    if there:  # checked before a transaction begins: a refusal writes nothing
-        problems = [
-            f"{home_relative(venv, home)} exists already: move it away (or roll back the "
-            "migration that made it) before building"
-            for venv in there
-        ]
-        raise Failed("\n".join(problems), refused=problems)
+    result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons))
     command = "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
+    options = BuildOptions(jobs, bytecode=bytecode, source=source)
     try:
-        with (
-            home_lock(home),
-            reporting(not as_json and settings.verbosity >= 0),
-            session(home, command) as transaction,
-        ):
-            options = BuildOptions(jobs, bytecode=bytecode, source=source)
-            built = build_apps(home, buildable, transaction, options)
+        with reporting(not as_json and settings.verbosity >= 0):
+            outcome = build_venvs(result, options, description=command)
+    except BuildRefused as exc:
+        raise Failed(str(exc), refused=exc.problems) from exc
     except SessionAborted as exc:
         raise _rolled_back(
             str(exc), exc.transaction, exc.rolled_back, home,
@@ -587,15 +562,12 @@ def build(
     except JournalError as exc:  # the lock is held, or a crashed transaction is still open
         raise Failed(str(exc)) from exc
     if as_json:
-        _echo_json(build_json(built, transaction.id))
+        _echo_json(render.build_json(outcome.built, outcome.transaction))
         return
-    for venv in built:
-        where = home_relative(venv.path, home)
-        click.echo(f"{venv.app} -> {where} ({len(venv.pins)} package(s), Python {venv.python})")
-        if source == "index":
-            for pin, origin in zip(venv.pins, venv.origins, strict=True):
-                click.echo(f"  {pin.name} {pin.version}: {origin}")
-    click.echo(f"journal: {transaction.id}; undo with: concentric-migrate --home {home} rollback")
+    for name in outcome.skipped:
+        click.echo(render.build_skipped(name), err=True)
+    for line in render.build_summary(outcome, home, show_origins=source == "index"):
+        click.echo(line)
 
 
 @cli.command()
@@ -759,7 +731,7 @@ def verify(
     every used top-level name is imported and every distribution's version compared with
     the pin. Exit 1 on any mismatch, missing venv or import error.
     """
-    from migrate.build.app import verify_app
+    from migrate.build.verify import verify_app
     from migrate.layout import venv_dir
     from migrate.render import verify_json
 

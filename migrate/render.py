@@ -18,11 +18,13 @@ from migrate.inventory.model import Distribution, Finding, Inventory, LibDirInve
 from migrate.paths import home_relative, home_relative_text
 
 if TYPE_CHECKING:
-    from migrate.build.app import BuiltVenv, VerifyReport
+    from migrate.build.app import BuiltVenv
+    from migrate.build.verify import VerifyReport
     from migrate.journal import RollbackResult, TransactionInfo
     from migrate.resolve.plan import AppPlan, Plan
     from migrate.rewrite import Change
     from migrate.run.actions import PlannedFile
+    from migrate.run.build import BuildResult
     from migrate.run.execute import RunResult
     from migrate.run.migration import Migration
     from migrate.run.restart import Health
@@ -440,6 +442,32 @@ def requirements_json(
         transaction=transaction,
         files=[planned_json(f) for f in files],
     )
+
+
+def build_skipped(app: str) -> str:
+    return (
+        f"{app}: skipped, its Python version is unknown (see `plan`); name the interpreter "
+        "with --python X.Y=PATH"
+    )
+
+
+def build_summary(result: BuildResult, home: Path, *, show_origins: bool) -> list[str]:
+    """What a person reads after ``build``: each venv, and how to undo."""
+    if result.transaction is None:
+        return ["nothing to build: no app runs Python from this account (see `plan`)"]
+    lines = []
+    for venv in result.built:
+        where = home_relative(venv.path, home)
+        lines.append(f"{venv.app} -> {where} ({len(venv.pins)} package(s), Python {venv.python})")
+        if show_origins:
+            lines.extend(
+                f"  {pin.name} {pin.version}: {origin}"
+                for pin, origin in zip(venv.pins, venv.origins, strict=True)
+            )
+    lines.append(
+        f"journal: {result.transaction}; undo with: concentric-migrate --home {home} rollback"
+    )
+    return lines
 
 
 def build_json(built: Sequence[BuiltVenv], transaction: str | None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pytest
 from accounts import PY, install_wheels, write_files
 from journal_helper import snapshot
 
-from migrate.build.app import BuildError, BuiltVenv, build_app, verify_app
+from migrate.build.app import BuildError, BuiltVenv, build_app
 from migrate.build.venv import (
     HelperUnavailable,
     check,
@@ -33,6 +33,7 @@ from migrate.build.venv import (
     needs_legacy,
     relocate,
 )
+from migrate.build.verify import verify_app
 from migrate.build.wheelfile import WheelSpec, build_wheel, record_digest
 from migrate.demo import build_demo_account
 from migrate.discover.account import discover

@@ -6,29 +6,23 @@ copy into a wheel (:mod:`migrate.build.repack`), builds the venv aside in
 rename), installs exactly those wheels, checks them, rewrites the staging path to the
 destination and hands the folder to ``Transaction.install_dir``: rollback removes it.
 
-``verify_app`` proves a venv stands alone: in its python, isolated from ``PYTHONPATH`` and
-the user site, every top-level name the app uses imports (from the venv, not the old lib
-dirs) and every pinned distribution has the pinned version.
+The venv carries what it must provide (:func:`migrate.build.verify.write_manifest`), which
+:func:`migrate.build.verify.verify_app` checks.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import secrets
 import shutil
 import stat
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import parse_wheel_filename
-from packaging.version import InvalidVersion, Version
 
 from migrate import report
 from migrate.build.indexsource import IndexChoice, index_wheel
@@ -37,16 +31,14 @@ from migrate.build.venv import (
     LinkResult,
     VenvError,
     can_link,
-    clean_env,
     create_venv,
     embedded_pip,
     install,
     install_linked,
     relocate,
-    venv_python,
 )
+from migrate.build.verify import write_manifest
 from migrate.discover.interpreters import interpreter_at
-from migrate.inventory.model import Distribution
 from migrate.journal import Transaction
 from migrate.layout import (
     helpers_dir,
@@ -57,13 +49,9 @@ from migrate.layout import (
     wheelhouse_dir,
 )
 from migrate.lock import Pin, pins_for
-from migrate.paths import home_relative, is_inside
+from migrate.paths import home_relative
 from migrate.report import BuildStep
 from migrate.resolve.plan import AppPlan
-
-MANIFEST = "concentric-migrate.json"
-"""Written into each venv by the build: its pins and the names to import (what verify checks)."""
-_VERIFY_TIMEOUT = 300
 
 
 class BuildError(Exception):
@@ -184,8 +172,7 @@ def stage_app(home: Path, app: AppPlan, options: BuildOptions = BuildOptions()) 
             )
         else:
             install(staged, [wheel.path for wheel in wheels])
-        manifest = {"app": app.name, "python": app.python, **_expectations(pins)}
-        (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        write_manifest(staged, app, pins)
         report.build(BuildStep(app.name, "relocate", 0, 1, home_relative(dest, home)))
         relocate(staged, dest, compile=options.bytecode and (linked is None or bool(linked.by_pip)))
         _like_its_folder(staged, dest, home)
@@ -319,228 +306,3 @@ def _same_file_system(state: Path, dest: Path) -> None:
             f"{state} and {existing} are on different file systems, so the venv cannot be "
             "renamed into place atomically"
         )
-
-
-# --------------------------------------------------------------------------- verify
-
-
-@dataclass(frozen=True)
-class ImportCheck:
-    name: str
-    file: str | None
-    error: str | None = None
-    via: tuple[str, ...] = ()
-    """For a namespace only a ``.pth`` file makes: the submodules imported instead."""
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class VersionCheck:
-    name: str
-    expected: str
-    found: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.found is not None and _same_version(self.found, self.expected)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    app: str
-    venv: Path
-    imports: tuple[ImportCheck, ...] = ()
-    versions: tuple[VersionCheck, ...] = ()
-    error: str | None = None
-    """The check itself could not run (no venv, python broken)."""
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and all(c.ok for c in (*self.imports, *self.versions))
-
-    @property
-    def problems(self) -> tuple[str, ...]:
-        found = [self.error] if self.error else []
-        found += [f"import {c.name}: {c.error}" for c in self.imports if not c.ok]
-        found += [
-            f"{c.name}: expected {c.expected}, found {c.found or 'not installed'}"
-            for c in self.versions
-            if not c.ok
-        ]
-        return tuple(found)
-
-
-# Runs in the venv's python (2.7 included): reads {"imports": [[name, [children]]...],
-# "dists": [...]} on stdin, prints what each import loaded and each distribution's version.
-_VERIFY_SCRIPT = r"""
-import importlib, json, os, re, sys
-
-def load(name):
-    try:
-        module = importlib.import_module(name)
-    except BaseException as exc:
-        return None, "%s: %s" % (type(exc).__name__, exc)
-    where = getattr(module, "__file__", None)
-    if where is None:
-        where = (list(getattr(module, "__path__", None) or []) or [None])[0]
-    return where, None
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-def scanned():
-    found = {}
-    for entry in sys.path:
-        try:
-            names = sorted(os.listdir(entry or "."))
-        except OSError:
-            continue
-        for folder in names:
-            if not folder.endswith(".dist-info"):
-                continue
-            name = version = None
-            try:
-                with open(os.path.join(entry, folder, "METADATA")) as handle:
-                    for line in handle:
-                        if not line.strip():
-                            break
-                        key, _, value = line.partition(":")
-                        if key == "Name":
-                            name = value.strip()
-                        elif key == "Version":
-                            version = value.strip()
-            except (IOError, OSError):
-                continue
-            if name and canonical(name) not in found:
-                found[canonical(name)] = version
-    return found
-
-def version_of(name, fallback):
-    try:
-        from importlib import metadata
-        return metadata.version(name)
-    except Exception:
-        return fallback.get(canonical(name))
-
-spec = json.loads(sys.stdin.read())
-imports = {}
-for name, children in spec["imports"]:
-    where, error = load(name)
-    via = []
-    if error is not None and children:
-        results = [(child, load(child)) for child in children]
-        errors = ["%s: %s" % (child, e) for child, (_, e) in results if e is not None]
-        if not errors:
-            where, error, via = results[0][1][0], None, children
-    imports[name] = {"file": where, "error": error, "via": via}
-fallback = scanned()
-versions = dict((name, version_of(name, fallback)) for name in spec["dists"])
-base = getattr(sys, "real_prefix", None) or getattr(sys, "base_prefix", sys.prefix)
-json.dump({"imports": imports, "versions": versions, "base": base}, sys.stdout)
-"""
-
-
-def _expectations(pins: Sequence[Pin]) -> dict[str, Any]:
-    """What a venv must provide: the pins, and the top-level names to import (with the
-    submodules to try for namespaces)."""
-    targets: dict[str, tuple[str, ...]] = {}
-    for pin in pins:
-        for top in pin.row.dist.top_level:
-            if top.isidentifier():  # top_level.txt may hold what no import statement names
-                targets.setdefault(top, _namespace_children(pin.row.dist, top))
-    return {
-        "pins": [[pin.name, pin.version] for pin in pins],
-        "imports": [[name, list(children)] for name, children in sorted(targets.items())],
-    }
-
-
-def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
-    """Import every used top-level name and compare every pinned version, inside ``venv``.
-
-    What is expected comes from the manifest the build wrote into the venv (the lock as
-    built), so verify still means something after ``~/lib`` is gone; a venv without one
-    is checked against today's plan. Isolated (``-I``; ``-E -s`` on 2.7), from an empty
-    working directory: nothing of the old concentric path can help. A module loaded from
-    inside the home but outside the venv counts as an error: the venv did not carry it.
-    """
-    python = venv_python(venv)
-    if not python.exists():
-        return VerifyReport(app.name, venv, error=f"{python} does not exist: build first")
-    try:
-        expected = json.loads((venv / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        expected = _expectations(pins_for(app, home))
-    pins = [(str(name), str(version)) for name, version in expected["pins"]]
-    targets = {str(name): tuple(children) for name, children in expected["imports"]}
-    spec = {"imports": sorted(targets.items()), "dists": [name for name, _ in pins]}
-    flags = ["-E", "-s"] if app.python and app.python.startswith("2.") else ["-I"]
-    with tempfile.TemporaryDirectory(prefix="concentric-verify-") as empty:
-        try:
-            done = subprocess.run(
-                [str(python), *flags, "-c", _VERIFY_SCRIPT],
-                input=json.dumps(spec), capture_output=True, text=True, cwd=empty,
-                env=clean_env(), timeout=_VERIFY_TIMEOUT, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return VerifyReport(app.name, venv, error=f"imports took over {_VERIFY_TIMEOUT} s")
-        except OSError as exc:
-            return VerifyReport(app.name, venv, error=f"{python} cannot run: {exc.strerror}")
-    try:
-        found = json.loads(done.stdout)
-    except ValueError:
-        said = (done.stderr or done.stdout).strip()[-2000:]
-        return VerifyReport(app.name, venv, error=f"the check failed in {python}: {said}")
-    base = Path(os.path.realpath(found["base"]))
-    imports = []
-    for name in sorted(targets):
-        result = found["imports"][name]
-        error = result["error"] or _leak(result["file"], venv, home, base)
-        imports.append(ImportCheck(name, result["file"], error, tuple(result["via"])))
-    versions = tuple(
-        VersionCheck(name, version, found["versions"].get(name)) for name, version in pins
-    )
-    return VerifyReport(app.name, venv, tuple(imports), versions)
-
-
-def _leak(file: str | None, venv: Path, home: Path, base: Path) -> str | None:
-    """Loaded from the home but not from the venv (nor the interpreter's own install)."""
-    if file is None:
-        return None
-    real = os.path.realpath(file)
-    if is_inside(real, os.path.realpath(venv)) or is_inside(real, base):
-        return None
-    if is_inside(real, os.path.realpath(home)):
-        return f"loaded from {real}, outside the venv"
-    return None
-
-
-def _namespace_children(dist: Distribution, top: str) -> tuple[str, ...]:
-    """Submodules to import instead of ``top`` when this dist gives ``top`` no module of its
-    own (a namespace a ``-nspkg.pth`` or ``declare_namespace`` makes, which may not import
-    alone on an old Python without setuptools)."""
-    if dist.files is None:
-        return ()
-    children: set[str] = set()
-    for rel in dist.files:
-        parts = rel.replace(os.sep, "/").split("/")
-        if parts[0] != top:
-            if parts[0].split(".")[0] == top and len(parts) == 1:
-                return ()  # top.py, top.so: a module of its own
-            continue
-        if len(parts) == 2 and parts[1].startswith("__init__."):
-            return ()
-        if len(parts) >= 2 and parts[1] != "__pycache__":
-            child = parts[1] if len(parts) > 2 else parts[1].split(".")[0]
-            if child.isidentifier():
-                children.add(f"{top}.{child}")
-    return tuple(sorted(children))
-
-
-def _same_version(found: str, expected: str) -> bool:
-    try:
-        return Version(found) == Version(expected)
-    except InvalidVersion:
-        return found == expected

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate import report
-from migrate.build.app import BuildOptions, BuiltVenv, VerifyReport, build_apps, verify_app
+from migrate.build.app import BuildOptions, BuiltVenv, build_apps
+from migrate.build.verify import VerifyReport, verify_app
 from migrate.discover.servers import Server, read_server
 from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
 from migrate.layout import app_dir, webapps_dir
