@@ -5,6 +5,7 @@ Exit codes are stable: 0 success, 1 the operation failed, 2 bad usage or bad inp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -604,6 +605,14 @@ def build(
     help="Check the model against each entry point's real runtime, started privately, "
     "wherever it can be started; a disagreement stops the run before it writes.",
 )
+@click.option(
+    "--skip",
+    "skip",
+    multiple=True,
+    metavar="APP",
+    help="Leave APP as it is (repeatable): run refuses while an app with Python code would "
+    "stay on the concentric dirs unless it is named here.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before migrating.")
 @json_option("Print one JSON document of what was (or, with --dry-run, would be) done.")
 @click.pass_obj
@@ -619,6 +628,7 @@ def run(
     offline: bool | None,
     restart: bool,
     probe: bool,
+    skip: tuple[str, ...],
     yes: bool,
     as_json: bool,
 ) -> None:
@@ -649,18 +659,22 @@ def run(
         raise BadInput("--source index needs the index: leave out --offline")
     tracer = trace_entry if trace else None
     plan_result = _plan(settings, apps, interpreters=overrides, tracer=tracer, probe=probe)
+    _check_app_names(plan_result, skip, "--skip")
     command = "concentric-migrate run" + "".join(f" --app {a}" for a in apps)
+    kept = dataclasses.replace(
+        plan_result, apps=tuple(a for a in plan_result.apps if a.name not in skip)
+    )
     try:
-        requirement_files = actions.requirement_files(plan_result, out=None, command=command)
+        requirement_files = actions.requirement_files(kept, out=None, command=command)
     except LockError as exc:
         raise Failed(str(exc)) from exc
-    migration = plan_migration(plan_result, interpreters=overrides)
+    migration = plan_migration(plan_result, interpreters=overrides, skip=skip)
     if dry_run:
         _show_dry_run(migration, requirement_files, as_json=as_json, quiet=settings.verbosity < 0)
         return
-    if not migration.apps:  # as build and verify: nothing to do is not a failure
+    if not migration.apps and not migration.problems:  # as build and verify: not a failure
         if as_json:
-            _echo_json(render.run_json(RunResult(home, None, (), False)))
+            _echo_json(render.run_json(RunResult(home, None, (), False, migration.statuses)))
         else:
             click.echo("nothing to migrate: no app runs Python from this account (see `plan`)")
         return
@@ -693,6 +707,14 @@ def run(
         return
     for line in render.run_summary(result, home):
         click.echo(line)
+
+
+def _check_app_names(plan: Plan, names: Sequence[str], option: str) -> None:
+    known = {app.name for app in plan.apps}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        shown = ", ".join(sorted(known)) or "none"
+        raise BadInput(f"{option} {unknown[0]}: no such app in the plan (apps: {shown})")
 
 
 def _show_dry_run(

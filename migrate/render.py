@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from migrate.run.actions import PlannedFile
     from migrate.run.build import BuildResult
     from migrate.run.execute import RunResult
-    from migrate.run.migration import Migration
+    from migrate.run.migration import AppStatus, Migration
     from migrate.run.restart import Health
 
 SCHEMA_VERSIONS = {
@@ -370,6 +370,7 @@ def migration_json(migration: Migration, requirements: Sequence[PlannedFile]) ->
         dry_run=True,
         home=str(migration.home),
         problems=list(migration.problems),
+        accounted=accounted_json(migration.statuses),
         requirements=[planned_json(f) for f in requirements],
         apps=[
             {
@@ -410,6 +411,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
         home=str(result.home),
         transaction=result.transaction,
         crontab_changed=result.crontab_changed,
+        accounted=accounted_json(result.statuses),
         apps=[
             {
                 "app": app.app,
@@ -567,6 +569,7 @@ def run_summary(result: RunResult, home: Path) -> list[str]:
                          f"as before")  # fmt: skip
         elif app.before is not None:
             lines.append(f"  not restarted: {app.before.detail or 'not running'}")
+    lines.extend(_not_migrated(result.statuses))
     if result.crontab_changed:
         lines.append("crontab: rewritten")
     lines.append(f"journal: {result.transaction}; undo with: concentric-migrate --home {home} "
@@ -587,6 +590,7 @@ def migration_text(migration: Migration, requirements: Sequence[PlannedFile]) ->
             f"{app.app}: venv {home_relative(app.venv, home)} (Python {app.python}); {restart}"
         )
         lines.extend(f"  rewrite {home_relative(e.file.path, home)}" for e in app.edits)
+    lines.extend(_not_migrated(migration.statuses))
     if migration.crontab is not None:
         lines.append(f"crontab: {len(migration.crontab.changes)} line(s) change")
     lines.extend(f"problem: {home_relative_text(p, home)}" for p in migration.problems)
@@ -596,6 +600,16 @@ def migration_text(migration: Migration, requirements: Sequence[PlannedFile]) ->
         diffs.append(_crontab_diff(migration))
     lines.extend(d.rstrip("\n") for d in diffs)
     return lines
+
+
+def _not_migrated(statuses: Sequence[AppStatus]) -> list[str]:
+    """The apps a migration leaves as they are, each with why: every app is accounted for."""
+    words = {"static": "static", "skipped": "not migrated", "left": "not migrated"}
+    return [f"{s.app}: {words[s.state]} ({s.why})" for s in statuses if s.state != "migrated"]
+
+
+def accounted_json(statuses: Sequence[AppStatus]) -> list[dict[str, str]]:
+    return [{"app": s.app, "state": s.state, "why": s.why} for s in statuses]
 
 
 def _crontab_diff(migration: Migration) -> str:

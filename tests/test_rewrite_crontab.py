@@ -382,3 +382,40 @@ def test_rewriting_twice_changes_nothing_more(lines: list[str]) -> None:
     twice = rewrite_crontab(once.text, TARGETS)
     assert twice.text == once.text
     assert not twice.changes
+
+
+VENV_SHEBANG = CronTargets(
+    HOME,
+    {"app": "/home/me/webapps/app/venv"},
+    venv_shebangs=frozenset({"/home/me/webapps/app/bin/tool"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (
+            "1 * * * * PYTHONPATH=$HOME/lib/python3.11 ~/webapps/app/bin/tool\n",
+            "1 * * * * ~/webapps/app/bin/tool\n",
+        ),
+        (
+            "1 * * * * cd ~/webapps/app && PYTHONPATH=/home/me/lib/python3.11:src bin/tool\n",
+            "1 * * * * cd ~/webapps/app && PYTHONPATH=src bin/tool\n",
+        ),
+        (  # the environment line reaches only this job, which now runs the venv
+            "PYTHONPATH=/home/me/lib/python3.11\n1 * * * * ~/webapps/app/bin/tool\n",
+            f"# {MARKER} PYTHONPATH no longer lists concentric /home/me/lib/python3.11: "
+            "PYTHONPATH=/home/me/lib/python3.11\n1 * * * * ~/webapps/app/bin/tool\n",
+        ),
+    ],
+)
+def test_script_pointed_at_the_venv_loses_its_concentric_pythonpath(
+    before: str, after: str
+) -> None:
+    """The script's shebang names the venv after the migration: a ``PYTHONPATH`` set for
+    it would still put the old dirs first (issue 15)."""
+    result = rewrite_crontab(before, VENV_SHEBANG)
+    assert result.text == after
+    if "* PYTHONPATH=" in before or "&& PYTHONPATH=" in before:  # inline: only for a venv
+        unknown = CronTargets(HOME, {"app": "/home/me/webapps/app/venv"})
+        assert rewrite_crontab(before, unknown).text == before

@@ -11,6 +11,7 @@ it. No code of the account is run (interpreters are asked their version).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -19,23 +20,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 from migrate.discover.account import Account, App
-from migrate.discover.crontab import Command, Crontab, shell_assignment
+from migrate.discover.crontab import Crontab, shell_assignment
 from migrate.discover.httpd import Config, read_config
 from migrate.discover.interpreters import (
     CRON_PATH,
     LOGIN_PATH,
+    PYTHON_NAME,
     mod_wsgi_interpreter,
     version_of,
     which,
 )
+from migrate.discover.processes import is_shell_script, launches
 from migrate.discover.servers import Server, mod_wsgi_python_version, mod_wsgi_so, server_of
 from migrate.discover.snapshot import FileRead, snapshot
 from migrate.findings import Finding
 from migrate.layout import ACCOUNT_GROUP, app_httpd_conf, app_start_scripts, webapps_dir
+from migrate.paths import home_relative, is_inside
 
-EntryKind = Literal["wsgi", "script", "cron"]
+EntryKind = Literal["wsgi", "script", "cron", "process"]
+"""``process``: a Python command in one of the account's sh scripts (an app's start script)."""
 
-_PYTHON_NAME = re.compile(r"^python(?P<version>\d(?:\.\d+)?)?$")
 _PY_OPTIONS_WITH_ARG = {"-W", "-X", "-Q"}
 _SHEBANG_LIMIT = 256
 CRON_EXPORTS = frozenset({"HOME", "LOGNAME", "PATH", "SHELL", "USER"})
@@ -74,6 +78,11 @@ class EntryPoint:
     """The ``mod_wsgi.so`` that serves it (a WSGI file an httpd.conf names)."""
     daemon: bool = False
     """Served in a ``WSGIDaemonProcess`` (else embedded mode)."""
+    launcher: Path | None = None
+    """The sh script whose command starts it (``process``): the rewrite points that command
+    at the venv's python."""
+    launch_line: int = 0
+    """The line of that command in the launcher."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
     configs: dict[str, Config] = {}
     servers: dict[str, Server] = {}
     findings: list[Finding] = []
+    cron = _cron_entries(crontab, account) if crontab is not None else []
+    started_by_cron = {entry.launcher for entry in cron if entry.launcher is not None}
     for app in account.apps:
         if not app.has_python:
             continue
@@ -122,10 +133,12 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
                 found.append(entry)
         for directory in (app.path / "bin", app.path / "apache2" / "bin"):
             found.extend(_shebang_scripts(directory, app.name, account))
+        for script in _shell_scripts(app.path / "bin"):
+            if script not in started_by_cron:  # run by hand: a login shell's environment
+                found.extend(_process_entries(script, account, {}, CRON_EXPORTS, app.path, ""))
     found.extend(_shebang_scripts(account.home / "bin", ACCOUNT_GROUP, account))
+    found.extend(cron)
     if crontab is not None:
-        for entry in _cron_entries(crontab, account):
-            found.append(entry)
         findings.extend(
             Finding(crontab.source, "warning", f"line {number}: {message}")
             for number, message in crontab.problems
@@ -137,7 +150,8 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
         for file, data in zip(config.files, config.data, strict=True)
     }
     scripts = [s for app in account.apps if app.has_python for s in app_start_scripts(app.path)]
-    files = snapshot([*known, *scripts, *(entry.path for entry in entries)], known)
+    launchers = [entry.launcher for entry in entries if entry.launcher is not None]
+    files = snapshot([*known, *scripts, *launchers, *(entry.path for entry in entries)], known)
     return EntryPoints(entries, configs, tuple(findings), servers, files)
 
 
@@ -151,9 +165,9 @@ def group_of(path: Path, home: Path) -> str:
 
 def _dedupe(entries: Iterable[EntryPoint]) -> list[EntryPoint]:
     """A cron job running a HOME/bin script already listed keeps the cron details."""
-    by_key: dict[tuple[Path, str | None], EntryPoint] = {}
+    by_key: dict[tuple[Path, str | None, Path | None, int], EntryPoint] = {}
     for entry in entries:
-        key = (entry.path, entry.module)
+        key = (entry.path, entry.module, entry.launcher, entry.launch_line)
         if key in by_key and entry.kind != "cron":
             continue
         by_key[key] = entry
@@ -356,7 +370,7 @@ def shebang_of(head: bytes) -> tuple[str, str | None] | None:
         words = [w for w in words[1:] if not w.startswith("-")]
     if not words:
         return None
-    match = _PYTHON_NAME.match(os.path.basename(words[0]))
+    match = PYTHON_NAME.match(os.path.basename(words[0]))
     if not match:
         return None
     version = match["version"]
@@ -422,53 +436,115 @@ def _cron_entries(crontab: Crontab, account: Account) -> list[EntryPoint]:
     for job in crontab.jobs:
         cwd = account.home
         env = dict(job.environment)
+        exported = set(env) | CRON_EXPORTS
         for command in job.commands:
             for name, value in (shell_assignment(w, account.home) for w in command.setting):
                 if command.exports or name in env or name in CRON_EXPORTS:
                     env[name] = value
+                    exported.add(name)
             if command.setting or command.exports:
                 continue
             if command.argv[:1] == ("cd",) and len(command.argv) > 1:
                 cwd = expand_path(command.argv[1], account.home, cwd)
                 continue
-            entry = _cron_command(command, env, cwd, account, job.lineno)
+            if not command.argv:
+                continue
+            inline = dict(shell_assignment(word, account.home) for word in command.assignments)
+            source = f"crontab line {job.lineno}"
+            entry = _command_entry(command.argv, {**env, **inline}, cwd, account, source, "cron")
             if entry is not None:
                 out.append(entry)
+                continue
+            script = _shell_script(command.argv, account.home, cwd)
+            if script is not None:
+                environment = {k: v for k, v in {**env, **inline}.items() if k in exported}
+                environment.update(inline)
+                out.extend(
+                    _process_entries(
+                        script, account, environment, frozenset(exported | set(inline)), cwd,
+                        f"run by {source}",
+                    )
+                )  # fmt: skip
     return out
 
 
-def _cron_command(
-    command: Command, env: dict[str, str], cwd: Path, account: Account, lineno: int
-) -> EntryPoint | None:
-    if not command.argv:
+def _shell_scripts(directory: Path) -> list[Path]:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    return [directory / n for n in names if is_shell_script(directory / n)]
+
+
+def _shell_script(argv: tuple[str, ...], home: Path, cwd: Path) -> Path | None:
+    """The sh script of the home a command runs (``script``, ``sh script``), if any."""
+    program = os.path.basename(argv[0])
+    if program in ("sh", "bash", "dash") and len(argv) > 1 and not argv[1].startswith("-"):
+        path = expand_path(argv[1], home, cwd)
+    elif "/" in argv[0] or argv[0].startswith("~"):
+        path = expand_path(argv[0], home, cwd)
+        if not is_shell_script(path):
+            return None
+    else:
         return None
-    inline = (shell_assignment(word, account.home) for word in command.assignments)
-    environment = {**env, **dict(inline)}
+    return path if is_inside(path, home) and path.is_file() else None
+
+
+def _process_entries(
+    script: Path,
+    account: Account,
+    environment: Mapping[str, str],
+    exported: frozenset[str],
+    cwd: Path,
+    how: str,
+) -> list[EntryPoint]:
+    """Each Python command the start script at ``script`` (and the scripts it runs) starts."""
+    out = []
+    for launch in launches(script, account.home, environment, exported, cwd):
+        where = home_relative(launch.script, account.home)
+        source = f"{where} line {launch.line} ({how})" if how else f"{where} line {launch.line}"
+        env = {**launch.environment, **launch.inline}
+        entry = _command_entry(launch.argv, env, launch.cwd, account, source, "process")
+        if entry is not None:
+            out.append(dataclasses.replace(entry, launcher=launch.script, launch_line=launch.line))
+    return out
+
+
+def _command_entry(
+    argv: tuple[str, ...],
+    environment: Mapping[str, str],
+    cwd: Path,
+    account: Account,
+    source: str,
+    kind: EntryKind,
+) -> EntryPoint | None:
+    """The entry point a command line starts (``pythonX.Y [-m] …`` or a script with a
+    Python shebang), with the ``PATH`` and ``PYTHONPATH`` of ``environment``; else None."""
     raw_path = environment.get("PYTHONPATH")
-    program = command.argv[0]
-    source = f"crontab line {lineno}"
+    program = argv[0]
     search_path = environment.get("PATH") or CRON_PATH
-    match = _PYTHON_NAME.match(os.path.basename(program))
+    who = "cron" if kind == "cron" else "its start script"
+    match = PYTHON_NAME.match(os.path.basename(program))
     if match:
-        script, module = script_argument(command.argv[1:])
+        script, module = script_argument(argv[1:])
         if script is None and module is None:
             return None
         path = expand_path(script, account.home, cwd) if script else cwd
         group = group_of(path, account.home)
         runs = expand_path(program, account.home, cwd)
-        runtime = _named(str(runs) if "/" in program else program, search_path, "cron")
+        runtime = _named(str(runs) if "/" in program else program, search_path, who)
         venv = venv_of(runs) if "/" in program else None
         if venv is not None:
             pythonpath = _pythonpath(raw_path, venv[0], cwd)
             return EntryPoint(
-                path, "cron", group, *venv, source, program, pythonpath,
+                path, kind, group, *venv, source, program, pythonpath,
                 python_home=runs.parent.parent, module=module, upward_scan=True, **runtime,
             )  # fmt: skip
         version = match["version"] if match["version"] and "." in match["version"] else None
-        python, reason = _python_of(runtime, version, f"crontab runs {program}", account, group)
+        python, reason = _python_of(runtime, version, f"{who} runs {program}", account, group)
         pythonpath = _pythonpath(raw_path, python, cwd)
         return EntryPoint(
-            path, "cron", group, python, reason, source, program, pythonpath,
+            path, kind, group, python, reason, source, program, pythonpath,
             upward_scan=True, module=module, **runtime,
         )  # fmt: skip
     path = expand_path(program, account.home, cwd)
@@ -477,18 +553,18 @@ def _cron_command(
         return None
     interpreter, version = shebang
     group = group_of(path, account.home)
-    runtime = _named(interpreter, search_path, "its shebang, run by cron,")
+    runtime = _named(interpreter, search_path, f"its shebang, run by {who},")
     venv = venv_of(Path(interpreter)) if interpreter.startswith("/") else None
     if venv is not None:
         pythonpath = _pythonpath(raw_path, venv[0], cwd)
         return EntryPoint(
-            path, "cron", group, *venv, source, interpreter, pythonpath,
+            path, kind, group, *venv, source, interpreter, pythonpath,
             python_home=Path(interpreter).parent.parent, upward_scan=True, **runtime,
         )  # fmt: skip
     python, reason = _python_of(runtime, version, f"shebang names {interpreter}", account, group)
     pythonpath = _pythonpath(raw_path, python, cwd)
     return EntryPoint(
-        path, "cron", group, python, reason, source, interpreter, pythonpath, upward_scan=True,
+        path, kind, group, python, reason, source, interpreter, pythonpath, upward_scan=True,
         **runtime,
     )  # fmt: skip
 

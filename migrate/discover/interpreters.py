@@ -27,6 +27,10 @@ _TIMEOUT = 60
 _VERSION_DIR = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 _PYTHON_FILE = re.compile(r"^python(\d\.\d+)$")
 
+PYTHON_NAME = re.compile(r"^python(?P<version>\d(?:\.\d+)?)?$")
+"""A program name that starts Python (``python``, ``python3``, ``python2.7``): the one rule
+the plan and the rewriters use to tell a Python command."""
+
 CRON_PATH = "/usr/bin:/bin"
 """The ``PATH`` cron gives a job when the crontab sets none (Debian's cron, Vixie cron)."""
 LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin"

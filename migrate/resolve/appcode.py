@@ -57,14 +57,21 @@ def read_app_code(
     """Scan the entry point's code (``scans`` holds what was read already) and collect
     every name it needs, as the model of its path resolves them."""
     findings: list[AppFinding] = []
-    roots = [entry.path]
+    refs: list[Ref] = []
+    if entry.module is not None:
+        # ``-m module``: its code is that module, found on the path, not the working dir.
+        refs.append(ImportRef(entry.module, entry.path, 0, "run"))
+        local = _local_code(model, entry.module.split(".")[0], index, home)
+        roots = [local] if local is not None else []
+    else:
+        roots = [entry.path]
     if entry.kind == "wsgi" and app_dir is not None:
         roots.extend(d for d in (entry.path.parent, *entry.site_dirs) if _is_code_dir(d, app_dir))
     files = app_files(roots, exclude=index.real_lib_dirs)
     read = dict(scans)
     read.update(scan_sources([s for s in files.sources if s not in read], home, interpreter))
     _follow_local(model, read, interpreter, index, home)
-    refs: list[Ref] = [ref for scan in read.values() for ref in scan.imports]
+    refs.extend(ref for scan in read.values() for ref in scan.imports)
     for scan in read.values():
         if scan.error and scan.parsed_by in ("tokenize", "none"):
             unread = scan.error.removeprefix("cannot read: ")
@@ -108,6 +115,8 @@ def describe(ref: Ref, home: Path) -> str:
         return f"recipe {ref.recipe}: {ref.setting} in {where}"
     if ref.how == "trace":
         return f"traced loading {home_relative(ref.file, home)}"
+    if ref.how == "run":
+        return f"runs -m {ref.name} in {home_relative(ref.file, home)}"
     optional = " (optional)" if ref.optional else ""
     return f"import {ref.name} in {where}{optional}"
 
@@ -126,19 +135,26 @@ def _follow_local(
         wanted = []
         for scan in list(scans.values()):
             for ref in scan.imports:
-                provider = model.resolve(ref.top_level).winner
-                if provider is None or provider.origin is None or provider.entry is None:
-                    continue
-                if provider.entry.rule == "stdlib" or index.provider_dist(provider, model.python):
-                    continue
-                origin = provider.origin
-                if not is_inside(origin, home) or str(provider.entry.path) in index.lib_dirs:
-                    continue
-                local = origin.parent if origin.name.startswith("__init__.") else origin
-                wanted.extend(f for f in app_files([local]).sources if f not in scans)
+                local = _local_code(model, ref.top_level, index, home)
+                if local is not None:
+                    wanted.extend(f for f in app_files([local]).sources if f not in scans)
         if wanted:
             scans.update(scan_sources(sorted(set(wanted)), home, interpreter))
             pending = True
+
+
+def _local_code(model: PathModel, name: str, index: DistIndex, home: Path) -> Path | None:
+    """The module or package ``import name`` loads when it is the account's own code: in
+    the home, made by no installer, outside every lib dir."""
+    provider = model.resolve(name).winner
+    if provider is None or provider.origin is None or provider.entry is None:
+        return None
+    if provider.entry.rule == "stdlib" or index.provider_dist(provider, model.python):
+        return None
+    origin = provider.origin
+    if not is_inside(origin, home) or str(provider.entry.path) in index.lib_dirs:
+        return None
+    return origin.parent if origin.name.startswith("__init__.") else origin
 
 
 def _is_code_dir(directory: Path, app_dir: Path) -> bool:

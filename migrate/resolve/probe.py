@@ -74,7 +74,7 @@ def probe_entry(entry: EntryPoint, home: Path, names: Sequence[str]) -> ProbeRep
         work.chmod(0o755)  # the runtime may run as the home's owner or Apache's user
         if entry.kind == "wsgi" and entry.source != "file":
             return _probe_mod_wsgi(entry, home, names, work)
-        if entry.kind in ("cron", "script"):
+        if entry.kind in ("cron", "script", "process"):
             return _probe_process(entry, home, names, work)
         raise ProbeUnavailable("no httpd.conf serves this WSGI file: there is no runtime to ask")
 
@@ -154,7 +154,13 @@ def _probe_process(entry: EntryPoint, home: Path, names: Sequence[str], work: Pa
         "LC_ALL": "C.UTF-8",
         **({"PYTHONPATH": ":".join(map(str, entry.pythonpath))} if entry.pythonpath else {}),
     }
-    cwd = entry.path if entry.module else home if entry.kind == "cron" else entry.path.parent
+    cwd = (
+        entry.path
+        if entry.module
+        else home
+        if entry.kind in ("cron", "process")
+        else entry.path.parent
+    )
     try:
         done = subprocess.run(
             [str(entry.executable), "-S", str(script), str(config)],

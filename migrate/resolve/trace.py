@@ -96,7 +96,8 @@ def run_bootstrap(
         )
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config), encoding="utf-8")
-        cwd = entry.path if entry.module else (entry.path.parent if entry.kind != "cron" else home)
+        by_command = entry.kind in ("cron", "process")
+        cwd = entry.path if entry.module else (home if by_command else entry.path.parent)
         try:
             result = subprocess.run(
                 [str(interpreter.executable), "-S", "-s", str(BOOTSTRAP), str(config_path)],

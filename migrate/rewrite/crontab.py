@@ -4,7 +4,8 @@ A job runs ``pythonX.Y script`` (or ``-m module``, or a script whose shebang nam
 Python): the program word becomes ``VENV/bin/python``, where VENV belongs to the script's
 group (its app, or ``~``), decided exactly as :mod:`migrate.discover.entrypoints` decides it.
 
-``PYTHONPATH`` would still put concentric dirs in front of the venv, so it loses them:
+A script whose shebang the migration points at the venv keeps its cron word, and counts as
+migrated. ``PYTHONPATH`` would still put concentric dirs in front of the venv, so it loses them:
 on an environment line when every Python job it reaches is migrated; otherwise that line
 stays (the unmigrated jobs need it) and each migrated command gets its own cleaned
 ``PYTHONPATH=`` instead. Edits are spans of the original line: schedules, spacing,
@@ -23,9 +24,9 @@ from typing import Literal
 
 from migrate.discover.crontab import MAX_LINE, EnvLine, Job, cron_value, parse_crontab
 from migrate.discover.entrypoints import ACCOUNT_GROUP, expand_path, group_of, script_argument
+from migrate.discover.interpreters import PYTHON_NAME
 from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite
 from migrate.rewrite.shell import (
-    PYTHON_NAME,
     PYTHONPATH,
     Word,
     clean_path_list_dropping,
@@ -44,6 +45,9 @@ class CronTargets:
     """Absolute paths of scripts run directly whose shebang names a Python (caller checked)
     and which the shebang rewriter does NOT rewrite: their cron commands get the venv python
     prefixed."""
+    venv_shebangs: frozenset[str] = frozenset()
+    """Absolute paths of scripts whose shebang the migration points at their group's venv
+    python: their cron commands run the venv already (their ``PYTHONPATH`` is cleaned)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class _Scanner:
         self.venvs = {group: posixpath.normpath(venv) for group, venv in targets.venvs.items()}
         self.venv_bins = {posixpath.join(venv, "bin") for venv in self.venvs.values()}
         self.shebang_scripts = {posixpath.normpath(p) for p in targets.shebang_scripts}
+        self.venv_shebangs = {posixpath.normpath(p) for p in targets.venv_shebangs}
         self.env: _Setter | None = None
         self.setters: list[_Setter] = []
         self.runs: list[_Run] = []
@@ -179,6 +184,8 @@ class _Scanner:
         if server is not None:
             # An app's Apache started by cron hands this PYTHONPATH to mod_wsgi's Python.
             return True, server["app"] in self.venvs
+        if path in self.venv_shebangs:
+            return True, True
         if path not in self.shebang_scripts:
             return False, False
         group = group_of(Path(path), home)

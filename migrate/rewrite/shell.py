@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 from dataclasses import dataclass
 
+from migrate.discover.interpreters import PYTHON_NAME
+from migrate.discover.processes import unwrapped
 from migrate.discover.shell import (
     ASSIGNMENT,
     CommandParts,
@@ -28,8 +31,6 @@ from migrate.discover.shell import (
 )
 from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite, is_concentric_dir, splice
 
-PYTHON_NAME = re.compile(r"^python(?:\d+(?:\.\d+)?)?$")
-"""Basename of a Python interpreter: ``python``, ``pythonX``, ``pythonX.Y``."""
 SHEBANG_MAX = 127
 """Older kernels read 128 bytes (BINPRM_BUF_SIZE) and need the newline within them."""
 PYTHONPATH = "PYTHONPATH"
@@ -298,6 +299,37 @@ def _commentable(
     if before in _CONTINUATIONS or (before in _BODY_OPENERS and after in _BODY_CLOSERS):
         return None
     return indices
+
+
+def rewrite_launches(text: str, *, venv: str, lines: str) -> Rewrite:
+    """Point each Python command on ``lines`` (comma-separated numbers: the commands the
+    plan found, :mod:`migrate.discover.processes`) at ``VENV/bin/python``.
+
+    Only the program word changes (``nohup``, ``exec``, ``env VAR=…`` and the arguments
+    keep their bytes); a command already running that python is left alone.
+    """
+    wanted = {int(n) for n in lines.split(",") if n}
+    try:
+        script = parse_shell(text)
+    except ValueError as exc:
+        raise CannotRewrite(
+            f"cannot read the script as sh ({exc}); point its Python commands at "
+            f"{venv}/bin/python by hand"
+        ) from exc
+    python = posixpath.join(venv.rstrip("/") or "/", "bin", "python")
+    edits = []
+    for command in script.commands:
+        if text.count("\n", 0, command.start) + 1 not in wanted:
+            continue
+        words = unwrapped(command)
+        if not words or not PYTHON_NAME.match(posixpath.basename(words[0].value)):
+            continue
+        program = words[0]
+        if program.value == python:
+            continue
+        why = f"runs the venv's Python ({python}) instead of {program.value}"
+        edits.append(_Edit(program.start, program.end, shlex.quote(python), why))
+    return _apply(text, edits)
 
 
 def _exports_only(command: SimpleCommand) -> bool:

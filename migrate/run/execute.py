@@ -25,7 +25,7 @@ from migrate.layout import app_dir, webapps_dir
 from migrate.paths import home_relative, read_regular
 from migrate.resolve.plan import AppPlan, Plan
 from migrate.run.actions import PlannedFile
-from migrate.run.migration import Migration
+from migrate.run.migration import AppStatus, Migration
 from migrate.run.restart import (
     Health,
     RestartError,
@@ -78,6 +78,8 @@ class RunResult:
     """None when there was nothing to migrate (no transaction was begun)."""
     apps: tuple[AppOutcome, ...]
     crontab_changed: bool
+    statuses: tuple[AppStatus, ...] = ()
+    """Every app of the plan: migrated, static, skipped."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,9 @@ def run_migration(
         )
         for m in migration.apps
     )
-    return RunResult(home, transaction.id, outcomes, migration.crontab is not None)
+    return RunResult(
+        home, transaction.id, outcomes, migration.crontab is not None, migration.statuses
+    )
 
 
 class _Stop(Exception):

@@ -11,9 +11,10 @@ rewritten safely is a *problem*: ``run`` refuses before writing.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from migrate.discover.crontab import Crontab
 from migrate.discover.entrypoints import ACCOUNT_GROUP, shebang_of
@@ -26,7 +27,7 @@ from migrate.rewrite import CannotRewrite, Change, Rewrite
 from migrate.rewrite.crontab import CronTargets, rewrite_crontab
 from migrate.rewrite.httpd import rewrite_httpd
 from migrate.rewrite.pyfile import rewrite_python
-from migrate.rewrite.shell import rewrite_shebang, rewrite_start_script
+from migrate.rewrite.shell import rewrite_launches, rewrite_shebang, rewrite_start_script
 from migrate.run.actions import PlannedFile
 
 
@@ -58,6 +59,20 @@ class CrontabEdit:
     """Of the crontab as read: the journal refuses to replace one that changed since."""
 
 
+AppState = Literal["migrated", "static", "skipped", "left"]
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    """What a migration does with one app of the plan, and why: every app is accounted for."""
+
+    app: str
+    state: AppState
+    """``migrated``; ``static`` (no Python code); ``skipped`` (``--skip``); ``left``: it has
+    Python code the migration cannot move, which makes ``run`` refuse."""
+    why: str
+
+
 @dataclass(frozen=True)
 class Migration:
     home: Path
@@ -65,22 +80,38 @@ class Migration:
     crontab: CrontabEdit | None = None
     problems: tuple[str, ...] = field(default=())
     """Reasons ``run`` must not start: each says what to do."""
+    statuses: tuple[AppStatus, ...] = ()
+    """Every app of the plan, in its order."""
 
     @property
     def edits(self) -> tuple[Edit, ...]:
         return tuple(edit for app in self.apps for edit in app.edits)
 
 
-def plan_migration(plan: Plan, *, interpreters: Mapping[str, Path] | None = None) -> Migration:
-    """Every edit ``run`` makes for the apps in ``plan`` (each with entry points and a Python)."""
+def plan_migration(
+    plan: Plan,
+    *,
+    interpreters: Mapping[str, Path] | None = None,
+    skip: Collection[str] = (),
+) -> Migration:
+    """Every edit ``run`` makes for the apps in ``plan`` (each with entry points and a
+    Python), except those in ``skip``. An app with Python code that cannot migrate and is
+    not skipped is a problem: it would stay on the concentric dirs the user means to drop."""
     home = plan.home
-    migrating = [app for app in plan.apps if app.migratable]
+    statuses = tuple(_status(app, skip) for app in plan.apps)
+    migrating = [app for app, s in zip(plan.apps, statuses, strict=True) if s.state == "migrated"]
     venvs = {app.name: venv_dir(home, app.name) for app in migrating}
     problems = [
         f"{home_relative(finding.path, home)}: {finding.message}; fix this first"
         for finding in plan.findings
         if finding.severity == "error" and _concerns(finding.path, home, migrating)
     ]
+    problems.extend(
+        f"{s.app}: {s.why}, so it would stay on the concentric dirs; make its runtime "
+        f"findable (see `plan`), or leave it as it is with --skip {s.app}"
+        for s in statuses
+        if s.state == "left"
+    )
     texts: dict[Path, _Text] = {}
     for app in migrating:
         problems.extend(_app_problems(app, venvs[app.name], home))
@@ -108,7 +139,19 @@ def plan_migration(plan: Plan, *, interpreters: Mapping[str, Path] | None = None
         )
         for app in migrating
     )
-    return Migration(home, apps, crontab, tuple(dict.fromkeys(problems)))
+    return Migration(home, apps, crontab, tuple(dict.fromkeys(problems)), statuses)
+
+
+def _status(app: AppPlan, skip: Collection[str]) -> AppStatus:
+    if not app.has_python:
+        return AppStatus(app.name, "static", "no Python code")
+    if app.name in skip:
+        return AppStatus(app.name, "skipped", "--skip: left as it is")
+    if app.migratable:
+        return AppStatus(app.name, "migrated", f"Python {app.python}")
+    if not app.entry_points:
+        return AppStatus(app.name, "left", "no WSGI file, script or cron job runs its Python")
+    return AppStatus(app.name, "left", "its Python version is unknown (--python X.Y=PATH)")
 
 
 def _app_problems(app: AppPlan, venv: Path, home: Path) -> list[str]:
@@ -146,6 +189,15 @@ def _rewrite_app(
     if app.path is not None and app.name != ACCOUNT_GROUP:
         for script in app_start_scripts(app.path):
             rewriting.apply(script, rewrite_start_script, home=str(home))
+    launchers: dict[Path, set[int]] = {}
+    for entry in app.entry_points:
+        if entry.launcher is not None:
+            launchers.setdefault(entry.launcher, set()).add(entry.launch_line)
+    for launcher, lines in launchers.items():
+        rewriting.apply(
+            launcher, rewrite_launches, venv=venv, lines=",".join(map(str, sorted(lines)))
+        )
+        rewriting.apply(launcher, rewrite_start_script, home=str(home))
     for entry in app.entry_points:
         if _in_bin_dir(entry.path, home, migrating) and rewriting.shebang(entry.path):
             rewriting.apply(entry.path, rewrite_shebang, venv=venv)
@@ -170,7 +222,15 @@ def _crontab_edit(
         and not _in_bin_dir(entry.path, home, migrating)
         and _shebang(files.get(entry.path))
     )
-    targets = CronTargets(str(home), {name: str(p) for name, p in venvs.items()}, shebang_run)
+    venv_shebangs = frozenset(
+        str(entry.path)
+        for app in migrating
+        for entry in app.entry_points
+        if _in_bin_dir(entry.path, home, migrating) and _shebang(files.get(entry.path))
+    )
+    targets = CronTargets(
+        str(home), {name: str(p) for name, p in venvs.items()}, shebang_run, venv_shebangs
+    )
     try:
         result = rewrite_crontab(crontab.text, targets)
     except CannotRewrite as exc:
