@@ -75,6 +75,11 @@ def wheelhouse_dir(home: Path) -> Path:
     return state_dir(home) / "wheels"
 
 
+def logs_dir(home: Path) -> Path:
+    """What the start and stop scripts ``run`` ran printed, one file per app."""
+    return state_dir(home) / "logs"
+
+
 def staging_dirs(home: Path) -> list[Path]:
     """Venvs being built (``tmp-*``), renamed into place by the journal when done."""
     return sorted(state_dir(home).glob("tmp-*"))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from migrate.rewrite import Change
     from migrate.run.actions import PlannedFile
     from migrate.run.build import BuildResult
-    from migrate.run.execute import RunResult
+    from migrate.run.execute import ProcessOutcome, RunResult
     from migrate.run.migration import AppStatus, Migration
     from migrate.run.restart import Health
 
@@ -423,6 +423,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
                 "status_after": None if app.after is None else app.after.status,
                 "restarted": app.restarted,
                 "verified": None if app.verify is None else app.verify.ok,
+                "processes": [_process_json(p) for p in app.processes],
             }
             for app in result.apps
         ],
@@ -569,6 +570,8 @@ def run_summary(result: RunResult, home: Path) -> list[str]:
                          f"as before")  # fmt: skip
         elif app.before is not None:
             lines.append(f"  not restarted: {app.before.detail or 'not running'}")
+        for process in app.processes:
+            lines.append("  " + _process_line(process, home))
     lines.extend(_not_migrated(result.statuses))
     if result.crontab_changed:
         lines.append("crontab: rewritten")
@@ -586,6 +589,12 @@ def migration_text(migration: Migration, requirements: Sequence[PlannedFile]) ->
         if app.server is not None:
             scripts = " + ".join(p.name for p in app.server.restart)
             restart = f"restart with apache2/bin/{scripts}, GET port {app.server.port}"
+        elif app.daemons:
+            restart = "; ".join(
+                f"restart {home_relative(d.entry, home)} with {home_relative(d.launcher, home)}"
+                + (" (after its stop)" if d.stop_script else "")
+                for d in app.daemons
+            )
         lines.append(
             f"{app.app}: venv {home_relative(app.venv, home)} (Python {app.python}); {restart}"
         )
@@ -600,6 +609,35 @@ def migration_text(migration: Migration, requirements: Sequence[PlannedFile]) ->
         diffs.append(_crontab_diff(migration))
     lines.extend(d.rstrip("\n") for d in diffs)
     return lines
+
+
+def _process_line(process: ProcessOutcome, home: Path) -> str:
+    daemon = process.before.daemon
+    what = (
+        f"{home_relative(daemon.entry, home)} (started by {home_relative(daemon.launcher, home)})"
+    )
+    if process.after is None:
+        return f"not restarted: no process ran {what}"
+    health = process.after.health
+    answer = f", HTTP {health.status} on port {health.port} as before" if health else ""
+    return f"restarted {what}: pid {', '.join(map(str, process.after.pids))}{answer}"
+
+
+def _process_json(process: ProcessOutcome) -> dict[str, Any]:
+    daemon = process.before.daemon
+
+    def status(health: Health | None) -> int | None:
+        return None if health is None else health.status
+
+    return {
+        "entry": str(daemon.entry),
+        "module": daemon.module,
+        "launcher": str(daemon.launcher),
+        "restarted": process.after is not None,
+        "ports": list(process.before.ports),
+        "status_before": status(process.before.health),
+        "status_after": None if process.after is None else status(process.after.health),
+    }
 
 
 def _not_migrated(statuses: Sequence[AppStatus]) -> list[str]:

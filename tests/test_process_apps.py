@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,20 @@ def reporting(who: str, names: list[str]) -> str:
     return f"import {', '.join(names)}\nWHO = {who!r}\n{REPORT}\n_report({names!r})\n"
 
 
+SERVE = """
+import http.server
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("engine %s, shared %s" % (engine.__version__, shared.__version__)).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+"""
+
+
 START = """#!/bin/sh
 # start the daemon unless it runs (cron's watchdog calls this every 10 minutes)
 PIDFILE=$HOME/webapps/daemon/daemon.pid
@@ -71,8 +87,8 @@ def account(tmp_path: Path, webfaction_python: Path, decoy_on_path: Path) -> tup
     install_wheels(account_lib(home, "jobs"), [package("worker", "0.7")], wheels)
     install_wheels(account_lib(home, "tool"), [package("toolkit", "3.0")], wheels)
     daemon, jobs, tool = (home / "webapps" / name for name in ("daemon", "jobs", "tool"))
-    write_files(daemon, {"app.py": reporting("daemon", ["engine", "shared"]),
-                         "bin/start": START.format(py=PY)})  # fmt: skip
+    app = reporting("daemon", ["engine", "shared"]) + f"PORT = {free_port()}\n" + SERVE
+    write_files(daemon, {"app.py": app, "bin/start": START.format(py=PY)})
     write_files(jobs, {"tasks/__init__.py": "", "tasks/nightly.py": reporting("jobs", ["worker"])})
     write_files(
         tool,
@@ -90,6 +106,7 @@ def account(tmp_path: Path, webfaction_python: Path, decoy_on_path: Path) -> tup
     crontab = tmp_path / "crontab"
     crontab.write_text(
         f"PATH={webfaction_python.parent}:/usr/bin:/bin\n"
+        f"REPORT_TO={tmp_path / 'report.jsonl'}\n"
         "@reboot ~/webapps/daemon/bin/start\n"
         "*/10 * * * * ~/webapps/daemon/bin/start\n"
         f"*/5 * * * * cd ~/webapps/jobs && python{PY} -m tasks.nightly\n"
@@ -99,6 +116,12 @@ def account(tmp_path: Path, webfaction_python: Path, decoy_on_path: Path) -> tup
         encoding="utf-8",
     )
     return home, crontab
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def plan_of(home: Path, crontab: Path) -> dict[str, AppPlan]:
@@ -141,29 +164,55 @@ def cli(home: Path, crontab: Path, *args: str) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
-def run_like_cron(home: Path, crontab: Path, report: Path) -> None:
-    """Every job's command through ``sh -c`` with the crontab's environment, from the home."""
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "REPORT_TO": str(report),
+def cron_env(home: Path, crontab: Path) -> dict[str, str]:
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh",
            "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
     for line in crontab.read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
         name, sep, value = line.partition("=")
-        if sep and " " not in name:
+        if sep and " " not in name and not line.startswith("#"):
             env[name] = value
+    return env
+
+
+def run_like_cron(home: Path, crontab: Path) -> None:
+    """Every job's command through ``sh -c`` with the crontab's environment, from the home."""
+    env = cron_env(home, crontab)
+    for line in crontab.read_text().splitlines():
+        if not line or line.startswith("#") or "=" in line.split(None, 1)[0]:
             continue
         command = line.split(None, 1)[1] if line.startswith("@") else line.split(None, 5)[5]
         subprocess.run(["sh", "-c", command], check=True, cwd=home, env=env)
 
 
-def reports(report: Path, count: int) -> dict[str, dict[str, object]]:
+def reports(report: Path, count: int) -> list[dict[str, object]]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         lines = report.read_text().splitlines() if report.exists() else []
         if len(lines) >= count:
-            return {line["who"]: line for line in map(json.loads, lines)}
+            return [json.loads(line) for line in lines]
         time.sleep(0.1)
     raise AssertionError(f"only {report.read_text() if report.exists() else ''!r}")
+
+
+def get(port: int) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                return answer.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def stop_daemon(home: Path) -> None:
+    pid = home / "webapps/daemon/daemon.pid"
+    if pid.exists():
+        subprocess.run(["kill", pid.read_text().strip()], check=False)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid.read_text().strip()}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def test_run_migrates_the_daemon_its_start_script_and_the_cron_jobs(
@@ -171,32 +220,50 @@ def test_run_migrates_the_daemon_its_start_script_and_the_cron_jobs(
 ) -> None:
     home, crontab = account
     before, crontab_before = snapshot(home), crontab.read_bytes()
-
-    done = cli(home, crontab, "run", "--yes", "--json")
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    venvs = {app["app"]: app["venv"] for app in result["apps"]}
-    assert set(venvs) == {"daemon", "jobs", "tool", "~"}
-    start = (home / "webapps/daemon/bin/start").read_text()
-    assert f"nohup {venvs['daemon']}/bin/python app.py" in start
-    assert [
-        line
-        for line in start.splitlines()
-        if "$HOME/lib/python" in line and not line.startswith("#")
-    ] == []
-    assert "PYTHONPATH=$HOME/webapps/tool" not in crontab.read_text()
-
-    libs = [home / "lib", *(home / "webapps" / a / "lib" for a in ("daemon", "jobs", "tool"))]
-    for lib in libs:
-        lib.rename(lib.with_name("lib.away"))
+    port = int((home / "webapps/daemon/app.py").read_text().split("PORT = ")[1].split()[0])
     report = tmp_path / "report.jsonl"
+    # The daemon runs, started as cron's @reboot line starts it.
+    env = cron_env(home, crontab)
+    subprocess.run(["sh", "-c", "~/webapps/daemon/bin/start"], check=True, cwd=home, env=env)
     try:
-        run_like_cron(home, crontab, report)
-        seen = reports(report, 4)
+        assert get(port) == "engine 2.0, shared 1.0"
+        old_pid = (home / "webapps/daemon/daemon.pid").read_text().strip()
+
+        done = cli(home, crontab, "run", "--yes", "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        venvs = {app["app"]: app["venv"] for app in result["apps"]}
+        assert set(venvs) == {"daemon", "jobs", "tool", "~"}
+        (process,) = next(a for a in result["apps"] if a["app"] == "daemon")["processes"]
+        assert process["restarted"] and process["ports"] == [port]
+        assert process["status_before"] == process["status_after"] == 200
+        # run restarted it with the rewritten start script: the venv serves it now.
+        assert get(port) == "engine 2.0, shared 1.0"
+        new_pid = (home / "webapps/daemon/daemon.pid").read_text().strip()
+        assert new_pid != old_pid and not Path(f"/proc/{old_pid}").exists()
+        restarted = [line for line in reports(report, 2) if line["who"] == "daemon"][-1]
+        assert os.path.realpath(restarted["prefix"]) == os.path.realpath(venvs["daemon"])
+
+        start = (home / "webapps/daemon/bin/start").read_text()
+        assert f"nohup {venvs['daemon']}/bin/python app.py" in start
+        assert [
+            line
+            for line in start.splitlines()
+            if "$HOME/lib/python" in line and not line.startswith("#")
+        ] == []
+        assert "PYTHONPATH=$HOME/webapps/tool" not in crontab.read_text()
+
+        # With every concentric dir gone, cron starts everything from the venvs.
+        stop_daemon(home)
+        report.unlink()
+        libs = [home / "lib", *(home / "webapps" / a / "lib" for a in ("daemon", "jobs", "tool"))]
+        for lib in libs:
+            lib.rename(lib.with_name("lib.away"))
+        run_like_cron(home, crontab)
+        seen = {line["who"]: line for line in reports(report, 4)}
+        assert get(port) == "engine 2.0, shared 1.0"
     finally:
-        pid = home / "webapps/daemon/daemon.pid"
-        if pid.exists():
-            subprocess.run(["kill", pid.read_text().strip()], check=False)
+        stop_daemon(home)
     expected = {
         "daemon": {"engine": "2.0", "shared": "1.0"},
         "jobs": {"worker": "0.7"},
@@ -253,3 +320,40 @@ def test_an_app_left_on_the_concentric_dirs_stops_run_unless_skipped(
     assert not (home / "webapps/jobs/venv").exists() and not (home / "webapps/legacy/venv").exists()
     assert not (home / "webapps/jobs/requirements.txt").exists()
     assert f"cd ~/webapps/jobs && python{PY} -m tasks.nightly" in crontab.read_text()
+
+
+def test_a_daemon_that_does_not_come_back_rolls_the_run_back_and_runs_again_as_before(
+    account: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An import no static reading can see (a computed name) is missing from the venv: the
+    restarted daemon dies at once, so run rolls everything back and starts it again with
+    the old start script, where it answers as before."""
+    home, crontab = account
+    wheels = tmp_path / "more-wheels"
+    install_wheels(account_lib(home, "daemon"), [package("plugin_x", "1.1")], wheels)
+    app = home / "webapps/daemon/app.py"
+    app.write_text('__import__("plugin" + "_x")\n' + app.read_text())
+    before, crontab_before = snapshot(home), crontab.read_bytes()
+    port = int(app.read_text().split("PORT = ")[1].split()[0])
+    subprocess.run(
+        ["sh", "-c", "~/webapps/daemon/bin/start"],
+        check=True,
+        cwd=home,
+        env=cron_env(home, crontab),
+    )
+    try:
+        assert get(port) == "engine 2.0, shared 1.0"
+        failed = cli(home, crontab, "run", "--yes")
+        assert failed.returncode == 1
+        assert "daemon: app.py started and ended at once" in failed.stderr
+        assert "rolled back" in failed.stderr
+        assert get(port) == "engine 2.0, shared 1.0"
+        pid = (home / "webapps/daemon/daemon.pid").read_text().strip()
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == f"python{PY}".encode()
+    finally:
+        stop_daemon(home)
+    for leftover in ("daemon.pid", "daemon.log"):
+        (home / "webapps/daemon" / leftover).unlink()
+    # The old daemon, started again on the old lib dirs, wrote their bytecode as it did.
+    unchanged = {k: v for k, v in snapshot(home).items() if "__pycache__" not in k}
+    assert unchanged == before and crontab.read_bytes() == crontab_before

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from migrate.discover.entrypoints import EntryPoint
 from migrate.discover.interpreters import CRON_PATH
+from migrate.paths import home_owner
 from migrate.resolve import _probe
 from migrate.resolve.syspath import PathModel
 
@@ -125,14 +126,6 @@ def _probe_source() -> str:
     return Path(_probe.__file__).read_text(encoding="utf-8")
 
 
-def _owner(home: Path) -> tuple[int, int] | None:
-    """(uid, gid) to run the runtime as: the home's owner when root probes another user."""
-    if os.geteuid() != 0:
-        return None
-    st = home.stat()
-    return None if st.st_uid == 0 else (st.st_uid, st.st_gid)
-
-
 def _probe_process(entry: EntryPoint, home: Path, names: Sequence[str], work: Path) -> ProbeReport:
     if entry.executable is None:
         raise ProbeUnavailable(f"no interpreter to start ({entry.executable_reason})")
@@ -143,7 +136,7 @@ def _probe_process(entry: EntryPoint, home: Path, names: Sequence[str], work: Pa
     front = entry.path if entry.module else entry.path.parent
     argv0 = "-m" if entry.module else str(entry.path)
     config = _config(work, names, output=str(output), script_dir=str(front), argv0=argv0)
-    owner = _owner(home)
+    owner = home_owner(home)
     if owner is not None:
         os.chown(work, *owner)
     env = {
@@ -253,7 +246,7 @@ def _httpd_conf(
         "WSGIApplicationGroup %{GLOBAL}",
     ]
     if os.geteuid() == 0:  # Apache will not serve as root: as the home's owner
-        owner = _owner(home) or _world_reader(home)
+        owner = home_owner(home) or _world_reader(home)
         lines += [f"User {_user_name(owner[0])}", f"Group {_group_name(owner[1])}"]
     if entry.daemon:
         options = f" python-path={path}" if path else ""

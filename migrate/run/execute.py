@@ -21,10 +21,17 @@ from migrate.build.app import BuildOptions, BuiltVenv, build_apps
 from migrate.build.verify import VerifyReport, verify_app
 from migrate.discover.servers import Server, read_server
 from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
-from migrate.layout import app_dir, webapps_dir
-from migrate.paths import home_relative, read_regular
+from migrate.layout import app_dir, logs_dir, webapps_dir
+from migrate.paths import home_owner, home_relative, read_regular
 from migrate.resolve.plan import AppPlan, Plan
 from migrate.run.actions import PlannedFile
+from migrate.run.daemons import (
+    Daemon,
+    DaemonState,
+    cron_environment,
+    restart_daemon,
+    state,
+)
 from migrate.run.migration import AppStatus, Migration
 from migrate.run.restart import (
     Health,
@@ -65,10 +72,21 @@ class AppOutcome:
     before: Health | None = None
     after: Health | None = None
     verify: VerifyReport | None = None
+    processes: tuple[ProcessOutcome, ...] = ()
+    """Its servers started by its own sh scripts."""
 
     @property
     def restarted(self) -> bool:
         return self.after is not None
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """One process app's server: how it ran before ``run``, and after its restart."""
+
+    before: DaemonState
+    after: DaemonState | None
+    """None when it was not running, so not restarted (or ``--no-restart``)."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +128,17 @@ def run_migration(
     names = {app.app for app in migration.apps}
     apps = [app for app in plan.apps if app.name in names]
     servers = [a.server for a in migration.apps if a.server] if chosen.restart_apps else []
+    daemons = [d for a in migration.apps for d in a.daemons] if chosen.restart_apps else []
+    owner = home_owner(home)
+    uid = owner[0] if owner else os.geteuid()
     with home_lock(home):
         before = {server.app: probe(server) for server in servers}
+        states = [state(d, uid) for d in daemons]
+        up = [now for now in states if now.running]
+        for daemon in daemons:
+            if daemon not in {now.daemon for now in up}:
+                where = home_relative(daemon.entry, home)
+                report.step(f"{daemon.app}: no process runs {where}, so it is not restarted")
         answering = [server for server in servers if before[server.app].status is not None]
         for server in servers:
             if server not in answering:
@@ -126,6 +153,9 @@ def run_migration(
                 ]
             )
         restarted: list[Server] = []
+        restarted_daemons: list[DaemonState] = []
+        old_crontab = plan.crontab.text if plan.crontab is not None else None
+        new_crontab = migration.crontab.after if migration.crontab is not None else old_crontab
 
         def recover(cause: BaseException, rolled_back: bool) -> None:
             """After the automatic rollback: the apps it restarted, on their old config."""
@@ -136,6 +166,9 @@ def run_migration(
                 return
             report.step(f"failed: {reason}; rolled back")
             _restart_on_old_config(restarted, before)
+            environment = cron_environment(old_crontab, home, uid)
+            for was in restarted_daemons:
+                _daemon_on_old_config(was, environment, home, owner)
 
         try:
             with session(home, description, recover=recover) as transaction:
@@ -143,6 +176,7 @@ def run_migration(
                 reports = _verify_all(built, apps, home)
                 _sources_as_planned(apps, migration)
                 after = {}
+                daemons_after: dict[Daemon, DaemonState] = {}
                 for server in answering:
                     report.step(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
                     restarted.append(server)
@@ -154,6 +188,16 @@ def run_migration(
                             f"{_status(before[server.app])} before; "
                             f"{home_relative(server.bin_dir.parent / 'logs', home)} says why"
                         )
+                environment = cron_environment(new_crontab, home, uid)
+                for was in up:
+                    where = home_relative(was.daemon.entry, home)
+                    launcher = home_relative(was.daemon.launcher, home)
+                    report.step(f"restart {was.daemon.app} ({where}) with {launcher}")
+                    restarted_daemons.append(was)
+                    log = _restart_log(home, was.daemon.app, owner)
+                    daemons_after[was.daemon] = restart_daemon(
+                        was, environment=environment, home=home, log=log, owner=owner
+                    )
         except SessionAborted as exc:  # Ctrl-C too: never leave half a migration running
             raise RunFailed(str(exc), exc.transaction, exc.rolled_back) from exc.cause
     outcomes = tuple(
@@ -166,6 +210,11 @@ def run_migration(
             before.get(m.app),
             after.get(m.app),
             reports.get(m.app),
+            tuple(
+                ProcessOutcome(was, daemons_after.get(was.daemon))
+                for was in states
+                if was.daemon.app == m.app
+            ),
         )
         for m in migration.apps
     )
@@ -259,6 +308,34 @@ def _restart_on_old_config(restarted: Sequence[Server], before: Mapping[str, Hea
             report.step(f"{server.app}: restarted on the old configuration ({_status(health)})")
         except RestartError as exc:
             report.step(f"{server.app}: could not restart on the old configuration: {exc}")
+
+
+def _daemon_on_old_config(
+    was: DaemonState, environment: Mapping[str, str], home: Path, owner: tuple[int, int] | None
+) -> None:
+    """Its start script is the old one again: run it, so the old code serves as before."""
+    daemon = was.daemon
+    uid = owner[0] if owner else os.geteuid()
+    now = state(daemon, uid)
+    current = DaemonState(daemon, now.pids, now.ports, was.health)
+    try:
+        log = _restart_log(home, daemon.app, owner)
+        restart_daemon(current, environment=environment, home=home, log=log, owner=owner)
+        report.step(f"{daemon.app}: {daemon.entry.name} restarted on the old configuration")
+    except (RestartError, OSError) as exc:
+        report.step(f"{daemon.app}: could not restart on the old configuration: {exc}")
+
+
+def _restart_log(home: Path, app: str, owner: tuple[int, int] | None) -> Path:
+    """The tool's log of what an app's start and stop scripts printed (owned by the user)."""
+    folder = logs_dir(home)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log = folder / f"{'account' if app == '~' else app}.log"
+    log.touch(mode=0o600)
+    if owner is not None:
+        os.chown(folder, *owner)
+        os.chown(log, *owner)
+    return log
 
 
 def _status(health: Health) -> str:

@@ -29,6 +29,7 @@ from migrate.rewrite.httpd import rewrite_httpd
 from migrate.rewrite.pyfile import rewrite_python
 from migrate.rewrite.shell import rewrite_launches, rewrite_shebang, rewrite_start_script
 from migrate.run.actions import PlannedFile
+from migrate.run.daemons import Daemon, daemons_of
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class AppMigration:
     python: str
     edits: tuple[Edit, ...] = ()
     server: Server | None = None
+    daemons: tuple[Daemon, ...] = ()
+    """Its Python servers started by its own sh scripts: restarted with those."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def plan_migration(
             app.python or "",
             tuple(sorted(by_app[app.name], key=lambda e: str(e.file.path))),
             app.server,
+            daemons_of(app.name, app.entry_points),
         )
         for app in migrating
     )

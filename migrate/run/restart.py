@@ -38,14 +38,19 @@ def probe(server: Server) -> Health:
     """``GET /`` once; a refused or failed connection is status None (not running)."""
     if server.port is None:
         return Health(server.app, None, None, "no Listen port in httpd.conf")
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=_PROBE_TIMEOUT)
+    return probe_port(server.app, server.port)
+
+
+def probe_port(app: str, port: int) -> Health:
+    """``GET /`` on 127.0.0.1:``port`` once."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=_PROBE_TIMEOUT)
     try:
         connection.request("GET", "/", headers={"User-Agent": "concentric-migrate"})
         response = connection.getresponse()
         response.read()
-        return Health(server.app, server.port, response.status)
+        return Health(app, port, response.status)
     except (OSError, http.client.HTTPException) as exc:
-        return Health(server.app, server.port, None, no_answer(exc, server.port))
+        return Health(app, port, None, no_answer(exc, port))
     finally:
         connection.close()
 
