@@ -280,6 +280,13 @@ PYTHON_OPTION = click.option(
     "up on a PATH, assumed, or not found (a path in a shebang or cron line, and mod_wsgi's "
     "libpython, stay as they are); repeatable; it must run as Python X.Y.",
 )
+MINIMAL_OPTION = click.option(
+    "--minimal",
+    is_flag=True,
+    help="A lean used set: what the app's own code imports, closed over Requires-Dist only. "
+    "By default the packages it uses are followed too (their optional imports and the "
+    "plugins they load), as the app can import them today.",
+)
 PROBE_OPTION = click.option(
     "--probe",
     is_flag=True,
@@ -298,6 +305,7 @@ PROBE_OPTION = click.option(
 )
 @PYTHON_OPTION
 @PROBE_OPTION
+@MINIMAL_OPTION
 @json_option("Print one JSON document (docs/json-schemas.md).")
 @click.pass_obj
 def plan(
@@ -306,6 +314,7 @@ def plan(
     trace: bool,
     pythons: tuple[str, ...],
     probe: bool,
+    minimal: bool,
     as_json: bool,
 ) -> None:
     """Show, per app, which copy of each package it imports today and why.
@@ -320,8 +329,9 @@ def plan(
     from migrate.resolve.trace import trace_entry
 
     overrides = _parse_python_overrides(pythons)
+    tracer = trace_entry if trace else None
     result = _plan(
-        settings, apps, interpreters=overrides, tracer=trace_entry if trace else None, probe=probe
+        settings, apps, interpreters=overrides, tracer=tracer, probe=probe, minimal=minimal
     )
     if as_json:
         _echo_json(plan_json(result))
@@ -335,6 +345,7 @@ def _plan(
     interpreters: dict[str, Path] | None = None,
     tracer: Tracer | None = None,
     probe: bool = False,
+    minimal: bool = False,
 ) -> Plan:
     """Discover, inventory and resolve: the read-only front of plan and every writing command."""
     from migrate.resolve.plan import plan_account
@@ -351,7 +362,7 @@ def _plan(
     try:
         return plan_account(
             account, take_inventory(account), crontab, apps=apps, interpreters=interpreters,
-            tracer=tracer, prober=probe_entry if probe else None,
+            tracer=tracer, prober=probe_entry if probe else None, minimal=minimal,
         )  # fmt: skip
     except RecipeError as exc:
         raise Failed(str(exc)) from exc
@@ -394,6 +405,7 @@ def _plan(
     is_flag=True,
     help="Print a unified diff of every file that would change; write nothing.",
 )
+@MINIMAL_OPTION
 @json_option("Print one JSON document of what was (or would be) written.")
 @click.pass_obj
 def requirements(
@@ -405,6 +417,7 @@ def requirements(
     no_index: bool,
     hashes: bool,
     dry_run: bool,
+    minimal: bool,
     as_json: bool,
 ) -> None:
     """Write requirements.in and a pinned requirements.txt for every app (and ~).
@@ -428,7 +441,7 @@ def requirements(
         )
     if no_index and mode != "compile":
         raise BadInput("--no-index only applies to --mode compile")
-    plan_result = _plan(settings, apps)
+    plan_result = _plan(settings, apps, minimal=minimal)
     command = "concentric-migrate requirements" + "".join(f" --app {a}" for a in apps)
     try:
         files = actions.requirement_files(
@@ -521,6 +534,7 @@ BYTECODE_OPTION = click.option(
 @JOBS_OPTION
 @BYTECODE_OPTION
 @SOURCE_OPTION
+@MINIMAL_OPTION
 @json_option("Print one JSON document of the venvs built.")
 @click.pass_obj
 def build(
@@ -530,6 +544,7 @@ def build(
     jobs: int,
     bytecode: bool,
     source: str,
+    minimal: bool,
     as_json: bool,
 ) -> None:
     """Build one virtualenv per app (and ~) from the files installed today, offline.
@@ -547,7 +562,7 @@ def build(
     from migrate.run.build import BuildRefused, build_venvs
 
     home = settings.home
-    result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons))
+    result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons), minimal=minimal)
     command = "concentric-migrate build" + "".join(f" --app {a}" for a in apps)
     options = BuildOptions(jobs, bytecode=bytecode, source=source)
     try:
@@ -613,6 +628,7 @@ def build(
     help="Leave APP as it is (repeatable): run refuses while an app with Python code would "
     "stay on the concentric dirs unless it is named here.",
 )
+@MINIMAL_OPTION
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before migrating.")
 @json_option("Print one JSON document of what was (or, with --dry-run, would be) done.")
 @click.pass_obj
@@ -629,6 +645,7 @@ def run(
     restart: bool,
     probe: bool,
     skip: tuple[str, ...],
+    minimal: bool,
     yes: bool,
     as_json: bool,
 ) -> None:
@@ -658,7 +675,9 @@ def run(
     if offline and source == "index":
         raise BadInput("--source index needs the index: leave out --offline")
     tracer = trace_entry if trace else None
-    plan_result = _plan(settings, apps, interpreters=overrides, tracer=tracer, probe=probe)
+    plan_result = _plan(
+        settings, apps, interpreters=overrides, tracer=tracer, probe=probe, minimal=minimal
+    )
     _check_app_names(plan_result, skip, "--skip")
     command = "concentric-migrate run" + "".join(f" --app {a}" for a in apps)
     kept = dataclasses.replace(

@@ -68,6 +68,8 @@ class WheelSpec:
     summary: str = ""
     tag: str = "py3-none-any"
     extra_metadata: tuple[tuple[str, str], ...] = field(default=())
+    entry_points: str = ""
+    """The text of its ``entry_points.txt`` (none when empty)."""
 
     @property
     def filename(self) -> str:
@@ -104,6 +106,8 @@ def build_wheel(spec: WheelSpec, out_dir: Path) -> Path:
     members[f"{spec.dist_info}/WHEEL"] = ("\n".join(wheel) + "\n").encode()
     top = sorted({name.split("/", 1)[0].split(".", 1)[0] for name in spec.files})
     members[f"{spec.dist_info}/top_level.txt"] = ("\n".join(top) + "\n").encode()
+    if spec.entry_points:
+        members[f"{spec.dist_info}/entry_points.txt"] = spec.entry_points.encode()
     out_dir.mkdir(parents=True, exist_ok=True)
     return write_wheel(out_dir / spec.filename, spec.dist_info, members)
 

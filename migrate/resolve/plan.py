@@ -108,8 +108,13 @@ def plan_account(
     tracer: Tracer | None = None,
     recipes: Sequence[Recipe] | None = None,
     prober: Prober | None = None,
+    minimal: bool = False,
 ) -> Plan:
-    """Resolve every app (or those named) and the account group ``~``."""
+    """Resolve every app (or those named) and the account group ``~``.
+
+    The used set is conservative unless ``minimal``: what the app's code imports, closed
+    over ``Requires-Dist`` *and* over what the used distributions' own code imports and
+    the plugins they load; ``minimal`` keeps the ``Requires-Dist`` closure alone."""
     entry_points = find_entry_points(account, crontab)
     index = DistIndex(inventory)
     recipe_book = tuple(recipes) if recipes is not None else load_recipes()
@@ -128,7 +133,7 @@ def plan_account(
             plans.append(AppPlan(name, path, None, False, recipes=("static",)))
             continue
         resolved = _resolve_app(
-            account, index, name, path, eps, interpreters, recipe_book, tracer, prober
+            account, index, name, path, eps, interpreters, recipe_book, tracer, prober, minimal
         )
         plans.append(
             dataclasses.replace(
@@ -155,6 +160,7 @@ def _resolve_app(
     recipes: Sequence[Recipe],
     tracer: Tracer | None,
     prober: Prober | None,
+    minimal: bool = False,
 ) -> AppPlan:
     """One app: each entry point's path model and code, the distributions they use, what
     is wrong, and the interpreter its venv is made from."""
@@ -200,7 +206,7 @@ def _resolve_app(
             outcome, found = ask_runtime(prober, entry, at_start, home, names)
             probes.append(outcome)
             findings.extend(found)
-    packages = used.close(models[0].python)
+    packages = used.close(models[0].python, models, minimal=minimal)
     findings.extend(used.findings)
     findings.extend(shadowing(models, used.top_level_names(), index, home))
     findings.extend(scope_findings(name, packages, index, home))

@@ -22,6 +22,7 @@ from migrate.paths import home_relative
 from migrate.resolve import pep508
 from migrate.resolve.appcode import Ref, describe
 from migrate.resolve.distindex import DistIndex
+from migrate.resolve.reach import declared_groups, loads_group, reach_of
 from migrate.resolve.recipes import RecipeRef
 from migrate.resolve.syspath import PathEntry, PathModel, Resolution
 
@@ -87,8 +88,20 @@ class UsedSet:
         """The import names the used distributions provide."""
         return {n for u in self._uses.values() for n in u.dist.top_level}
 
-    def close(self, python: str) -> tuple[PackageRow, ...]:
-        """Add every distribution the used ones require, and return the app's rows."""
+    def close(
+        self, python: str, models: Sequence[PathModel] = (), *, minimal: bool = False
+    ) -> tuple[PackageRow, ...]:
+        """Add every distribution the used ones require and — unless ``minimal`` — what
+        their code imports and the plugins they load (:mod:`migrate.resolve.reach`), as
+        ``models`` resolve them, until nothing more is added; return the app's rows."""
+        self._conflicts()
+        scanned: set[str] = set()
+        while True:
+            self._require(python)
+            if minimal or not self._reach(models, scanned):
+                return self._rows()
+
+    def _conflicts(self) -> None:
         by_name: dict[str, list[tuple[Distribution, Path, str]]] = {}
         for item in self._visible.values():
             by_name.setdefault(item[0].name, []).append(item)
@@ -100,8 +113,13 @@ class UsedSet:
                     f"{d.version} in {home_relative(d.path, self.home)}" for d, _, _ in items
                 )
                 self._report("conflict", name, f"{len(versions)} versions visible: {where}")
+
+    def _require(self, python: str) -> None:
+        by_name: dict[str, list[tuple[Distribution, Path, str]]] = {}
+        for item in self._visible.values():
+            by_name.setdefault(item[0].name, []).append(item)
         queue: list[tuple[Distribution, frozenset[str]]] = [
-            (u.dist, frozenset()) for u in self._uses.values()
+            (u.dist, frozenset()) for u in list(self._uses.values())
         ]
         seen: set[tuple[str, frozenset[str]]] = set()
         while queue:
@@ -131,7 +149,57 @@ class UsedSet:
                 if dist.name not in use.required_by:
                     use.required_by.append(dist.name)
                 queue.append((target, frozenset(requirement.extras)))
-        return self._rows()
+
+    def _reach(self, models: Sequence[PathModel], scanned: set[str]) -> bool:
+        """Add what the used distributions not yet read import, and their plugins; True
+        when something was added."""
+        added = False
+        for use in list(self._uses.values()):
+            dist = use.dist
+            if str(dist.path) in scanned:
+                continue
+            scanned.add(str(dist.path))
+            reach = reach_of(dist)
+            for name, (file, line) in sorted(reach.imports.items()):
+                if name in dist.top_level:
+                    continue
+                found = self._provider(models, name)
+                if found is None or str(found[0].path) == str(dist.path):
+                    continue
+                where = f"{home_relative(file, self.home)}:{line}"
+                added |= self._use_for(found, f"imported by {dist.display_name} ({where})", dist)
+            for key, (other, entry, rule) in list(self._visible.items()):
+                declared = declared_groups(other)
+                if not declared or key in self._uses:
+                    continue
+                groups = [g for g in sorted(declared) if loads_group(dist, reach, g)]
+                if groups:
+                    why = f"plugin of {dist.display_name} (entry points {', '.join(groups)})"
+                    added |= self._use_for((other, entry, rule), why, dist)
+        return added
+
+    def _provider(
+        self, models: Sequence[PathModel], name: str
+    ) -> tuple[Distribution, Path, str] | None:
+        """The distribution ``import name`` loads on the first model that finds one."""
+        for model in models:
+            winner = model.resolve(name).winner
+            if winner is None or winner.entry is None or winner.entry.rule == "stdlib":
+                continue
+            dist = self.index.provider_dist(winner, model.python)
+            if dist is not None:
+                return dist, winner.entry.path, winner.entry.rule
+        return None
+
+    def _use_for(self, found: tuple[Distribution, Path, str], why: str, by: Distribution) -> bool:
+        dist, entry, rule = found
+        new = str(dist.path) not in self._uses
+        use = self._uses.setdefault(str(dist.path), _Use(dist, entry, rule))
+        if why not in use.why:
+            use.why.append(why)
+        if by.name not in use.required_by:
+            use.required_by.append(by.name)
+        return new
 
     def _rows(self) -> tuple[PackageRow, ...]:
         rows = []
