@@ -628,6 +628,14 @@ def build(
     help="Leave APP as it is (repeatable): run refuses while an app with Python code would "
     "stay on the concentric dirs unless it is named here.",
 )
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    metavar="PATH",
+    help="A page (/path?query) each restarted app must still answer as before, besides / and "
+    "the same-site links on it (repeatable).",
+)
 @MINIMAL_OPTION
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before migrating.")
 @json_option("Print one JSON document of what was (or, with --dry-run, would be) done.")
@@ -645,6 +653,7 @@ def run(
     restart: bool,
     probe: bool,
     skip: tuple[str, ...],
+    urls: tuple[str, ...],
     minimal: bool,
     yes: bool,
     as_json: bool,
@@ -674,6 +683,9 @@ def run(
         offline = source != "index"
     if offline and source == "index":
         raise BadInput("--source index needs the index: leave out --offline")
+    bad = [url for url in urls if not url.startswith("/") or url.startswith("//")]
+    if bad:
+        raise BadInput(f"--url {bad[0]}: give a path on the app's site, starting with /")
     tracer = trace_entry if trace else None
     plan_result = _plan(
         settings, apps, interpreters=overrides, tracer=tracer, probe=probe, minimal=minimal
@@ -708,7 +720,8 @@ def run(
             result = run_migration(
                 plan_result, migration, requirement_files, description=command,
                 options=RunOptions(
-                    BuildOptions(jobs, bytecode=bytecode, source=source, offline=offline), restart
+                    BuildOptions(jobs, bytecode=bytecode, source=source, offline=offline),
+                    restart, urls,
                 ),
             )  # fmt: skip
     except RunRefused as exc:

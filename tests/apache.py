@@ -143,12 +143,12 @@ def stop(app_dir: Path) -> None:
         pid_file.unlink(missing_ok=True)
 
 
-def get(port: int, timeout: float = 30.0) -> tuple[int, str]:
-    """(status, body) of GET / once the server answers (it may still be starting)."""
+def get(port: int, timeout: float = 30.0, path: str = "/") -> tuple[int, str]:
+    """(status, body) of GET path once the server answers (it may still be starting)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
                 return response.status, response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode("utf-8", "replace")

@@ -29,7 +29,8 @@ pytestmark = [
     pytest.mark.usefixtures("decoy_on_path"),  # the operator's python3.X must change nothing
 ]
 
-# The WSGI file names what it imported, from where, and which Python serves it.
+# The WSGI file's / shows the versions it imported; /where, which no page links, shows
+# from where and which Python serves it (what a migration changes on purpose).
 APP = """\
 import json, os, sys
 sys.path.insert(0, {lib!r})
@@ -39,7 +40,10 @@ def application(environ, start_response):
     found = dict(
         (m.__name__, [m.__version__, os.path.realpath(m.__file__)]) for m in (appcore, shared)
     )
-    body = json.dumps({{"prefix": sys.prefix, "found": found}}).encode()
+    if environ.get("PATH_INFO") == "/where":
+        body = json.dumps({{"prefix": sys.prefix, "found": found}}).encode()
+    else:
+        body = json.dumps({{"versions": dict((n, v) for n, (v, _) in found.items())}}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 """
@@ -88,8 +92,8 @@ def cli(home: Path, crontab: Path, *args: str) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
-def page(port: int, app_dir: Path) -> dict[str, object]:
-    status, body = apache.get(port)
+def page(port: int, app_dir: Path, path: str = "/where") -> dict[str, object]:
+    status, body = apache.get(port, path=path)
     assert status == 200, f"{status} {body[:500]}\n{apache.error_log(app_dir)}"
     return json.loads(body)
 
@@ -169,12 +173,19 @@ import django, sqlparse, asgiref
 from django.http import HttpResponse
 
 
-def versions(request):
-    found = dict(
+def _found():
+    return dict(
         (m.__name__, [getattr(m, "__version__", None), os.path.realpath(m.__file__)])
         for m in (django, sqlparse, asgiref)
     )
-    return HttpResponse(json.dumps({"prefix": sys.prefix, "found": found}))
+
+
+def versions(request):
+    return HttpResponse(json.dumps({n: v for n, (v, _) in _found().items()}))
+
+
+def where(request):
+    return HttpResponse(json.dumps({"prefix": sys.prefix, "found": _found()}))
 """
 
 
@@ -210,7 +221,10 @@ def test_a_real_django_project_served_by_apache_moves_to_its_venv_and_back() -> 
             .replace(
                 "from django.urls import path", "from django.urls import path\nfrom . import views"
             )
-            .replace("urlpatterns = [", "urlpatterns = [\n    path('', views.versions),")
+            .replace(
+                "urlpatterns = [",
+                "urlpatterns = [\n    path('', views.versions),\n    path('where', views.where),",
+            )
         )
         port = apache.free_port()
         apache.make_server(app_dir, "djangoapp", port, [project, lib])

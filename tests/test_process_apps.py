@@ -51,11 +51,22 @@ def reporting(who: str, names: list[str]) -> str:
     return f"import {', '.join(names)}\nWHO = {who!r}\n{REPORT}\n_report({names!r})\n"
 
 
+# The page names the versions, a clock line that varies by itself, an optional extra that
+# only a computed import finds, and links to a stable page.
 SERVE = """
-import http.server
+import http.server, time
+try:
+    extras = __import__("plugin" + "_x")
+except ImportError:
+    extras = None
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = ("engine %s, shared %s" % (engine.__version__, shared.__version__)).encode()
+        if self.path == "/about":
+            body = b"a daemon"
+        else:
+            body = ("engine %s, shared %s\\nserved at %r\\nextras: %s\\n<a href='/about'>about</a>"
+                    % (engine.__version__, shared.__version__, time.time(),
+                       "yes" if extras else "no")).encode()
         self.send_response(200)
         self.end_headers()
         self.wfile.write(body)
@@ -195,6 +206,11 @@ def reports(report: Path, count: int) -> list[dict[str, object]]:
 
 
 def get(port: int) -> str:
+    """The versions line of the daemon's page, once it answers."""
+    return page(port).splitlines()[0]
+
+
+def page(port: int) -> str:
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -357,3 +373,31 @@ def test_a_daemon_that_does_not_come_back_rolls_the_run_back_and_runs_again_as_b
     # The old daemon, started again on the old lib dirs, wrote their bytecode as it did.
     unchanged = {k: v for k, v in snapshot(home).items() if "__pycache__" not in k}
     assert unchanged == before and crontab.read_bytes() == crontab_before
+
+
+def test_a_daemon_answering_other_pages_after_the_restart_rolls_the_run_back(
+    account: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Status 200 before and after, but the page lost its extras: the optional package a
+    computed import loads is not in the venv. The clock line, which differs on every
+    fetch, is not what stops the run."""
+    home, crontab = account
+    install_wheels(account_lib(home, "daemon"), [package("plugin_x", "1.1")], tmp_path / "w")
+    port = int((home / "webapps/daemon/app.py").read_text().split("PORT = ")[1].split()[0])
+    subprocess.run(
+        ["sh", "-c", "~/webapps/daemon/bin/start"],
+        check=True,
+        cwd=home,
+        env=cron_env(home, crontab),
+    )
+    try:
+        assert "extras: yes" in page(port)
+        failed = cli(home, crontab, "run", "--yes")
+        assert failed.returncode == 1, failed.stderr
+        assert "daemon answers differently after the restart" in failed.stderr
+        assert "GET /: the page changed" in failed.stderr
+        assert "-extras: yes" in failed.stderr and "+extras: no" in failed.stderr
+        assert "served at" not in failed.stderr
+        assert "extras: yes" in page(port)  # the old start script runs it again
+    finally:
+        stop_daemon(home)

@@ -32,6 +32,7 @@ from migrate.run.daemons import (
     restart_daemon,
     state,
 )
+from migrate.run.health import Page, baseline, changes
 from migrate.run.migration import AppStatus, Migration
 from migrate.run.restart import (
     Health,
@@ -106,6 +107,8 @@ class RunOptions:
 
     build: BuildOptions = field(default_factory=lambda: BuildOptions(offline=True))
     restart_apps: bool = True
+    urls: tuple[str, ...] = ()
+    """Paths each restarted app must answer as before, besides ``/`` and its links."""
 
 
 def run_migration(
@@ -152,6 +155,9 @@ def run_migration(
                     for s in stuck
                 ]
             )
+        report.step("fetch each running app's pages twice, to learn what varies by itself")
+        pages = {server.port: baseline(server.port, chosen.urls) for server in answering}
+        pages.update((was.ports[0], baseline(was.ports[0], chosen.urls)) for was in up if was.ports)
         restarted: list[Server] = []
         restarted_daemons: list[DaemonState] = []
         old_crontab = plan.crontab.text if plan.crontab is not None else None
@@ -188,6 +194,7 @@ def run_migration(
                             f"{_status(before[server.app])} before; "
                             f"{home_relative(server.bin_dir.parent / 'logs', home)} says why"
                         )
+                    _same_pages(server.app, server.port, pages)
                 environment = cron_environment(new_crontab, home, uid)
                 for was in up:
                     where = home_relative(was.daemon.entry, home)
@@ -198,6 +205,8 @@ def run_migration(
                     daemons_after[was.daemon] = restart_daemon(
                         was, environment=environment, home=home, log=log, owner=owner
                     )
+                    if was.ports:
+                        _same_pages(was.daemon.app, was.ports[0], pages)
         except SessionAborted as exc:  # Ctrl-C too: never leave half a migration running
             raise RunFailed(str(exc), exc.transaction, exc.rolled_back) from exc.cause
     outcomes = tuple(
@@ -308,6 +317,16 @@ def _restart_on_old_config(restarted: Sequence[Server], before: Mapping[str, Hea
             report.step(f"{server.app}: restarted on the old configuration ({_status(health)})")
         except RestartError as exc:
             report.step(f"{server.app}: could not restart on the old configuration: {exc}")
+
+
+def _same_pages(app: str, port: int | None, pages: Mapping[int, Sequence[Page]]) -> None:
+    """Every page answers as before (what varies by itself aside), or the run stops."""
+    if port is None or port not in pages:
+        return
+    report.step(f"compare {len(pages[port])} page(s) of {app} with those before")
+    found = changes(port, pages[port])
+    if found:
+        raise _Stop(f"{app} answers differently after the restart:\n" + "\n".join(found))
 
 
 def _daemon_on_old_config(
