@@ -774,24 +774,37 @@ def _show_dry_run(
 @cli.command()
 @APP_OPTION
 @PYTHON_OPTION
+@click.option(
+    "--isolated",
+    is_flag=True,
+    help="Hide the account's lib dirs (~/lib/pythonX.Y, each app's lib/, the user site) while "
+    "checking: a private mount namespace where the kernel allows one, else an audit.",
+)
 @json_option("Print one JSON document: every import and version checked, per app.")
 @click.pass_obj
 def verify(
-    settings: Settings, apps: tuple[str, ...], pythons: tuple[str, ...], as_json: bool
+    settings: Settings,
+    apps: tuple[str, ...],
+    pythons: tuple[str, ...],
+    isolated: bool,
+    as_json: bool,
 ) -> None:
     """Prove each app's venv imports what the app uses, at the pinned versions.
 
     Runs the venv's Python in isolated mode (no user site, no PYTHONPATH, no ~/lib):
     every used top-level name is imported and every distribution's version compared with
-    the pin. Exit 1 on any mismatch, missing venv or import error.
+    the pin. With --isolated the account's lib dirs are hidden too (a private mount
+    namespace where the kernel allows it, else an audit of every file opened): anything
+    that still reaches one fails. Exit 1 on any mismatch, missing venv or import error.
     """
     from migrate.build.verify import verify_app
     from migrate.layout import venv_dir
     from migrate.render import verify_json
 
     result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons))
+    hidden = result.concentric if isolated else ()
     reports = [
-        verify_app(venv_dir(result.home, app.name), app, result.home)
+        verify_app(venv_dir(result.home, app.name), app, result.home, hidden)
         for app in result.apps
         if app.runs_python
     ]
@@ -804,7 +817,8 @@ def verify(
             state = "ok" if report.ok else "FAILED"
             counts = f"{len(report.imports)} import(s), {len(report.versions)} version(s)"
             where = home_relative(report.venv, result.home)
-            click.echo(f"{report.app:12} {state:7} {counts} checked in {where}")
+            hiding = f", the lib dirs hidden ({report.isolation})" if report.isolation else ""
+            click.echo(f"{report.app:12} {state:7} {counts} checked in {where}{hiding}")
             for problem in report.problems:
                 click.echo(f"    {home_relative_text(problem, result.home)}")
     if not all(r.ok for r in reports):

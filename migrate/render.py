@@ -512,6 +512,8 @@ def verify_json(reports: Sequence[VerifyReport]) -> dict[str, Any]:
                 "app": r.app,
                 "venv": str(r.venv),
                 "ok": r.ok,
+                "isolation": r.isolation or None,
+                "leaks": list(r.leaks),
                 "problems": list(r.problems),
                 "imports": [{"name": c.name, "ok": c.ok} for c in r.imports],
                 "versions": [

@@ -20,6 +20,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from migrate.build.isolation import isolated
 from migrate.build.venv import clean_env, venv_python
 from migrate.inventory.model import Distribution
 from migrate.lock import Pin, pins_for
@@ -69,14 +70,20 @@ class VerifyReport:
     versions: tuple[VersionCheck, ...] = ()
     error: str | None = None
     """The check itself could not run (no venv, python broken)."""
+    isolation: str = ""
+    """How the concentric dirs were hidden (:mod:`migrate.build.isolation`); "" when not."""
+    leaks: tuple[str, ...] = ()
+    """What reached a hidden dir: a ``sys.path`` entry, a file opened or a module loaded."""
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(c.ok for c in (*self.imports, *self.versions))
+        checks = (*self.imports, *self.versions)
+        return self.error is None and not self.leaks and all(c.ok for c in checks)
 
     @property
     def problems(self) -> tuple[str, ...]:
         found = [self.error] if self.error else []
+        found += [f"reaches a concentric dir: {leak}" for leak in self.leaks]
         found += [f"import {c.name}: {c.error}" for c in self.imports if not c.ok]
         found += [
             f"{c.name}: expected {c.expected}, found {c.found or 'not installed'}"
@@ -139,6 +146,20 @@ def version_of(name, fallback):
         return fallback.get(canonical(name))
 
 spec = json.loads(sys.stdin.read())
+hidden = [os.path.realpath(d) + os.sep for d in spec.get("hidden", ())]
+leaks = []
+
+def under_hidden(path):
+    real = os.path.realpath(path)
+    return any((real + os.sep).startswith(d) for d in hidden)
+
+if hidden:
+    leaks.extend("sys.path names %s" % p for p in sys.path if p and under_hidden(p))
+    if hasattr(sys, "addaudithook"):
+        def audit(event, args):
+            if event == "open" and args and isinstance(args[0], str) and under_hidden(args[0]):
+                leaks.append("opened %s" % args[0])
+        sys.addaudithook(audit)
 imports = {}
 for name, children in spec["imports"]:
     where, error = load(name)
@@ -152,7 +173,11 @@ for name, children in spec["imports"]:
 fallback = scanned()
 versions = dict((name, version_of(name, fallback)) for name in spec["dists"])
 base = getattr(sys, "real_prefix", None) or getattr(sys, "base_prefix", sys.prefix)
-json.dump({"imports": imports, "versions": versions, "base": base}, sys.stdout)
+for module in list(sys.modules.values()):
+    where = getattr(module, "__file__", None)
+    if hidden and where and under_hidden(where):
+        leaks.append("loaded %s from %s" % (module.__name__, where))
+json.dump({"imports": imports, "versions": versions, "base": base, "leaks": leaks}, sys.stdout)
 """
 
 
@@ -170,7 +195,7 @@ def _expectations(pins: Sequence[Pin]) -> dict[str, Any]:
     }
 
 
-def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
+def verify_app(venv: Path, app: AppPlan, home: Path, hidden: Sequence[Path] = ()) -> VerifyReport:
     """Import every used top-level name and compare every pinned version, inside ``venv``.
 
     What is expected comes from the manifest the build wrote into the venv (the lock as
@@ -178,6 +203,9 @@ def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
     is checked against today's plan. Isolated (``-I``; ``-E -s`` on 2.7), from an empty
     working directory: nothing of the old concentric path can help. A module loaded from
     inside the home but outside the venv counts as an error: the venv did not carry it.
+
+    With ``hidden`` (the concentric dirs), the check runs with those dirs hidden
+    (:func:`migrate.build.isolation.isolated`): anything that still reaches one is a leak.
     """
     python = venv_python(venv)
     if not python.exists():
@@ -190,10 +218,12 @@ def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
     targets = {str(name): tuple(children) for name, children in expected["imports"]}
     spec = {"imports": sorted(targets.items()), "dists": [name for name, _ in pins]}
     flags = ["-E", "-s"] if app.python and app.python.startswith("2.") else ["-I"]
+    command, how = isolated([str(python), *flags, "-c", _VERIFY_SCRIPT], hidden)
+    spec["hidden"] = [str(d) for d in hidden]
     with tempfile.TemporaryDirectory(prefix="concentric-verify-") as empty:
         try:
             done = subprocess.run(
-                [str(python), *flags, "-c", _VERIFY_SCRIPT],
+                command,
                 input=json.dumps(spec), capture_output=True, text=True, cwd=empty,
                 env=clean_env(), timeout=_VERIFY_TIMEOUT, check=False,
             )  # fmt: skip
@@ -215,7 +245,10 @@ def verify_app(venv: Path, app: AppPlan, home: Path) -> VerifyReport:
     versions = tuple(
         VersionCheck(name, version, found["versions"].get(name)) for name, version in pins
     )
-    return VerifyReport(app.name, venv, tuple(imports), versions)
+    leaks = tuple(dict.fromkeys(map(str, found.get("leaks", ()))))
+    return VerifyReport(
+        app.name, venv, tuple(imports), versions, isolation=how if hidden else "", leaks=leaks
+    )
 
 
 def _leak(file: str | None, venv: Path, home: Path, base: Path) -> str | None:

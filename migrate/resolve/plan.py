@@ -96,6 +96,9 @@ class Plan:
     """The crontab as read (``--crontab FILE`` or ``crontab -l``): what ``run`` rewrites."""
     files: Mapping[Path, FileRead] = field(default_factory=dict, compare=False, repr=False)
     """The bytes discovery read of every file a migration may rewrite."""
+    concentric: tuple[Path, ...] = ()
+    """The account's shared lib dirs (``~/lib``, each app's ``lib``, the user site): what a
+    migrated app must no longer need (``verify --isolated`` hides them)."""
 
 
 def plan_account(
@@ -147,7 +150,8 @@ def plan_account(
     # dirs and apps (the inventory's errors) besides the entry points' own.
     errors = tuple(f for f in inventory.all_findings if f.severity == "error")
     findings = tuple(dict.fromkeys(errors + entry_points.findings))
-    return Plan(account.home, tuple(plans), findings, crontab, entry_points.files)
+    concentric = tuple(lib.path for lib in account.lib_dirs if lib.scope != "system")
+    return Plan(account.home, tuple(plans), findings, crontab, entry_points.files, concentric)
 
 
 def _resolve_app(

@@ -179,7 +179,7 @@ def run_migration(
         try:
             with session(home, description, recover=recover) as transaction:
                 built = _write_everything(transaction, migration, requirements, apps, chosen)
-                reports = _verify_all(built, apps, home)
+                reports = _verify_all(built, apps, home, plan.concentric)
                 _sources_as_planned(apps, migration)
                 after = {}
                 daemons_after: dict[Daemon, DaemonState] = {}
@@ -296,13 +296,14 @@ def _sources_as_planned(apps: Sequence[AppPlan], migration: Migration) -> None:
 
 
 def _verify_all(
-    built: Sequence[BuiltVenv], apps: Sequence[AppPlan], home: Path
+    built: Sequence[BuiltVenv], apps: Sequence[AppPlan], home: Path, hidden: Sequence[Path]
 ) -> dict[str, VerifyReport]:
+    """``verify --isolated`` of each venv: its imports with the concentric dirs hidden."""
     reports = {}
     for venv in built:
-        report.step(f"verify {venv.app}")
+        report.step(f"verify {venv.app} with the concentric dirs hidden")
         app = next(a for a in apps if a.name == venv.app)
-        verified = verify_app(venv.path, app, home)
+        verified = verify_app(venv.path, app, home, hidden)
         if not verified.ok:
             raise _Stop(f"verify {venv.app}: " + "; ".join(verified.problems))
         reports[venv.app] = verified
