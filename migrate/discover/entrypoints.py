@@ -108,8 +108,11 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
     cron = _cron_entries(crontab, account) if crontab is not None else []
     started_by_cron = {entry.launcher for entry in cron if entry.launcher is not None}
     for app in account.apps:
+        for script in _shell_scripts(app.path / "bin"):
+            if script not in started_by_cron:  # run by hand: a login shell's environment
+                found.extend(_process_entries(script, account, {}, CRON_EXPORTS, app.path, ""))
         if not app.has_python:
-            continue
+            continue  # an app of no Python files may still run an installed one (above)
         lib_versions = _lib_versions(account, app.name)
         conf_path = app_httpd_conf(app.path)
         wsgi_seen: set[Path] = set()
@@ -133,9 +136,6 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
                 found.append(entry)
         for directory in (app.path / "bin", app.path / "apache2" / "bin"):
             found.extend(_shebang_scripts(directory, app.name, account))
-        for script in _shell_scripts(app.path / "bin"):
-            if script not in started_by_cron:  # run by hand: a login shell's environment
-                found.extend(_process_entries(script, account, {}, CRON_EXPORTS, app.path, ""))
     found.extend(_shebang_scripts(account.home / "bin", ACCOUNT_GROUP, account))
     found.extend(cron)
     if crontab is not None:
@@ -149,7 +149,13 @@ def find_entry_points(account: Account, crontab: Crontab | None) -> EntryPoints:
         for config in configs.values()
         for file, data in zip(config.files, config.data, strict=True)
     }
-    scripts = [s for app in account.apps if app.has_python for s in app_start_scripts(app.path)]
+    runs = {entry.group for entry in found}
+    scripts = [
+        s
+        for app in account.apps
+        if app.has_python or app.name in runs
+        for s in app_start_scripts(app.path)
+    ]
     launchers = [entry.launcher for entry in entries if entry.launcher is not None]
     files = snapshot([*known, *scripts, *launchers, *(entry.path for entry in entries)], known)
     return EntryPoints(entries, configs, tuple(findings), servers, files)

@@ -121,8 +121,10 @@ def plan_account(
     entry_points = find_entry_points(account, crontab)
     index = DistIndex(inventory)
     recipe_book = tuple(recipes) if recipes is not None else load_recipes()
+    # An app of no Python files of its own may still run Python: an installed server
+    # (``python -m trac.web.standalone``) its start script or cron starts.
     groups: list[tuple[str, Path | None, bool]] = [
-        (a.name, a.path, a.has_python) for a in account.apps
+        (a.name, a.path, a.has_python or bool(entry_points.for_group(a.name))) for a in account.apps
     ]
     groups.append((ACCOUNT_GROUP, None, True))
     plans = []

@@ -32,7 +32,7 @@ from migrate.run.daemons import (
     restart_daemon,
     state,
 )
-from migrate.run.health import Page, baseline, changes
+from migrate.run.health import Page, baseline, changes, refreshed
 from migrate.run.migration import AppStatus, Migration
 from migrate.run.restart import (
     Health,
@@ -181,6 +181,7 @@ def run_migration(
                 built = _write_everything(transaction, migration, requirements, apps, chosen)
                 reports = _verify_all(built, apps, home, plan.concentric)
                 _sources_as_planned(apps, migration)
+                pages = {port: refreshed(port, seen) for port, seen in pages.items()}
                 after = {}
                 daemons_after: dict[Daemon, DaemonState] = {}
                 for server in answering:

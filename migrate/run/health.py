@@ -1,10 +1,12 @@
 """Does an app answer the same pages after the migration? Content, not only status.
 
 Before the migration each page of an app — ``/``, the same-site links found on it (up to
-:data:`MAX_PAGES`) and the paths given with ``--url`` — is fetched twice: lines that differ
-between the two fetches (a clock, a CSRF token, a request counter) vary by themselves and
-are ignored later. After the restart every page is fetched again; a different status, or a
-difference in any other line, is a change the migration made, shown as a unified diff.
+:data:`MAX_PAGES`) and the paths given with ``--url`` — is fetched twice, and once more
+just before the restart (:func:`refreshed`, after the venvs were built: "7 seconds ago"
+has become "2 minutes ago" by then): lines that differ between those fetches (a clock, a
+relative time, a CSRF token, a request counter) vary by themselves and are ignored later.
+After the restart every page is fetched again; a different status, or a difference in any
+other line, is a change the migration made, shown as a unified diff.
 """
 
 from __future__ import annotations
@@ -63,6 +65,27 @@ def baseline(port: int, extra: Sequence[str] = ()) -> tuple[Page, ...]:
         second = fetch(port, path)
         pages.append(_page(path, first, second))
     return tuple(pages)
+
+
+def refreshed(port: int, pages: Sequence[Page]) -> tuple[Page, ...]:
+    """The pages with what changed since they were first fetched marked as varying too; a
+    page whose status changed by itself is dropped (there is nothing to compare it with)."""
+    out = []
+    for page in pages:
+        status, body = fetch(port, page.path)
+        if status != page.status:
+            continue
+        later = _page(page.path, (page.status, "\n".join(page.lines)), (status, body))
+        out.append(
+            Page(
+                page.path,
+                page.status,
+                page.lines,
+                page.varying | later.varying,
+                page.grows | later.grows,
+            )
+        )
+    return tuple(out)
 
 
 def changes(port: int, pages: Sequence[Page]) -> list[str]:
