@@ -804,7 +804,7 @@ def verify(
     result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons))
     hidden = result.concentric if isolated else ()
     reports = [
-        verify_app(venv_dir(result.home, app.name), app, result.home, hidden)
+        verify_app(venv_dir(result.home, app.name), app, result.home, hidden, app.entry_points)
         for app in result.apps
         if app.runs_python
     ]
@@ -819,6 +819,8 @@ def verify(
             where = home_relative(report.venv, result.home)
             hiding = f", the lib dirs hidden ({report.isolation})" if report.isolation else ""
             click.echo(f"{report.app:12} {state:7} {counts} checked in {where}{hiding}")
+            for runtime in report.runtimes:
+                click.echo(f"    runtime {home_relative_text(runtime, result.home)}")
             for problem in report.problems:
                 click.echo(f"    {home_relative_text(problem, result.home)}")
     if not all(r.ok for r in reports):

@@ -514,6 +514,7 @@ def verify_json(reports: Sequence[VerifyReport]) -> dict[str, Any]:
                 "ok": r.ok,
                 "isolation": r.isolation or None,
                 "leaks": list(r.leaks),
+                "runtimes": list(r.runtimes),
                 "problems": list(r.problems),
                 "imports": [{"name": c.name, "ok": c.ok} for c in r.imports],
                 "versions": [

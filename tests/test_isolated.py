@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from accounts import PY, account_lib, install_wheels, pip_env, write_files
 
-from migrate.build import isolation
-from migrate.build.isolation import NAMESPACE
+from migrate import isolation
 from migrate.build.verify import verify_app
 from migrate.build.wheelfile import WheelSpec
 from migrate.discover.account import discover
 from migrate.inventory import take_inventory
+from migrate.isolation import NAMESPACE
 from migrate.layout import venv_dir
 from migrate.resolve.plan import plan_account
 

@@ -269,6 +269,14 @@ def test_run_migrates_the_daemon_its_start_script_and_the_cron_jobs(
         ] == []
         assert "PYTHONPATH=$HOME/webapps/tool" not in crontab.read_text()
 
+        # Each entry point's runtime, as the rewritten files start it, with ~/lib hidden.
+        hidden = cli(home, crontab, "verify", "--isolated", "--json")
+        assert hidden.returncode == 0, hidden.stdout
+        checked = {a["app"]: a for a in json.loads(hidden.stdout)["apps"]}
+        (ran,) = checked["daemon"]["runtimes"]
+        assert ran.startswith(f"{home}/webapps/daemon/app.py: {venvs['daemon']}/bin/python"), ran
+        assert checked["jobs"]["isolation"] == checked["daemon"]["isolation"] != None  # noqa: E711
+
         # With every concentric dir gone, cron starts everything from the venvs.
         stop_daemon(home)
         report.unlink()

@@ -20,9 +20,10 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from migrate.build.isolation import isolated
 from migrate.build.venv import clean_env, venv_python
+from migrate.discover.entrypoints import EntryPoint
 from migrate.inventory.model import Distribution
+from migrate.isolation import isolated
 from migrate.lock import Pin, pins_for
 from migrate.paths import is_inside
 from migrate.resolve.plan import AppPlan
@@ -71,19 +72,25 @@ class VerifyReport:
     error: str | None = None
     """The check itself could not run (no venv, python broken)."""
     isolation: str = ""
-    """How the concentric dirs were hidden (:mod:`migrate.build.isolation`); "" when not."""
+    """How the concentric dirs were hidden (:mod:`migrate.isolation`); "" when not."""
     leaks: tuple[str, ...] = ()
     """What reached a hidden dir: a ``sys.path`` entry, a file opened or a module loaded."""
+    runtimes: tuple[str, ...] = ()
+    """With the dirs hidden: each entry point's runtime started (or why it could not be)."""
+    runtime_errors: tuple[str, ...] = ()
+    """What those runtimes could not import from the venv."""
 
     @property
     def ok(self) -> bool:
         checks = (*self.imports, *self.versions)
-        return self.error is None and not self.leaks and all(c.ok for c in checks)
+        clean = not self.leaks and not self.runtime_errors
+        return self.error is None and clean and all(c.ok for c in checks)
 
     @property
     def problems(self) -> tuple[str, ...]:
         found = [self.error] if self.error else []
         found += [f"reaches a concentric dir: {leak}" for leak in self.leaks]
+        found += list(self.runtime_errors)
         found += [f"import {c.name}: {c.error}" for c in self.imports if not c.ok]
         found += [
             f"{c.name}: expected {c.expected}, found {c.found or 'not installed'}"
@@ -195,7 +202,13 @@ def _expectations(pins: Sequence[Pin]) -> dict[str, Any]:
     }
 
 
-def verify_app(venv: Path, app: AppPlan, home: Path, hidden: Sequence[Path] = ()) -> VerifyReport:
+def verify_app(
+    venv: Path,
+    app: AppPlan,
+    home: Path,
+    hidden: Sequence[Path] = (),
+    runtimes: Sequence[EntryPoint] = (),
+) -> VerifyReport:
     """Import every used top-level name and compare every pinned version, inside ``venv``.
 
     What is expected comes from the manifest the build wrote into the venv (the lock as
@@ -205,7 +218,10 @@ def verify_app(venv: Path, app: AppPlan, home: Path, hidden: Sequence[Path] = ()
     inside the home but outside the venv counts as an error: the venv did not carry it.
 
     With ``hidden`` (the concentric dirs), the check runs with those dirs hidden
-    (:func:`migrate.build.isolation.isolated`): anything that still reaches one is a leak.
+    (:func:`migrate.isolation.isolated`): anything that still reaches one is a leak; and
+    each entry point of ``runtimes`` (as its configuration reads now, pointing at the venv)
+    has its real runtime started so (:func:`migrate.resolve.probe.probe_entry`), which must
+    import every name from the venv.
     """
     python = venv_python(venv)
     if not python.exists():
@@ -246,9 +262,39 @@ def verify_app(venv: Path, app: AppPlan, home: Path, hidden: Sequence[Path] = ()
         VersionCheck(name, version, found["versions"].get(name)) for name, version in pins
     )
     leaks = tuple(dict.fromkeys(map(str, found.get("leaks", ()))))
+    ran, errors = _runtimes(venv, runtimes, sorted(targets), home, hidden, base)
     return VerifyReport(
-        app.name, venv, tuple(imports), versions, isolation=how if hidden else "", leaks=leaks
-    )
+        app.name, venv, tuple(imports), versions, isolation=how if hidden else "", leaks=leaks,
+        runtimes=ran, runtime_errors=errors,
+    )  # fmt: skip
+
+
+def _runtimes(
+    venv: Path,
+    entries: Sequence[EntryPoint],
+    names: Sequence[str],
+    home: Path,
+    hidden: Sequence[Path],
+    base: Path,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Each entry point's runtime, started with ``hidden`` covered: what ran, what failed."""
+    from migrate.resolve.probe import ProbeUnavailable, probe_entry
+
+    ran, errors = [], []
+    for entry in entries if hidden else ():
+        where = str(entry.path)  # JSON keeps absolute paths; the text shows them as ~/…
+        try:
+            report = probe_entry(entry, home, names, hidden)
+        except ProbeUnavailable as exc:
+            ran.append(f"{where}: not started ({exc})")
+            continue
+        ran.append(f"{where}: {report.runtime}")
+        for name, origin in sorted(report.origins.items()):
+            if origin is None:
+                errors.append(f"{where}: its runtime cannot import {name} without the lib dirs")
+            elif origin != "built-in" and _leak(origin, venv, home, base):
+                errors.append(f"{where}: its runtime loads {name} from {origin}, not the venv")
+    return tuple(ran), tuple(errors)
 
 
 def _leak(file: str | None, venv: Path, home: Path, base: Path) -> str | None:

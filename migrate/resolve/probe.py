@@ -42,6 +42,7 @@ from pathlib import Path
 
 from migrate.discover.entrypoints import EntryPoint
 from migrate.discover.interpreters import CRON_PATH
+from migrate.isolation import NAMESPACE, isolated
 from migrate.paths import home_owner
 from migrate.resolve import _probe
 from migrate.resolve.syspath import PathModel
@@ -65,18 +66,25 @@ class ProbeReport:
     origins: dict[str, str | None]
 
 
-def probe_entry(entry: EntryPoint, home: Path, names: Sequence[str]) -> ProbeReport:
+def probe_entry(
+    entry: EntryPoint, home: Path, names: Sequence[str], hidden: Sequence[Path] = ()
+) -> ProbeReport:
     """Start ``entry``'s runtime privately and report its path and where ``names`` load from.
 
-    Raises ProbeUnavailable when it cannot be started (no mod_wsgi, no Apache, no interpreter).
+    With ``hidden``, the runtime runs with those dirs covered (``verify --isolated``: the
+    concentric dirs), in a private mount namespace; where none can be made it is not
+    started. Raises ProbeUnavailable when it cannot be started (no mod_wsgi, no Apache, no
+    interpreter, no namespace to hide the dirs in).
     """
+    if hidden and (home_owner(home) is not None or isolated(["true"], hidden)[1] != NAMESPACE):
+        raise ProbeUnavailable("no private mount namespace here to start it with the dirs hidden")
     with tempfile.TemporaryDirectory(prefix="concentric-probe-") as scratch:
         work = Path(scratch)
         work.chmod(0o755)  # the runtime may run as the home's owner or Apache's user
         if entry.kind == "wsgi" and entry.source != "file":
-            return _probe_mod_wsgi(entry, home, names, work)
+            return _probe_mod_wsgi(entry, home, names, work, hidden)
         if entry.kind in ("cron", "script", "process"):
-            return _probe_process(entry, home, names, work)
+            return _probe_process(entry, home, names, work, hidden)
         raise ProbeUnavailable("no httpd.conf serves this WSGI file: there is no runtime to ask")
 
 
@@ -126,7 +134,9 @@ def _probe_source() -> str:
     return Path(_probe.__file__).read_text(encoding="utf-8")
 
 
-def _probe_process(entry: EntryPoint, home: Path, names: Sequence[str], work: Path) -> ProbeReport:
+def _probe_process(
+    entry: EntryPoint, home: Path, names: Sequence[str], work: Path, hidden: Sequence[Path]
+) -> ProbeReport:
     if entry.executable is None:
         raise ProbeUnavailable(f"no interpreter to start ({entry.executable_reason})")
     script = work / "probe.py"
@@ -156,7 +166,7 @@ def _probe_process(entry: EntryPoint, home: Path, names: Sequence[str], work: Pa
     )
     try:
         done = subprocess.run(
-            [str(entry.executable), "-S", str(script), str(config)],
+            isolated([str(entry.executable), "-S", str(script), str(config)], hidden)[0],
             capture_output=True, text=True, timeout=PROBE_TIMEOUT, env=env, check=False,
             cwd=str(cwd) if cwd.is_dir() else str(home), stdin=subprocess.DEVNULL,
             user=owner[0] if owner else None, group=owner[1] if owner else None,
@@ -204,7 +214,9 @@ def _apache(entry: EntryPoint) -> Path:
     raise ProbeUnavailable("no Apache to start mod_wsgi with (apache2 or httpd)")
 
 
-def _probe_mod_wsgi(entry: EntryPoint, home: Path, names: Sequence[str], work: Path) -> ProbeReport:
+def _probe_mod_wsgi(
+    entry: EntryPoint, home: Path, names: Sequence[str], work: Path, hidden: Sequence[Path]
+) -> ProbeReport:
     so = entry.mod_wsgi
     if so is None or not so.is_file():
         raise ProbeUnavailable(f"mod_wsgi is not there ({so or 'its httpd.conf loads none'})")
@@ -220,7 +232,7 @@ def _probe_mod_wsgi(entry: EntryPoint, home: Path, names: Sequence[str], work: P
     conf.write_text(_httpd_conf(entry, work, home, so, mpm, port), encoding="utf-8")
     mode = "daemon" if entry.daemon else "embedded"
     runtime = f"{apache} with {so} in {mode} mode"
-    with _running(apache, conf, work, home):
+    with _running(apache, conf, work, home, hidden):
         found = _fetch(port, work)
     return _report(entry, runtime, found)
 
@@ -299,11 +311,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _running(apache: Path, conf: Path, work: Path, home: Path) -> Iterator[None]:
+def _running(
+    apache: Path, conf: Path, work: Path, home: Path, hidden: Sequence[Path]
+) -> Iterator[None]:
     """The probe server, started as the app's start script starts it (``HOME`` is the
     account's, so its Python finds the account's user site), stopped and reaped after."""
     started = subprocess.run(
-        [str(apache), "-f", str(conf), "-k", "start"],
+        isolated([str(apache), "-f", str(conf), "-k", "start"], hidden)[0],
         capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False,
         stdin=subprocess.DEVNULL, env={"PATH": CRON_PATH, "LANG": "C", "HOME": str(home)},
     )  # fmt: skip

@@ -19,6 +19,9 @@ from pathlib import Path
 from migrate import report
 from migrate.build.app import BuildOptions, BuiltVenv, build_apps
 from migrate.build.verify import VerifyReport, verify_app
+from migrate.discover.account import discover
+from migrate.discover.crontab import INSTALLED, parse_crontab
+from migrate.discover.entrypoints import EntryPoints, find_entry_points
 from migrate.discover.servers import Server, read_server
 from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
 from migrate.layout import app_dir, logs_dir, webapps_dir
@@ -179,7 +182,8 @@ def run_migration(
         try:
             with session(home, description, recover=recover) as transaction:
                 built = _write_everything(transaction, migration, requirements, apps, chosen)
-                reports = _verify_all(built, apps, home, plan.concentric)
+                runtimes = _entry_points_now(home, migration, plan)
+                reports = _verify_all(built, apps, home, plan.concentric, runtimes)
                 _sources_as_planned(apps, migration)
                 pages = {port: refreshed(port, seen) for port, seen in pages.items()}
                 after = {}
@@ -296,15 +300,29 @@ def _sources_as_planned(apps: Sequence[AppPlan], migration: Migration) -> None:
                 )
 
 
+def _entry_points_now(home: Path, migration: Migration, plan: Plan) -> EntryPoints:
+    """The entry points as the rewritten files and crontab say now: the runtimes to start."""
+    crontab = plan.crontab
+    if migration.crontab is not None:
+        source = crontab.source if crontab is not None else INSTALLED
+        crontab = parse_crontab(migration.crontab.after, source)
+    return find_entry_points(discover(home), crontab)
+
+
 def _verify_all(
-    built: Sequence[BuiltVenv], apps: Sequence[AppPlan], home: Path, hidden: Sequence[Path]
+    built: Sequence[BuiltVenv],
+    apps: Sequence[AppPlan],
+    home: Path,
+    hidden: Sequence[Path],
+    runtimes: EntryPoints,
 ) -> dict[str, VerifyReport]:
-    """``verify --isolated`` of each venv: its imports with the concentric dirs hidden."""
+    """``verify --isolated`` of each venv: its imports, and its entry points' real runtimes
+    as the rewritten files start them, with the concentric dirs hidden."""
     reports = {}
     for venv in built:
         report.step(f"verify {venv.app} with the concentric dirs hidden")
         app = next(a for a in apps if a.name == venv.app)
-        verified = verify_app(venv.path, app, home, hidden)
+        verified = verify_app(venv.path, app, home, hidden, runtimes.for_group(venv.app))
         if not verified.ok:
             raise _Stop(f"verify {venv.app}: " + "; ".join(verified.problems))
         reports[venv.app] = verified
