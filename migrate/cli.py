@@ -606,7 +606,8 @@ def build(
     "--restart/--no-restart",
     default=True,
     show_default=True,
-    help="Restart each running app's Apache and check it answers as before.",
+    help="Restart each running app (its Apache, or the server its own start script starts) "
+    "and check it answers the same pages as before.",
 )
 @click.option(
     "--trace",
@@ -838,7 +839,7 @@ def verify(
     "--restart/--no-restart",
     default=True,
     show_default=True,
-    help="Restart running apps whose Apache configuration was restored.",
+    help="Restart running apps whose Apache configuration or start script was restored.",
 )
 @json_option("Print one JSON document of what was restored.")
 @click.pass_obj
@@ -851,7 +852,8 @@ def rollback(
     transaction created are removed. A file edited since the transaction makes rollback
     refuse (exit 1) and change nothing, unless --force. Rolling back twice is harmless;
     a transaction left open by a crash is rolled back the same way. Each running app
-    whose Apache configuration was restored is restarted on it (unless --no-restart).
+    whose Apache configuration or start script was restored is restarted on it (unless
+    --no-restart).
     """
     from migrate.journal import EditedSince, JournalError, home_lock
     from migrate.journal import rollback as undo
@@ -886,8 +888,12 @@ def rollback(
     if restart and not result.already:
         from migrate.run.execute import restart_restored
 
+        try:
+            crontab = settings.read_crontab()
+        except Failed:
+            crontab = None  # apps cron starts through scripts elsewhere are then not found
         with reporting(not as_json and settings.verbosity >= 0):
-            healths = restart_restored(home, result.restored)
+            healths = restart_restored(home, result.restored, crontab)
     if as_json:
         _echo_json(rollback_json(result, healths))
         return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,3 +43,16 @@ def account_lib(home: Path, app: str | None = None, python: str = PY) -> Path:
 
 def pip_env() -> dict[str, str]:
     return {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def http_get(port: int, path: str = "/", timeout: float = 60.0) -> str:
+    """The body of ``GET path`` on 127.0.0.1 once the server answers (it may be starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+                return answer.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from accounts import PY, account_lib, pip_env, write_files
+from accounts import PY, account_lib, http_get, pip_env, write_files
 
 pytestmark = pytest.mark.network
 
@@ -58,18 +57,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def get(port: int, path: str = "/") -> str:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
-                return answer.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -141,7 +128,7 @@ def test_trac_and_flask_daemons_migrate_and_serve_the_same_pages_without_lib(
     home, crontab, ports = account
     cron_start(home, crontab)
     wiki = "/wiki/WikiStart?format=txt"
-    before = {"trac": get(ports["trac"], wiki), "orders": get(ports["orders"])}
+    before = {"trac": http_get(ports["trac"], wiki), "orders": http_get(ports["orders"])}
     assert "Welcome to Trac" in before["trac"] and "orders" in before["orders"]
 
     done = subprocess.run(
@@ -159,15 +146,15 @@ def test_trac_and_flask_daemons_migrate_and_serve_the_same_pages_without_lib(
     trac_venv = Path(apps["trac"]["venv"])
     site = next(trac_venv.glob("lib/python*/site-packages"))
     assert {"babel", "pytz", "pygments", "trac", "jinja2"} <= {p.name for p in site.iterdir()}
-    assert get(ports["trac"], wiki) == before["trac"]
+    assert http_get(ports["trac"], wiki) == before["trac"]
 
     # ~/lib away: started as cron starts them, the venvs alone serve the same pages.
     stop(home)
     (home / "lib").rename(home / "lib.away")
     try:
         cron_start(home, crontab)
-        assert get(ports["trac"], wiki) == before["trac"]
-        assert get(ports["orders"]) == before["orders"]
+        assert http_get(ports["trac"], wiki) == before["trac"]
+        assert http_get(ports["orders"]) == before["orders"]
         for app in ("trac", "orders"):
             pid = (home / "webapps" / app / f"{app}.pid").read_text().strip()
             argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()

@@ -11,17 +11,18 @@ provides; ``tool``'s ``bin/tool`` is run by cron with ``PYTHONPATH=$HOME/lib/…
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from accounts import PY, account_lib, install_wheels, write_files
+from accounts import PY, account_lib, http_get, install_wheels, write_files
 from journal_helper import snapshot
 
 from migrate.build.wheelfile import WheelSpec
@@ -211,15 +212,19 @@ def get(port: int) -> str:
 
 
 def page(port: int) -> str:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
-                return answer.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    return http_get(port)
+
+
+@contextlib.contextmanager
+def daemon_running(home: Path, crontab: Path) -> Iterator[int]:
+    """The daemon started as cron's @reboot line starts it (its port), stopped after."""
+    port = int((home / "webapps/daemon/app.py").read_text().split("PORT = ")[1].split()[0])
+    env = cron_env(home, crontab)
+    subprocess.run(["sh", "-c", "~/webapps/daemon/bin/start"], check=True, cwd=home, env=env)
+    try:
+        yield port
+    finally:
+        stop_daemon(home)
 
 
 def stop_daemon(home: Path) -> None:
@@ -358,14 +363,7 @@ def test_a_daemon_that_does_not_come_back_rolls_the_run_back_and_runs_again_as_b
     app = home / "webapps/daemon/app.py"
     app.write_text('__import__("plugin" + "_x")\n' + app.read_text())
     before, crontab_before = snapshot(home), crontab.read_bytes()
-    port = int(app.read_text().split("PORT = ")[1].split()[0])
-    subprocess.run(
-        ["sh", "-c", "~/webapps/daemon/bin/start"],
-        check=True,
-        cwd=home,
-        env=cron_env(home, crontab),
-    )
-    try:
+    with daemon_running(home, crontab) as port:
         assert get(port) == "engine 2.0, shared 1.0"
         failed = cli(home, crontab, "run", "--yes")
         assert failed.returncode == 1
@@ -374,8 +372,6 @@ def test_a_daemon_that_does_not_come_back_rolls_the_run_back_and_runs_again_as_b
         assert get(port) == "engine 2.0, shared 1.0"
         pid = (home / "webapps/daemon/daemon.pid").read_text().strip()
         assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == f"python{PY}".encode()
-    finally:
-        stop_daemon(home)
     for leftover in ("daemon.pid", "daemon.log"):
         (home / "webapps/daemon" / leftover).unlink()
     # The old daemon, started again on the old lib dirs, wrote their bytecode as it did.
@@ -391,14 +387,7 @@ def test_a_daemon_answering_other_pages_after_the_restart_rolls_the_run_back(
     fetch, is not what stops the run."""
     home, crontab = account
     install_wheels(account_lib(home, "daemon"), [package("plugin_x", "1.1")], tmp_path / "w")
-    port = int((home / "webapps/daemon/app.py").read_text().split("PORT = ")[1].split()[0])
-    subprocess.run(
-        ["sh", "-c", "~/webapps/daemon/bin/start"],
-        check=True,
-        cwd=home,
-        env=cron_env(home, crontab),
-    )
-    try:
+    with daemon_running(home, crontab) as port:
         assert "extras: yes" in page(port)
         failed = cli(home, crontab, "run", "--yes")
         assert failed.returncode == 1, failed.stderr
@@ -407,5 +396,28 @@ def test_a_daemon_answering_other_pages_after_the_restart_rolls_the_run_back(
         assert "-extras: yes" in failed.stderr and "+extras: no" in failed.stderr
         assert "served at" not in failed.stderr
         assert "extras: yes" in page(port)  # the old start script runs it again
-    finally:
-        stop_daemon(home)
+
+
+def test_rollback_starts_a_running_daemon_again_with_its_restored_start_script(
+    account: tuple[Path, Path],
+) -> None:
+    """A rollback removes the venv the daemon runs from: it must not be left serving from
+    a venv that is gone."""
+    home, crontab = account
+    with daemon_running(home, crontab) as port:
+        done = cli(home, crontab, "run", "--yes")
+        assert done.returncode == 0, done.stderr
+        pid_file = home / "webapps/daemon/daemon.pid"
+        venv_python = f"{home}/webapps/daemon/venv/bin/python".encode()
+        assert (
+            Path(f"/proc/{pid_file.read_text().strip()}/cmdline")
+            .read_bytes()
+            .startswith(venv_python)
+        )
+        undone = cli(home, crontab, "rollback", "--json")
+        assert undone.returncode == 0, undone.stderr
+        (health,) = json.loads(undone.stdout)["restarted"]
+        assert health["app"] == "daemon" and health["status"] == 200, health
+        argv0 = Path(f"/proc/{pid_file.read_text().strip()}/cmdline").read_bytes().split(b"\0")[0]
+        assert argv0 == f"python{PY}".encode()
+        assert get(port) == "engine 2.0, shared 1.0"

@@ -35,7 +35,7 @@ from migrate.discover.servers import Server, mod_wsgi_python_version, mod_wsgi_s
 from migrate.discover.snapshot import FileRead, snapshot
 from migrate.findings import Finding
 from migrate.layout import ACCOUNT_GROUP, app_httpd_conf, app_start_scripts, webapps_dir
-from migrate.paths import home_relative, is_inside
+from migrate.paths import is_inside
 
 EntryKind = Literal["wsgi", "script", "cron", "process"]
 """``process``: a Python command in one of the account's sh scripts (an app's start script)."""
@@ -507,7 +507,7 @@ def _process_entries(
     """Each Python command the start script at ``script`` (and the scripts it runs) starts."""
     out = []
     for launch in launches(script, account.home, environment, exported, cwd):
-        where = home_relative(launch.script, account.home)
+        where = launch.script  # absolute, as every source: the text shows it as ~/…
         source = f"{where} line {launch.line} ({how})" if how else f"{where} line {launch.line}"
         env = {**launch.environment, **launch.inline}
         entry = _command_entry(launch.argv, env, launch.cwd, account, source, "process")

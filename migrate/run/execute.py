@@ -20,7 +20,7 @@ from migrate import report
 from migrate.build.app import BuildOptions, BuiltVenv, build_apps
 from migrate.build.verify import VerifyReport, verify_app
 from migrate.discover.account import discover
-from migrate.discover.crontab import INSTALLED, parse_crontab
+from migrate.discover.crontab import INSTALLED, Crontab, parse_crontab
 from migrate.discover.entrypoints import EntryPoints, find_entry_points
 from migrate.discover.servers import Server, read_server
 from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
@@ -32,6 +32,7 @@ from migrate.run.daemons import (
     Daemon,
     DaemonState,
     cron_environment,
+    daemons_of,
     restart_daemon,
     state,
 )
@@ -42,6 +43,7 @@ from migrate.run.restart import (
     RestartError,
     can_restart,
     probe,
+    probe_port,
     restart,
     running,
     wait_for,
@@ -81,7 +83,8 @@ class AppOutcome:
 
     @property
     def restarted(self) -> bool:
-        return self.after is not None
+        """Its Apache, or a server its start script starts, was restarted."""
+        return self.after is not None or any(p.after is not None for p in self.processes)
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ def run_migration(
                     for s in stuck
                 ]
             )
-        report.step("fetch each running app's pages twice, to learn what varies by itself")
+        if answering or any(was.ports for was in up):
+            report.step("fetch each running app's pages twice, to learn what varies by itself")
         pages = {server.port: baseline(server.port, chosen.urls) for server in answering}
         pages.update((was.ports[0], baseline(was.ports[0], chosen.urls)) for was in up if was.ports)
         restarted: list[Server] = []
@@ -173,7 +177,7 @@ def run_migration(
                 stopped = "the rollback stopped: run `concentric-migrate rollback`"
                 report.step(f"failed: {reason}; {stopped}")
                 return
-            report.step(f"failed: {reason}; rolled back")
+            report.step(f"failed, rolled back: {reason}")
             _restart_on_old_config(restarted, before)
             environment = cron_environment(old_crontab, home, uid)
             for was in restarted_daemons:
@@ -381,9 +385,12 @@ def _status(health: Health) -> str:
     return f"HTTP {health.status}" if health.status is not None else f"no answer: {health.detail}"
 
 
-def restart_restored(home: Path, restored: Sequence[Path]) -> list[Health]:
-    """After a rollback: restart each running app whose Apache configuration came back, so it
-    serves from the old configuration again (not from a venv that is gone)."""
+def restart_restored(
+    home: Path, restored: Sequence[Path], crontab: Crontab | None = None
+) -> list[Health]:
+    """After a rollback: restart each running app whose Apache configuration came back, and
+    each running process app whose start script came back, so it serves from the old
+    configuration again (not from a venv that is gone)."""
     apps = {}
     for path in restored:
         try:
@@ -408,5 +415,45 @@ def restart_restored(home: Path, restored: Sequence[Path]) -> list[Health]:
             continue
         health = wait_for(server, None, any_answer=True)
         report.step(f"{name}: restarted on the restored configuration ({_status(health)})")
+        healths.append(health)
+    return healths + _restart_restored_daemons(home, restored, crontab)
+
+
+def _restart_restored_daemons(
+    home: Path, restored: Sequence[Path], crontab: Crontab | None
+) -> list[Health]:
+    back = {os.path.abspath(path) for path in restored}
+    entries = find_entry_points(discover(home), crontab)
+    daemons = [
+        daemon
+        for name in sorted({entry.group for entry in entries.entry_points})
+        for daemon in daemons_of(name, entries.for_group(name))
+        if os.path.abspath(daemon.launcher) in back
+    ]
+    owner = home_owner(home)
+    uid = owner[0] if owner else os.geteuid()
+    environment = cron_environment(crontab.text if crontab is not None else None, home, uid)
+    healths = []
+    for daemon in daemons:
+        now = state(daemon, uid)
+        where = home_relative(daemon.entry, home)
+        if not now.running:
+            report.step(f"{daemon.app}: no process runs {where}, so it is not restarted")
+            continue
+        try:
+            log = _restart_log(home, daemon.app, owner)
+            # Whatever it answered from a venv that is gone is no measure: it must come back.
+            after = restart_daemon(
+                DaemonState(daemon, now.pids, now.ports), environment=environment, home=home,
+                log=log, owner=owner,
+            )  # fmt: skip
+        except (RestartError, OSError) as exc:
+            report.step(f"{daemon.app}: {exc}")
+            healths.append(Health(daemon.app, now.ports[0] if now.ports else None, None, str(exc)))
+            continue
+        port = after.ports[0] if after.ports else None
+        health = probe_port(daemon.app, port) if port else Health(daemon.app, None, None)
+        shown = _status(health) if port else f"pid {', '.join(map(str, after.pids))}"
+        report.step(f"{daemon.app}: {where} restarted with its restored start script ({shown})")
         healths.append(health)
     return healths
