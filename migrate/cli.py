@@ -181,6 +181,7 @@ class Settings:
     "--crontab",
     "crontab",
     type=click.Path(path_type=Path),
+    metavar="FILE",
     help="Read the crontab from FILE instead of running `crontab -l`.",
 )
 @click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
