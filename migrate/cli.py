@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -985,5 +986,22 @@ def demo(ctx: click.Context, directory: Path) -> None:
         ctx.invoke(command, **kwargs)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so an open transaction is rolled back."""
+
+    def __str__(self) -> str:
+        return "terminated (SIGTERM)"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the rollback
+    raise Terminated()
+
+
 def main() -> None:
-    cli(prog_name="concentric-migrate")
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli(prog_name="concentric-migrate")
+    except Terminated:
+        click.echo("Error: terminated (SIGTERM)", err=True)
+        sys.exit(128 + signal.SIGTERM)

@@ -327,9 +327,11 @@ def test_a_relative_crontab_path_means_the_file_where_the_user_is(
     assert not (home / crontab.name).exists()  # not a new file in the home
 
 
-def run_while_building(home: Path, crontab: Path, edit: Callable[[], object]) -> tuple[int, str]:
-    """``run --yes`` in a subprocess; ``edit`` is made once it has begun writing (the
-    requirement files come first, then seconds of venv building): (exit code, stderr)."""
+def run_while_building(
+    home: Path, crontab: Path, edit: Callable[[subprocess.Popen[str]], object]
+) -> tuple[int, str]:
+    """``run --yes`` in a subprocess; ``edit(process)`` is made once it has begun writing
+    (the requirement files come first, then seconds of venv building): (exit code, stderr)."""
     first_write = requirement_paths(home / "webapps" / "blog")[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "migrate", "--home", str(home), "--crontab", str(crontab),
@@ -340,7 +342,7 @@ def run_while_building(home: Path, crontab: Path, edit: Callable[[], object]) ->
     deadline = time.monotonic() + 300
     while not first_write.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-    edit()
+    edit(process)
     _out, err = process.communicate(timeout=600)
     return process.returncode, err
 
@@ -354,7 +356,7 @@ def test_a_crontab_edited_while_run_builds_is_not_overwritten(
     home, crontab = account
     before = snapshot(home)
     edited = crontab.read_bytes() + b"# the user's own line, added while run builds\n"
-    code, err = run_while_building(home, crontab, lambda: crontab.write_bytes(edited))
+    code, err = run_while_building(home, crontab, lambda _: crontab.write_bytes(edited))
     assert code == 1, err
     assert "crontab changed while the migration ran" in err
     assert crontab.read_bytes() == edited
@@ -368,7 +370,7 @@ def test_code_edited_while_run_builds_stops_the_run(account: tuple[Path, Path]) 
     manage = home / "webapps" / "jobs" / "manage.py"
     before = snapshot(home)
     edited = b"import only_on_old_path\n" + manage.read_bytes()
-    code, err = run_while_building(home, crontab, lambda: manage.write_bytes(edited))
+    code, err = run_while_building(home, crontab, lambda _: manage.write_bytes(edited))
     assert code == 1, err
     assert "webapps/jobs/manage.py changed while the migration ran" in err
     assert manage.read_bytes() == edited
@@ -376,3 +378,17 @@ def test_code_edited_while_run_builds_stops_the_run(account: tuple[Path, Path]) 
     for state in (before, after):
         del state["webapps/jobs/manage.py"]
     assert after == before
+
+
+def test_sigterm_while_run_builds_rolls_everything_back(account: tuple[Path, Path]) -> None:
+    """A service manager or ``kill`` stops ``run`` as Ctrl-C does: the transaction is
+    rolled back at once, not left open for a later ``rollback`` (issue 16)."""
+    home, crontab = account
+    before, crontab_before = snapshot(home), crontab.read_bytes()
+    code, err = run_while_building(home, crontab, lambda process: process.terminate())
+    assert code == 1, err
+    assert "terminated (SIGTERM)" in err and "rolled back" in err
+    assert snapshot(home) == before and crontab.read_bytes() == crontab_before
+    journal = cli(home, crontab, "journal", "--json")
+    (transaction,) = json.loads(journal.stdout)["transactions"]
+    assert transaction["state"] == "rolled-back", transaction

@@ -13,10 +13,10 @@ port, ``GET /`` there answers as it did before.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from pathlib import Path
 from migrate.discover.crontab import parse_crontab
 from migrate.discover.entrypoints import EntryPoint, script_argument
 from migrate.discover.interpreters import CRON_PATH, PYTHON_NAME
-from migrate.run.restart import RESTART_TIMEOUT, Health, RestartError, probe_port
+from migrate.run.restart import Health, RestartError, probe_port, run_script
 
 STOP_GRACE = 10.0
 START_TIMEOUT = 30.0
@@ -108,10 +108,13 @@ def restart_daemon(
     configuration finds nothing of it (not even a zombie a pid file still names)."""
     daemon = before.daemon
     uid = owner[0] if owner else os.geteuid()
+    script = functools.partial(
+        run_script, log=log, what=daemon.app, environment=environment, cwd=home, owner=owner
+    )
     if daemon.stop_script is not None:
-        _run_script(daemon.stop_script, environment, home, log, owner, check=False)
+        script(daemon.stop_script, check=False)
     _stop(before.pids)
-    _run_script(daemon.launcher, environment, home, log, owner, check=True)
+    script(daemon.launcher, check=True)
     started: set[int] = set()
     try:
         return _came_back(before, uid, log, started)
@@ -155,32 +158,6 @@ def _came_back(before: DaemonState, uid: int, log: Path, started: set[int]) -> D
             f"{log} says why"
         )
     return DaemonState(daemon, now.pids, now.ports, health)
-
-
-def _run_script(
-    script: Path,
-    environment: Mapping[str, str],
-    home: Path,
-    log: Path,
-    owner: tuple[int, int] | None,
-    *,
-    check: bool,
-) -> None:
-    argv = [str(script)] if os.access(script, os.X_OK) else ["/bin/sh", str(script)]
-    with open(log, "ab") as out:
-        try:
-            done = subprocess.run(
-                argv, env=dict(environment), cwd=home, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=out, start_new_session=True, timeout=RESTART_TIMEOUT, check=False,
-                user=owner[0] if owner else None, group=owner[1] if owner else None,
-                extra_groups=[] if owner else None,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise RestartError(f"{script} ran over {RESTART_TIMEOUT} s; {log} says why") from None
-        except OSError as exc:
-            raise RestartError(f"{script} cannot run: {exc.strerror}") from None
-    if check and done.returncode != 0:
-        raise RestartError(f"{script} exited {done.returncode}; {log} says why")
 
 
 def _stop(pids: Sequence[int]) -> None:

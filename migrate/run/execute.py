@@ -178,7 +178,7 @@ def run_migration(
                 report.step(f"failed: {reason}; {stopped}")
                 return
             report.step(f"failed, rolled back: {reason}")
-            _restart_on_old_config(restarted, before)
+            _restart_on_old_config(restarted, before, home, owner)
             environment = cron_environment(old_crontab, home, uid)
             for was in restarted_daemons:
                 _daemon_on_old_config(was, environment, home, owner)
@@ -195,7 +195,7 @@ def run_migration(
                 for server in answering:
                     report.step(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
                     restarted.append(server)
-                    restart(server)
+                    restart(server, _restart_log(home, server.app, owner))
                     after[server.app] = health = wait_for(server, before[server.app].status)
                     if health.status != before[server.app].status:
                         raise _Stop(
@@ -333,13 +333,18 @@ def _verify_all(
     return reports
 
 
-def _restart_on_old_config(restarted: Sequence[Server], before: Mapping[str, Health]) -> None:
+def _restart_on_old_config(
+    restarted: Sequence[Server],
+    before: Mapping[str, Health],
+    home: Path,
+    owner: tuple[int, int] | None,
+) -> None:
     for server in restarted:
         try:
-            restart(server)
+            restart(server, _restart_log(home, server.app, owner))
             health = wait_for(server, before[server.app].status)
             report.step(f"{server.app}: restarted on the old configuration ({_status(health)})")
-        except RestartError as exc:
+        except (RestartError, OSError) as exc:
             report.step(f"{server.app}: could not restart on the old configuration: {exc}")
 
 
@@ -408,7 +413,7 @@ def restart_restored(
             report.step(f"{name}: not running, so not restarted")
             continue
         try:
-            restart(server)
+            restart(server, _restart_log(home, name, home_owner(home)))
         except RestartError as exc:
             report.step(f"{name}: {exc}")
             healths.append(Health(name, server.port, None, str(exc)))

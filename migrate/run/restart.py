@@ -12,7 +12,9 @@ import http.client
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from migrate.discover.servers import Server
 
@@ -85,23 +87,51 @@ def running(server: Server) -> bool:
     return True
 
 
-def restart(server: Server) -> None:
-    """Run the app's ``restart`` script (or ``stop`` then ``start``)."""
+def restart(server: Server, log: Path) -> None:
+    """Run the app's ``restart`` script (or ``stop`` then ``start``), its output in ``log``."""
     for script in server.restart:
         if not script.is_file():
             raise RestartError(f"{server.app}: {script} does not exist, so it cannot restart")
+        run_script(script, log, check=script.name != "stop", what=server.app)
+
+
+def run_script(
+    script: Path,
+    log: Path,
+    *,
+    check: bool,
+    what: str,
+    environment: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Run one of the app's own scripts, as a list of arguments (never a shell made from
+    config text), detached, its output appended to ``log``: never a pipe, which a server it
+    backgrounds without redirecting would inherit and hold open (a wait for its end would
+    last as long as the server). ``check``: a non-zero exit is a :class:`RestartError`,
+    which quotes the end of what it printed."""
+    argv = [str(script)] if os.access(script, os.X_OK) else ["/bin/sh", str(script)]
+    with open(log, "ab") as out:
+        start = out.tell()
         try:
             done = subprocess.run(
-                [str(script)], capture_output=True, text=True, timeout=RESTART_TIMEOUT,
-                stdin=subprocess.DEVNULL, check=False,
+                argv, env=None if environment is None else dict(environment), cwd=cwd,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                timeout=RESTART_TIMEOUT, check=False,
+                user=owner[0] if owner else None, group=owner[1] if owner else None,
+                extra_groups=[] if owner else None,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            raise RestartError(f"{server.app}: {script} ran over {RESTART_TIMEOUT} s") from None
+            raise RestartError(
+                f"{what}: {script} ran over {RESTART_TIMEOUT} s; {log} says why"
+            ) from None
         except OSError as exc:
-            raise RestartError(f"{server.app}: {script} cannot run: {exc.strerror}") from None
-        if done.returncode != 0 and script.name != "stop":
-            said = (done.stderr or done.stdout).strip()[-1500:]
-            raise RestartError(f"{server.app}: {script} exited {done.returncode}: {said}")
+            raise RestartError(f"{what}: {script} cannot run: {exc.strerror}") from None
+    if check and done.returncode != 0:
+        with open(log, "rb") as written:
+            written.seek(start)
+            said = written.read()[-1500:].decode("utf-8", "replace").strip()
+        raise RestartError(f"{what}: {script} exited {done.returncode}: {said} (in {log})")
 
 
 def wait_for(
