@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import stat
+import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -205,3 +207,36 @@ def test_nothing_from_the_account_is_executed(home: Path, tmp_path: Path) -> Non
     assert result.exit_code == 0
     assert not canary.exists()
     assert stat.S_ISDIR(os.stat(lib).st_mode)
+
+
+def test_a_zipped_egg_bomb_is_read_up_to_the_metadata_cap(tmp_path: Path) -> None:
+    """A 300 MB ``requires.txt`` compresses to a few hundred kilobytes: the inventory reads
+    zip members with the cap on-disk metadata has, so memory stays small (issue 16)."""
+    home = tmp_path / "home"
+    lib = account_lib(home)
+    egg = lib / f"bomb-1.0-py{PY}.egg"
+    with zipfile.ZipFile(egg, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("EGG-INFO/PKG-INFO", "Metadata-Version: 1.1\nName: bomb\nVersion: 1.0\n")
+        archive.writestr("bomb/__init__.py", "")
+        with archive.open("EGG-INFO/requires.txt", "w", force_zip64=True) as member:
+            line = b"six>=1.0\n" * 100_000
+            for _ in range(300 * 1024 * 1024 // len(line)):
+                member.write(line)
+    assert egg.stat().st_size < 2 * 1024 * 1024
+    script = (
+        "import json, resource, sys\n"
+        "from migrate.discover.account import discover\n"
+        "from migrate.inventory import take_inventory\n"
+        "inv = take_inventory(discover(__import__('pathlib').Path(sys.argv[1])))\n"
+        "found = [(d.name, d.version) for lib in inv.lib_dirs for d in lib.distributions]\n"
+        "messages = [f.message for f in inv.all_findings]\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        "print(json.dumps({'found': found, 'messages': messages, 'peak_mb': peak}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(home)], capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout)
+    assert ["bomb", "1.0"] in result["found"]
+    assert any("EGG-INFO/requires.txt decompresses to over" in m for m in result["messages"])
+    assert result["peak_mb"] < 200, result["peak_mb"]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
-from migrate.inventory._files import Unreadable, read_if_exists, top_level_from_files
+from migrate.inventory._files import (
+    MAX_METADATA_BYTES,
+    Unreadable,
+    read_if_exists,
+    top_level_from_files,
+)
 from migrate.inventory.egginfo import EggInfoFiles, egg_metadata
 from migrate.inventory.metadata import text_lines
 from migrate.inventory.model import Distribution, Finding
@@ -74,24 +80,37 @@ def _from_dir(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[F
 
 def _from_zip(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[Finding, ...]]:
     """Read EGG-INFO members straight from the archive; a broken archive becomes a finding."""
+    oversized: list[str] = []
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
             present = set(names)
 
             def member(name: str) -> bytes | None:
+                """The member, decompressed up to the cap on-disk metadata has: a small
+                archive can hold gigabytes of a repeated line."""
                 key = f"EGG-INFO/{name}"
-                return archive.read(key) if key in present else None
+                if key not in present:
+                    return None
+                with archive.open(key) as handle:
+                    data = handle.read(MAX_METADATA_BYTES + 1)
+                if len(data) > MAX_METADATA_BYTES:
+                    oversized.append(key)
+                    return None
+                return data
 
             pkg_info = member("PKG-INFO")
             requires, top_level, sources = (member(name) for name in _OPTIONAL)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         message = f"zipped egg cannot be read ({reason}); name and version taken from the file name"
         return EggInfoFiles(), None, (Finding(path, "error", message),)
-    findings: tuple[Finding, ...] = ()
-    if pkg_info is None:
-        findings = (Finding(path, "error", "zipped egg has no EGG-INFO/PKG-INFO"),)
+    findings = tuple(
+        Finding(path, "error", f"{key} decompresses to over {MAX_METADATA_BYTES} bytes: not read")
+        for key in oversized
+    )
+    if pkg_info is None and "EGG-INFO/PKG-INFO" not in oversized:
+        findings += (Finding(path, "error", "zipped egg has no EGG-INFO/PKG-INFO"),)
     egg_files = EggInfoFiles(
         pkg_info=pkg_info,
         requires=requires,
