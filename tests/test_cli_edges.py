@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import pwd
 import re
 import socket
 import subprocess
@@ -229,3 +230,26 @@ def test_python_overrides_are_checked_before_anything_runs(home: Path, tmp_path:
     twice = cli("--home", str(home), "plan", "--python", f"{PY}={sys.executable}",
                 "--python", f"{PY}={sys.executable}")  # fmt: skip
     assert twice.returncode == 2 and "given twice" in twice.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root migrating another user's home")
+def test_root_creates_the_users_files_as_the_user(tmp_path: Path) -> None:
+    """As root on a user's home, what the tool creates there belongs to that user (issue 16):
+    the requirement files and the folders made for them."""
+    nobody = pwd.getpwnam("nobody")
+    demo = build_demo_account(tmp_path / "demo")
+    for folder, dirs, files in os.walk(demo.home):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(folder, name), nobody.pw_uid, nobody.pw_gid)
+    os.lchown(demo.home, nobody.pw_uid, nobody.pw_gid)
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate", "--home", str(demo.home), "--crontab",
+         str(demo.crontab), "requirements", "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    written = [Path(f["path"]) for f in json.loads(done.stdout)["files"]]
+    assert written and Path(demo.home / ".venvs") in {p.parent for p in written}
+    for path in [*written, demo.home / ".venvs"]:
+        info = path.stat()
+        assert (info.st_uid, info.st_gid) == (nobody.pw_uid, nobody.pw_gid), path

@@ -59,7 +59,7 @@ from migrate.journal.store import (
 )
 from migrate.journal.undo import rollback
 from migrate.layout import JOURNALS_DIR, STATE_DIR
-from migrate.paths import is_inside
+from migrate.paths import home_owner, is_inside
 
 NEW_FILE_MODE = 0o644
 
@@ -88,6 +88,9 @@ class Transaction:
         self._tag = txn_id.rsplit("-", 1)[1]
         self._n = 0
         self._ended: str | None = None
+        self._owner = home_owner(home)
+        """Whom what it creates belongs to: the home's owner when root works on another
+        user's home (None: this process's user, who owns the home)."""
 
     def write_file(
         self, path: Path, data: bytes, mode: int | None = None, *, expect_sha256: str | None = None
@@ -177,6 +180,8 @@ class Transaction:
             append(self._journal, rec.MkdirIntent(n, self._rel(target), octal(mode)))
             self._steps()
             os.mkdir(target, mode)
+            if self._owner is not None:
+                os.lchown(target, *self._owner)
             os.chmod(target, mode)  # not narrowed by the umask
             fsync_dir(target.parent)
             self._done(n)
@@ -252,6 +257,7 @@ class Transaction:
             previous = None
             if existing is None:
                 new_mode = new_file_mode
+                owner = self._owner
             else:
                 old_data, old_stat, xattrs = existing
                 old_mode = stat.S_IMODE(old_stat.st_mode)
