@@ -392,3 +392,31 @@ def test_sigterm_while_run_builds_rolls_everything_back(account: tuple[Path, Pat
     journal = cli(home, crontab, "journal", "--json")
     (transaction,) = json.loads(journal.stdout)["transactions"]
     assert transaction["state"] == "rolled-back", transaction
+
+
+def test_a_wsgi_file_linked_into_two_apps_is_rewritten_once(
+    tmp_path: Path, bare_python: Path
+) -> None:
+    """One file under two names (``b.wsgi -> ../a/a.wsgi``): one rewrite, not a second
+    write that finds the first's bytes and stops the run forever (issue 16)."""
+    home = tmp_path / "home"
+    wheels = tmp_path / "wheels"
+    install_wheels(account_lib(home), [package("shared", "1.0")], wheels)
+    lib = home / "lib" / f"python{PY}"
+    write_files(
+        home / "webapps" / "a",
+        {"a.wsgi": f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport shared\n"},
+    )
+    (home / "webapps" / "b").mkdir(parents=True)
+    (home / "webapps" / "b" / "b.wsgi").symlink_to("../a/a.wsgi")
+    crontab = tmp_path / "crontab"
+    crontab.write_text("")
+    python = f"--python={PY}={bare_python}"
+    dry = cli(home, crontab, "run", "--dry-run", "--json", python)
+    assert dry.returncode == 0, dry.stdout
+    files = [f["path"] for a in json.loads(dry.stdout)["apps"] for f in a["files"]]
+    assert files == [str(home / "webapps" / "a" / "a.wsgi")]
+    done = cli(home, crontab, "run", "--yes", "--no-restart", python)
+    assert done.returncode == 0, done.stderr
+    assert "# concentric-migrate:" in (home / "webapps" / "b" / "b.wsgi").read_text()
+    assert (home / "webapps" / "b" / "b.wsgi").is_symlink()

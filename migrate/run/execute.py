@@ -287,13 +287,13 @@ def _sources_as_planned(apps: Sequence[AppPlan], migration: Migration) -> None:
     migration rewrote must hold what it wrote."""
     home = migration.home
     written = {
-        os.path.abspath(edit.file.path): hashlib.sha256(edit.file.content).hexdigest()
+        os.path.realpath(edit.file.path): hashlib.sha256(edit.file.content).hexdigest()
         for edit in migration.edits
         if edit.file.changed
     }
     for app in apps:
         for path, read in app.sources.items():
-            planned = written.get(os.path.abspath(path), read)
+            planned = written.get(os.path.realpath(path), read)
             try:
                 now = hashlib.sha256(read_regular(path)).hexdigest()
             except OSError:

@@ -126,12 +126,10 @@ def plan_migration(
     if plan.crontab is not None:
         crontab = _crontab_edit(plan.crontab, plan.files, venvs, migrating, problems, home)
     by_app: dict[str, list[Edit]] = {app.name: [] for app in migrating}
-    for path, text in texts.items():
+    for text in texts.values():
         if text.changes:
-            edit = Edit(
-                PlannedFile(path, text.text.encode("utf-8"), text.before), tuple(text.changes)
-            )
-            by_app[_owner(path, home, migrating)].append(edit)
+            planned = PlannedFile(text.path, text.text.encode("utf-8"), text.before)
+            by_app[_owner(text.path, home, migrating)].append(Edit(planned, tuple(text.changes)))
     apps = tuple(
         AppMigration(
             app.name,
@@ -249,9 +247,13 @@ def _crontab_edit(
 class _Text:
     """A file being rewritten: its bytes now, its text after the rewriters so far."""
 
+    path: Path
+    """The name it was first rewritten under (what the journal writes through)."""
     before: bytes
     text: str
     changes: list[Change] = field(default_factory=list)
+    venv: str | None = None
+    """The venv a venv-specific rewrite (shebang, start script, httpd.conf) pointed it at."""
 
 
 @dataclass
@@ -274,7 +276,10 @@ class _Rewriting:
         if read is None:
             return
         where = home_relative(path, self.home)
-        if path not in self.texts:
+        # One file under two names (a WSGI file linked into two apps) is one rewrite: keyed
+        # by where it really is, or the second write would find the first's bytes.
+        key = Path(read.real)
+        if key not in self.texts:
             if read.data is None:
                 self.problems.append(f"{where}: cannot be read ({read.error})")
                 return
@@ -287,8 +292,8 @@ class _Rewriting:
                         "edit it by hand) and run again"
                     )
                 return
-            self.texts[path] = _Text(read.data, text)
-        current = self.texts[path]
+            self.texts[key] = _Text(path, read.data, text)
+        current = self.texts[key]
         try:
             result = rewriter(current.text, **options)
         except CannotRewrite as exc:
@@ -301,6 +306,15 @@ class _Rewriting:
                 "link (or edit it by hand), then run again"
             )
             return
+        venv = options.get("venv")
+        if result.changed and venv is not None:
+            if current.venv not in (None, venv):
+                self.problems.append(
+                    f"{where} is one file with another app's (it leads to {read.real}), which "
+                    "cannot run both apps' venvs: give each app its own copy, then run again"
+                )
+                return
+            current.venv = venv
         current.text = result.text
         current.changes.extend(result.changes)
 
