@@ -32,6 +32,7 @@ from migrate.discover.interpreters import (
 )
 from migrate.discover.processes import is_shell_script, launches
 from migrate.discover.servers import Server, mod_wsgi_python_version, mod_wsgi_so, server_of
+from migrate.discover.shell import expand_path
 from migrate.discover.snapshot import FileRead, snapshot
 from migrate.findings import Finding
 from migrate.layout import ACCOUNT_GROUP, app_httpd_conf, app_start_scripts, webapps_dir
@@ -616,12 +617,3 @@ def script_argument(args: tuple[str, ...]) -> tuple[str | None, str | None]:
             continue
         return arg, None
     return None, None
-
-
-def expand_path(value: str, home: Path, cwd: Path) -> Path:
-    """A path as a shell in ``cwd`` would read it: ``~``/``$HOME`` expanded, normalized."""
-    value = value.replace("$HOME", str(home)).replace("${HOME}", str(home))
-    if value == "~" or value.startswith("~/"):
-        value = str(home) + value[1:]
-    path = Path(value)
-    return Path(os.path.normpath(path if path.is_absolute() else cwd / path))

@@ -27,6 +27,8 @@ from migrate.discover.shell import (
     Word,
     assigned_value,
     command_parts,
+    expand_path,
+    expand_word,
     parse_shell,
 )
 from migrate.paths import is_inside, read_regular
@@ -135,18 +137,18 @@ def _walk(
         name = program.value
         if name == "cd":
             target = words[1].value if len(words) > 1 else "~"
-            cwd = _expand(target, home, cwd)
+            cwd = expand_path(target, home, cwd)
             continue
-        argv = tuple(_expand_word(w.value, home) for w in words)
+        argv = tuple(expand_word(w.value, home) for w in words)
         environment = {k: v for k, v in values.items() if k in exported}
         environment.update(inline)
         line = text.count("\n", 0, command.start) + 1
         if PYTHON_NAME.match(os.path.basename(name)):
             yield Launch(path, line, program, argv, cwd, environment, inline, via)
             continue
-        target = _expand(name, home, cwd) if "/" in name or name.startswith("~") else None
+        target = expand_path(name, home, cwd) if "/" in name or name.startswith("~") else None
         if name in _SHELLS and len(argv) > 1 and not argv[1].startswith("-"):
-            target = _expand(argv[1], home, cwd)
+            target = expand_path(argv[1], home, cwd)
         if target is None or not is_inside(target, home) or not target.is_file():
             continue
         if is_shell_script(target) or name in _SHELLS:
@@ -190,15 +192,3 @@ def _assigned(word: Word, home: Path, values: Mapping[str, str]) -> tuple[str, s
         else:
             entries.append(entry)
     return name, ":".join(entries)
-
-
-def _expand_word(value: str, home: Path) -> str:
-    value = value.replace("${HOME}", str(home)).replace("$HOME", str(home))
-    if value == "~" or value.startswith("~/"):
-        value = str(home) + value[1:]
-    return value
-
-
-def _expand(value: str, home: Path, cwd: Path) -> Path:
-    path = Path(_expand_word(value, home))
-    return Path(os.path.normpath(path if path.is_absolute() else cwd / path))

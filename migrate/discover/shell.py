@@ -8,8 +8,10 @@ re-serialise a command. Hand-written because ``shlex`` keeps no spans and knows 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 ENV_PROGRAMS = frozenset({"env", "/usr/bin/env", "/bin/env"})
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -384,3 +386,18 @@ def assigned_value(word: Word, home: str) -> tuple[str, str]:
     except (ValueError, RecursionError):
         return name, word.value.partition("=")[2]
     return name, ":".join(entry_value(entry, home) for entry in entries)
+
+
+def expand_word(value: str, home: Path) -> str:
+    """A word as sh hands it to a program, as far as paths go: ``~`` at its start and
+    ``$HOME``/``${HOME}`` expanded; every other expansion stays as written."""
+    value = value.replace("${HOME}", str(home)).replace("$HOME", str(home))
+    if value == "~" or value.startswith("~/"):
+        value = str(home) + value[1:]
+    return value
+
+
+def expand_path(value: str, home: Path, cwd: Path) -> Path:
+    """A path as a shell in ``cwd`` would read it: :func:`expand_word`, then normalized."""
+    path = Path(expand_word(value, home))
+    return Path(os.path.normpath(path if path.is_absolute() else cwd / path))

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Literal
 
 from migrate.discover.crontab import MAX_LINE, EnvLine, Job, cron_value, parse_crontab
-from migrate.discover.entrypoints import ACCOUNT_GROUP, expand_path, group_of, script_argument
+from migrate.discover.entrypoints import ACCOUNT_GROUP, group_of, script_argument
 from migrate.discover.interpreters import PYTHON_NAME
+from migrate.discover.shell import expand_path
 from migrate.rewrite import MARKER, CannotRewrite, Change, Rewrite
 from migrate.rewrite.shell import (
     PYTHONPATH,
