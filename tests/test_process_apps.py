@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -367,7 +368,8 @@ def test_a_daemon_that_does_not_come_back_rolls_the_run_back_and_runs_again_as_b
         assert get(port) == "engine 2.0, shared 1.0"
         failed = cli(home, crontab, "run", "--yes")
         assert failed.returncode == 1
-        assert "daemon: app.py started and ended at once" in failed.stderr
+        # Seen running for a moment, or gone before the first look: either way it ended.
+        assert re.search(r"daemon: app.py (started and )?.*ended at once", failed.stderr)
         assert "rolled back" in failed.stderr
         assert get(port) == "engine 2.0, shared 1.0"
         pid = (home / "webapps/daemon/daemon.pid").read_text().strip()

@@ -131,9 +131,11 @@ def _came_back(before: DaemonState, uid: int, log: Path, started: set[int]) -> D
         if started:
             break
         if time.monotonic() >= deadline:
+            # A server that dies at once (an import error) may be gone before it is seen.
             raise RestartError(
-                f"{daemon.app}: {daemon.launcher.name} ran, but no process runs "
-                f"{daemon.entry.name} after {START_TIMEOUT:.0f} s; {log} says why"
+                f"{daemon.app}: {daemon.entry.name} is not running {START_TIMEOUT:.0f} s after "
+                f"{daemon.launcher.name} ran (it did not start, or ended at once); {log} and "
+                "its own log say why"
             )
         time.sleep(0.2)
     time.sleep(SETTLE)
