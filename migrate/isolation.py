@@ -27,12 +27,15 @@ def isolated(argv: Sequence[str], hidden: Sequence[Path]) -> tuple[list[str], st
     """``argv`` run with ``hidden`` covered, and how: :data:`NAMESPACE` or :data:`AUDIT`
     (then ``argv`` is returned as is, and the check must audit itself)."""
     dirs = [str(d) for d in hidden if os.path.isdir(d)]
-    prefix = _unshare()
-    if not dirs:
-        return list(argv), NAMESPACE
+    prefix = _unshare() if dirs else None
     if prefix is None:
-        return list(argv), AUDIT
+        return list(argv), AUDIT if dirs else NAMESPACE
     return [*prefix, "sh", "-c", _runner(len(dirs)), "sh", *dirs, *argv], NAMESPACE
+
+
+def can_hide() -> bool:
+    """A private mount namespace can be made here (else checks audit instead)."""
+    return _unshare() is not None
 
 
 def _runner(count: int) -> str:

@@ -101,8 +101,8 @@ def launches(
         data = read_regular(path, MAX_SCRIPT_BYTES + 1)
         if len(data) > MAX_SCRIPT_BYTES:
             return
-        script = parse_shell(data.decode("utf-8"))
         text = data.decode("utf-8")
+        script = parse_shell(text)
     except (OSError, UnicodeDecodeError, ValueError):
         return
     yield from _walk(script, text, path, home, dict(environment), set(exported), cwd, via)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from migrate.discover.entrypoints import EntryPoint
 from migrate.discover.interpreters import CRON_PATH
-from migrate.isolation import NAMESPACE, isolated
+from migrate.isolation import can_hide, isolated
 from migrate.paths import home_owner
 from migrate.resolve import _probe
 from migrate.resolve.syspath import PathModel
@@ -76,7 +76,7 @@ def probe_entry(
     started. Raises ProbeUnavailable when it cannot be started (no mod_wsgi, no Apache, no
     interpreter, no namespace to hide the dirs in).
     """
-    if hidden and (home_owner(home) is not None or isolated(["true"], hidden)[1] != NAMESPACE):
+    if hidden and (home_owner(home) is not None or not can_hide()):
         raise ProbeUnavailable("no private mount namespace here to start it with the dirs hidden")
     with tempfile.TemporaryDirectory(prefix="concentric-probe-") as scratch:
         work = Path(scratch)

@@ -72,6 +72,8 @@ class UsedSet:
         self.findings: list[AppFinding] = []
         self._uses: dict[str, _Use] = {}
         self._visible: dict[str, tuple[Distribution, Path, str]] = {}
+        self._required: set[tuple[str, frozenset[str]]] = set()
+        """(distribution, extras) whose requirements were followed already."""
 
     def add(self, model: PathModel, refs: Sequence[Ref]) -> None:
         """What this entry point can see, and what its references load."""
@@ -121,7 +123,7 @@ class UsedSet:
         queue: list[tuple[Distribution, frozenset[str]]] = [
             (u.dist, frozenset()) for u in list(self._uses.values())
         ]
-        seen: set[tuple[str, frozenset[str]]] = set()
+        seen = self._required
         while queue:
             dist, extras = queue.pop(0)
             if (str(dist.path), extras) in seen:
