@@ -19,18 +19,33 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from migrate.privilege import Owner
+
 NAMESPACE = "mount namespace"
 AUDIT = "sys.path audit"
 
 
-def isolated(argv: Sequence[str], hidden: Sequence[Path]) -> tuple[list[str], str]:
+def isolated(
+    argv: Sequence[str], hidden: Sequence[Path], owner: Owner | None = None
+) -> tuple[list[str], str]:
     """``argv`` run with ``hidden`` covered, and how: :data:`NAMESPACE` or :data:`AUDIT`
-    (then ``argv`` is returned as is, and the check must audit itself)."""
+    (then the check must audit itself). ``owner``: ``argv`` runs as that user — root makes
+    the namespace, then drops (``setpriv``) before the account's code starts."""
+    command = [*_drop(owner), *argv]
     dirs = [str(d) for d in hidden if os.path.isdir(d)]
     prefix = _unshare() if dirs else None
     if prefix is None:
-        return list(argv), AUDIT if dirs else NAMESPACE
-    return [*prefix, "sh", "-c", _runner(len(dirs)), "sh", *dirs, *argv], NAMESPACE
+        return command, AUDIT if dirs else NAMESPACE
+    return [*prefix, "sh", "-c", _runner(len(dirs)), "sh", *dirs, *command], NAMESPACE
+
+
+def _drop(owner: Owner | None) -> list[str]:
+    """The ``setpriv`` prefix that becomes ``owner`` (her groups only); none without one."""
+    if owner is None:
+        return []
+    program = shutil.which("setpriv") or "/usr/bin/setpriv"
+    groups = ",".join(map(str, owner.groups)) or str(owner.gid)
+    return [program, f"--reuid={owner.uid}", f"--regid={owner.gid}", f"--groups={groups}", "--"]
 
 
 def can_hide() -> bool:

@@ -53,8 +53,8 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> byte
 
 def home_owner(home: Path) -> tuple[int, int] | None:
     """(uid, gid) the account's own code runs as: the home's owner when root works on
-    another user's home; None when the caller is that user (nothing to change)."""
-    if os.geteuid() != 0:
-        return None
-    info = home.stat()
-    return None if info.st_uid == 0 else (info.st_uid, info.st_gid)
+    another user's home; None when the caller is that user (see :mod:`migrate.privilege`)."""
+    from migrate.privilege import owner_of
+
+    owner = owner_of(home)
+    return None if owner is None else (owner.uid, owner.gid)

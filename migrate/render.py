@@ -515,6 +515,7 @@ def verify_json(reports: Sequence[VerifyReport]) -> dict[str, Any]:
                 "isolation": r.isolation or None,
                 "leaks": list(r.leaks),
                 "runtimes": list(r.runtimes),
+                "changed": list(r.changed),
                 "problems": list(r.problems),
                 "imports": [{"name": c.name, "ok": c.ok} for c in r.imports],
                 "versions": [

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -416,9 +417,10 @@ def test_an_old_python_app_builds_verifies_and_rolls_back(
     (app,) = buildable(plan)
     assert app.python == version
     before = snapshot(home)
-    # Share the cached helper (and virtualenv's app data) with this fresh home.
+    # A copy of the cached helper (and virtualenv's app data) for this fresh home: a
+    # symlink would be refused (the tool's folders are the home's own, issue 16).
     (home / STATE_DIR).mkdir(mode=0o700)
-    (home / STATE_DIR / "helpers").symlink_to(helpers)
+    shutil.copytree(helpers, home / STATE_DIR / "helpers", symlinks=True)
     with home_lock(home):
         transaction = begin(home, "build")
         result = build_app(home, app, transaction)

@@ -50,6 +50,7 @@ from migrate.layout import (
 )
 from migrate.lock import Pin, pins_for
 from migrate.paths import home_relative
+from migrate.privilege import give_tree, owner_of, user
 from migrate.report import BuildStep
 from migrate.resolve.plan import AppPlan
 
@@ -168,8 +169,9 @@ def stage_app(home: Path, app: AppPlan, options: BuildOptions = BuildOptions()) 
             items = [(w.path, w.sha256) for w in wheels]
             items += [seed] if (seed := embedded_pip(app.python)) else []
             linked = install_linked(
-                staged, items, store_dir(home), python=app.python, bytecode=options.bytecode
-            )
+                staged, items, store_dir(home), python=app.python, bytecode=options.bytecode,
+                owner=owner_of(home),
+            )  # fmt: skip
         else:
             install(staged, [wheel.path for wheel in wheels])
         write_manifest(staged, app, pins)
@@ -256,12 +258,9 @@ def _like_its_folder(staged: Path, dest: Path, home: Path) -> None:
     folder = dest.parent if dest.parent.exists() else home
     info = os.stat(folder)
     os.chmod(staged, stat.S_IMODE(info.st_mode))
-    if os.geteuid() != 0 or (info.st_uid, info.st_gid) == (0, 0):
+    if os.geteuid() != 0 or info.st_uid == 0:
         return
-    for root, dirs, files in os.walk(staged):
-        for name in (*dirs, *files):
-            os.lchown(os.path.join(root, name), info.st_uid, info.st_gid)
-    os.lchown(staged, info.st_uid, info.st_gid)
+    give_tree(staged, user(info.st_uid, info.st_gid))  # last: root writes nothing in it after
 
 
 def sweep_staging(home: Path) -> None:

@@ -9,6 +9,8 @@ distribution has the pinned version.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -21,11 +23,15 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from migrate.build.venv import clean_env, venv_python
+from migrate.build.venv.link import MAX_RECORD_BYTES
+from migrate.build.venv.relocate import site_dirs
+from migrate.build.wheelfile import record_digest
 from migrate.discover.entrypoints import EntryPoint
 from migrate.inventory.model import Distribution
 from migrate.isolation import isolated
 from migrate.lock import Pin, pins_for
-from migrate.paths import is_inside
+from migrate.paths import is_inside, read_regular
+from migrate.privilege import give, owner_of
 from migrate.resolve.plan import AppPlan
 
 MANIFEST = "concentric-migrate.json"
@@ -79,11 +85,14 @@ class VerifyReport:
     """With the dirs hidden: each entry point's runtime started (or why it could not be)."""
     runtime_errors: tuple[str, ...] = ()
     """What those runtimes could not import from the venv."""
+    changed: tuple[str, ...] = ()
+    """Installed files no longer as their RECORD says: edited in place — through the
+    store's shared inode, every venv linking that file shows the same edit."""
 
     @property
     def ok(self) -> bool:
         checks = (*self.imports, *self.versions)
-        clean = not self.leaks and not self.runtime_errors
+        clean = not self.leaks and not self.runtime_errors and not self.changed
         return self.error is None and clean and all(c.ok for c in checks)
 
     @property
@@ -91,6 +100,7 @@ class VerifyReport:
         found = [self.error] if self.error else []
         found += [f"reaches a concentric dir: {leak}" for leak in self.leaks]
         found += list(self.runtime_errors)
+        found += [f"changed since it was installed: {path}" for path in self.changed]
         found += [f"import {c.name}: {c.error}" for c in self.imports if not c.ok]
         found += [
             f"{c.name}: expected {c.expected}, found {c.found or 'not installed'}"
@@ -234,9 +244,11 @@ def verify_app(
     targets = {str(name): tuple(children) for name, children in expected["imports"]}
     spec = {"imports": sorted(targets.items()), "dists": [name for name, _ in pins]}
     flags = ["-E", "-s"] if app.python and app.python.startswith("2.") else ["-I"]
-    command, how = isolated([str(python), *flags, "-c", _VERIFY_SCRIPT], hidden)
+    owner = owner_of(home)  # the venv's python runs its .pth lines: as the home's owner
+    command, how = isolated([str(python), *flags, "-c", _VERIFY_SCRIPT], hidden, owner)
     spec["hidden"] = [str(d) for d in hidden]
     with tempfile.TemporaryDirectory(prefix="concentric-verify-") as empty:
+        give(Path(empty), owner)
         try:
             done = subprocess.run(
                 command,
@@ -265,8 +277,35 @@ def verify_app(
     ran, errors = _runtimes(venv, runtimes, sorted(targets), home, hidden, base)
     return VerifyReport(
         app.name, venv, tuple(imports), versions, isolation=how if hidden else "", leaks=leaks,
-        runtimes=ran, runtime_errors=errors,
+        runtimes=ran, runtime_errors=errors, changed=changed_files(venv),
     )  # fmt: skip
+
+
+def changed_files(venv: Path) -> tuple[str, ...]:
+    """Files of the venv's site-packages whose bytes differ from the hash their RECORD
+    gives (bytecode has no hash to check; scripts in ``bin`` were rewritten for the venv's
+    final path after RECORD was written)."""
+    changed = []
+    for site in site_dirs(venv):
+        for entry in sorted(os.listdir(site)):
+            if not entry.endswith(".dist-info"):
+                continue
+            try:
+                text = read_regular(site / entry / "RECORD", MAX_RECORD_BYTES).decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            for row in csv.reader(io.StringIO(text)):
+                if len(row) < 2 or not row[1]:
+                    continue
+                path = os.path.normpath(site / row[0])
+                if not is_inside(path, site):  # scripts: relocated, their hashes are stale
+                    continue
+                try:
+                    if record_digest(read_regular(path)) != row[1]:
+                        changed.append(path)
+                except OSError:
+                    changed.append(path)
+    return tuple(changed)
 
 
 def _runtimes(

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrate.privilege import as_owner, controller, give_tree
+
 _TIMEOUT = 60
 _VERSION_DIR = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 _PYTHON_FILE = re.compile(r"^python(\d\.\d+)$")
@@ -203,11 +205,14 @@ def _facts(executable: str) -> Interpreter | None:
         script = app / "bin" / "facts.py"
         script.parent.mkdir()
         script.write_text(_FACTS_SCRIPT, encoding="utf-8")
+        who = controller(Path(executable))  # a user's own build runs as that user
+        give_tree(Path(scratch), who)
         try:
             result = subprocess.run(
                 [executable, "-S", "-E", str(script)],
                 capture_output=True, text=True, timeout=_TIMEOUT, check=False, cwd=scratch,
                 env={"PATH": CRON_PATH, "LC_ALL": "C.UTF-8", "HOME": str(home)},
+                **as_owner(who),
             )  # fmt: skip
             facts = json.loads(result.stdout) if result.returncode == 0 else None
         except (OSError, subprocess.TimeoutExpired, ValueError):
@@ -268,9 +273,10 @@ def mod_wsgi_interpreter(so: Path) -> Path | None:
     statically, or one ``ldd`` cannot read.
     """
     try:
-        done = subprocess.run(
-            ["ldd", str(so)], capture_output=True, text=True, timeout=_TIMEOUT, check=False
-        )
+        done = subprocess.run(  # as whoever could change the module, never root for them
+            ["ldd", str(so)], capture_output=True, text=True, timeout=_TIMEOUT, check=False,
+            **as_owner(controller(so)),
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = _LDD_LIBPYTHON.search(done.stdout)

@@ -20,6 +20,7 @@ from migrate.discover.crontab import INSTALLED as INSTALLED_CRONTAB
 from migrate.journal.errors import JournalError, OutsideHome, OwnerNotKept
 from migrate.layout import STATE_DIR
 from migrate.paths import home_relative, is_inside
+from migrate.privilege import NotPrivate, Owner, check_private, expected_uid, give, owner_of
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -57,26 +58,26 @@ def nearest_existing(folder: Path) -> Path:
     return folder
 
 
-def private_dir(path: Path, *, create: bool) -> Path:
-    """A 0700 folder of the journal's own; refused if it is a symlink (it could lead out)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        if not create:
-            raise
+def private_dir(home_real: Path, path: Path, *, create: bool) -> Path:
+    """A 0700 folder of the journal's own in the home, made for the home's owner when
+    missing; refused unless it is hers alone with no symlink on its way (it could lead out,
+    or be someone else's to fill: see :mod:`migrate.privilege`)."""
+    if create and not os.path.lexists(path):
         try:
-            make_private_dir(path)
+            make_private_dir(path, owner_of(home_real))
+            fsync_dir(path.parent)
         except FileExistsError:  # another process made it in between: check what it made
-            return private_dir(path, create=False)
-        fsync_dir(path.parent)
-        return path
-    if not stat.S_ISDIR(st.st_mode):
-        raise JournalError(f"{path} is not a directory (a symlink?): refusing to use it")
+            pass
+    try:
+        check_private(home_real, path, expected_uid(home_real))
+    except NotPrivate as exc:
+        raise JournalError(str(exc)) from None
     return path
 
 
-def make_private_dir(path: Path) -> None:
+def make_private_dir(path: Path, owner: Owner | None = None) -> None:
     os.mkdir(path, PRIVATE_DIR)
+    give(path, owner)
     os.chmod(path, PRIVATE_DIR)
 
 
@@ -133,12 +134,15 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def create_private(path: Path, data: bytes) -> None:
-    """A new 0600 file of the journal's own, durable with its folder entry."""
+def create_private(path: Path, data: bytes, owner: Owner | None = None) -> None:
+    """A new 0600 file of the journal's own (given to ``owner``), durable with its folder
+    entry."""
     fd = os.open(
         path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE
     )
     try:
+        if owner is not None:
+            os.fchown(fd, owner.uid, owner.gid)
         os.fchmod(fd, PRIVATE_FILE)
         write_all(fd, data)
         os.fsync(fd)

@@ -21,7 +21,15 @@ from typing import Any
 from migrate.journal.errors import JournalError, LockHeld
 from migrate.journal.fs import PRIVATE_FILE, real_home
 from migrate.journal.store import now, state_dir
-from migrate.layout import LOCK_FILE, STATE_DIR
+from migrate.layout import (
+    LOCK_FILE,
+    STATE_DIR,
+    helpers_dir,
+    logs_dir,
+    store_dir,
+    wheelhouse_dir,
+)
+from migrate.privilege import NotPrivate, check_private, expected_uid, owner_of
 
 
 @contextlib.contextmanager
@@ -30,11 +38,17 @@ def home_lock(home: Path) -> Iterator[None]:
 
     Not reentrant: take it once per process.
     """
-    lock = state_dir(real_home(home), create=True) / LOCK_FILE
+    home_real = real_home(home)
+    lock = state_dir(home_real, create=True) / LOCK_FILE
+    _check_state_folders(home_real)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise JournalError(f"{lock} is not a regular file")
+        owner = owner_of(home_real)
+        if owner is not None and (info.st_uid, info.st_gid) != (owner.uid, owner.gid):
+            os.fchown(fd, owner.uid, owner.gid)
         os.fchmod(fd, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -50,6 +64,19 @@ def home_lock(home: Path) -> Iterator[None]:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)
+
+
+def _check_state_folders(home_real: Path) -> None:
+    """The tool's other folders in the state dir (store, wheels, helpers, logs), where they
+    exist, are the owner's with no symlink: root would otherwise write where a link leads."""
+    uid = expected_uid(home_real)
+    for folder in (store_dir, wheelhouse_dir, helpers_dir, logs_dir):
+        path = folder(home_real)
+        if os.path.lexists(path):
+            try:
+                check_private(home_real, path, uid, private=False)
+            except NotPrivate as exc:
+                raise JournalError(str(exc)) from None
 
 
 def require_lock(home_real: Path) -> None:

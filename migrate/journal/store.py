@@ -69,7 +69,7 @@ class Steps:
 
 
 def state_dir(home_real: Path, *, create: bool) -> Path:
-    return private_dir(home_real / STATE_DIR, create=create)
+    return private_dir(home_real, home_real / STATE_DIR, create=create)
 
 
 def journals_dir(home_real: Path) -> Path | None:
@@ -77,11 +77,11 @@ def journals_dir(home_real: Path) -> Path | None:
     if not os.path.lexists(home_real / STATE_DIR):
         return None
     journals = state_dir(home_real, create=False) / JOURNALS_DIR
-    return private_dir(journals, create=False) if os.path.lexists(journals) else None
+    return private_dir(home_real, journals, create=False) if os.path.lexists(journals) else None
 
 
 def make_journals_dir(home_real: Path) -> Path:
-    return private_dir(state_dir(home_real, create=True) / JOURNALS_DIR, create=True)
+    return private_dir(home_real, state_dir(home_real, create=True) / JOURNALS_DIR, create=True)
 
 
 def load_all(home_real: Path) -> list[Loaded]:

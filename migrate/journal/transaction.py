@@ -59,7 +59,8 @@ from migrate.journal.store import (
 )
 from migrate.journal.undo import rollback
 from migrate.layout import JOURNALS_DIR, STATE_DIR
-from migrate.paths import home_owner, is_inside
+from migrate.paths import is_inside
+from migrate.privilege import owner_of
 
 NEW_FILE_MODE = 0o644
 
@@ -88,7 +89,7 @@ class Transaction:
         self._tag = txn_id.rsplit("-", 1)[1]
         self._n = 0
         self._ended: str | None = None
-        self._owner = home_owner(home)
+        self._owner = owner_of(home)
         """Whom what it creates belongs to: the home's owner when root works on another
         user's home (None: this process's user, who owns the home)."""
 
@@ -154,7 +155,7 @@ class Transaction:
             )
             if current is not None and backup is not None:
                 self._steps()
-                create_private(self.path / BACKUPS / backup, current)
+                create_private(self.path / BACKUPS / backup, current, self._owner)
             self._steps()
             append(self._journal, record)
             self._steps()
@@ -181,7 +182,7 @@ class Transaction:
             self._steps()
             os.mkdir(target, mode)
             if self._owner is not None:
-                os.lchown(target, *self._owner)
+                os.lchown(target, self._owner.uid, self._owner.gid)
             os.chmod(target, mode)  # not narrowed by the umask
             fsync_dir(target.parent)
             self._done(n)
@@ -257,7 +258,7 @@ class Transaction:
             previous = None
             if existing is None:
                 new_mode = new_file_mode
-                owner = self._owner
+                owner = None if self._owner is None else (self._owner.uid, self._owner.gid)
             else:
                 old_data, old_stat, xattrs = existing
                 old_mode = stat.S_IMODE(old_stat.st_mode)
@@ -272,7 +273,7 @@ class Transaction:
                     backup=f"{n:04d}-{target.name[:NAME_KEEP]}",
                 )
                 self._steps()
-                create_private(self.path / BACKUPS / previous.backup, old_data)
+                create_private(self.path / BACKUPS / previous.backup, old_data, self._owner)
             record = rec.WriteIntent(
                 n,
                 op,
@@ -374,9 +375,10 @@ def begin(
     )
     aside = journals / f".{txn_id}.tmp"
     steps()
-    make_private_dir(aside)
-    make_private_dir(aside / BACKUPS)
-    create_private(aside / JOURNAL, rec.dumps(record))
+    owner = owner_of(home_real)
+    make_private_dir(aside, owner)
+    make_private_dir(aside / BACKUPS, owner)
+    create_private(aside / JOURNAL, rec.dumps(record), owner)
     fsync_dir(aside)
     steps()
     os.rename(aside, final)

@@ -25,8 +25,8 @@ from migrate.journal.fs import (
     NAME_KEEP,
     create_private,
     fsync_dir,
-    make_private_dir,
     meta_of,
+    private_dir,
     read_file,
     real_home,
     recorded,
@@ -52,6 +52,7 @@ from migrate.journal.store import (
 )
 from migrate.layout import JOURNALS_DIR, STATE_DIR
 from migrate.paths import is_inside
+from migrate.privilege import grant_refused, owner_of
 
 _FileIntent = rec.WriteIntent | rec.MkdirIntent | rec.InstallIntent
 
@@ -117,6 +118,8 @@ class _Undo:
         self.tag = txn.info.id.rsplit("-", 1)[1]
         self._make_crontab = crontab
         self._crontab: Resource | None = None
+        self.writer = owner_of(home)
+        """Who else could have written this journal (see :mod:`migrate.privilege`)."""
         records = txn.records
         undone = {r.n for r in records if isinstance(r, rec.Undone)}
         self.done = {r.n for r in records if isinstance(r, rec.Done)}
@@ -176,6 +179,11 @@ class _Undo:
                 raise JournalError(f"{self.journal}: recorded path {rel!r} is in the home")
             if parent != str(path.parent):
                 raise JournalError(f"{path}: {path.parent} became a symlink since the transaction")
+            if self.writer is not None and _owner_uid(path) != self.writer.uid:
+                raise JournalError(
+                    f"{self.journal}: recorded path {rel!r} is outside the home and not "
+                    f"{self.writer.name}'s, who can write this journal: refusing it"
+                )
             return path
         if os.path.isabs(rel) or ".." in Path(rel).parts:
             raise JournalError(f"{self.journal}: recorded path {rel!r} is not inside the home")
@@ -256,9 +264,7 @@ class _Undo:
                 "the installed crontab (crontab -l) was edited during the rollback",
                 (INSTALLED_CRONTAB,),
             )
-        edited = self.txn.info.path / EDITED
-        if not edited.is_dir():
-            make_private_dir(edited)
+        edited = private_dir(self.home, self.txn.info.path / EDITED, create=True)
         kept = edited / f"{n:04d}-crontab"
         if os.path.lexists(kept):  # kept by a run cut short: the crontab still holds the edit
             os.unlink(kept)
@@ -270,7 +276,7 @@ class _Undo:
             ),
         )
         self.steps()
-        create_private(kept, data)
+        create_private(kept, data, self.writer)
         return kept
 
     def _crontab_outcome(self, n: int, action: rec.Action, aside: Path | None) -> rec.Undone:
@@ -339,9 +345,7 @@ class _Undo:
         """Move an edited file or folder into ``edited/``, or refuse without ``force``."""
         if not self.force:
             raise EditedSince(f"{path} was edited during the rollback", (path,))
-        edited = self.txn.info.path / EDITED
-        if not edited.is_dir():
-            make_private_dir(edited)
+        edited = private_dir(self.home, self.txn.info.path / EDITED, create=True)
         kept = edited / f"{n:04d}-{path.name[:NAME_KEEP]}"
         if state_of(kept) == DIR:  # a copy cut short by a crash: the original is still there
             shutil.rmtree(kept)
@@ -382,11 +386,38 @@ def _file_target(
     if is_file and record.previous is not None:
         undo.backup(record.previous.backup, record.previous.before)
     path = undo.path_of(record.path, outside_ok=is_file and record.op == "crontab-file")
+    if is_file and record.previous is not None:
+        _check_grant(undo, record, path)
     if record.existed and not is_inside(path, undo.home) and not path.parent.is_dir():
         raise JournalError(f"{path.parent} is gone: put it back to restore {path} in it")
     if isinstance(record, rec.InstallIntent):
         undo.path_of(record.staged, state_ok=True)
     return path
+
+
+def _owner_uid(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_uid
+    except FileNotFoundError:
+        return None
+
+
+def _check_grant(undo: _Undo, record: rec.WriteIntent, path: Path) -> None:
+    """Refuse a restore that would give more than the journal's writer could set: the
+    home's owner can write the journal, so a record naming root:root 4755 is a forgery."""
+    previous = record.previous
+    assert previous is not None
+    try:
+        current: os.stat_result | None = os.lstat(path)
+    except FileNotFoundError:
+        current = None
+    why = grant_refused(previous.uid, previous.gid, int(previous.mode, 8), current, undo.writer)
+    if why is not None:
+        raise JournalError(
+            f"{undo.journal}: operation {record.n} would restore {path} with {why}, which "
+            f"{undo.writer.name if undo.writer else 'its writer'} (who can write this "
+            "journal) could not have set: refusing the rollback, nothing changed"
+        )
 
 
 def _crontab_target(undo: _Undo, record: rec.CrontabIntent) -> Path:

@@ -44,6 +44,7 @@ from migrate.discover.entrypoints import EntryPoint
 from migrate.discover.interpreters import CRON_PATH
 from migrate.isolation import can_hide, isolated
 from migrate.paths import home_owner
+from migrate.privilege import give, owner_of
 from migrate.resolve import _probe
 from migrate.resolve.syspath import PathModel
 
@@ -76,7 +77,7 @@ def probe_entry(
     started. Raises ProbeUnavailable when it cannot be started (no mod_wsgi, no Apache, no
     interpreter, no namespace to hide the dirs in).
     """
-    if hidden and (home_owner(home) is not None or not can_hide()):
+    if hidden and not can_hide():
         raise ProbeUnavailable("no private mount namespace here to start it with the dirs hidden")
     with tempfile.TemporaryDirectory(prefix="concentric-probe-") as scratch:
         work = Path(scratch)
@@ -146,12 +147,11 @@ def _probe_process(
     front = entry.path if entry.module else entry.path.parent
     argv0 = "-m" if entry.module else str(entry.path)
     config = _config(work, names, output=str(output), script_dir=str(front), argv0=argv0)
-    owner = home_owner(home)
-    if owner is not None:
-        os.chown(work, *owner)
+    owner = owner_of(home)
+    give(work, owner)
     env = {
         "HOME": str(home),
-        "LOGNAME": _user_name(owner[0] if owner else os.geteuid()),
+        "LOGNAME": owner.name if owner else _user_name(os.geteuid()),
         "SHELL": "/bin/sh",
         "PATH": CRON_PATH,
         "LC_ALL": "C.UTF-8",
@@ -166,11 +166,9 @@ def _probe_process(
     )
     try:
         done = subprocess.run(
-            isolated([str(entry.executable), "-S", str(script), str(config)], hidden)[0],
+            isolated([str(entry.executable), "-S", str(script), str(config)], hidden, owner)[0],
             capture_output=True, text=True, timeout=PROBE_TIMEOUT, env=env, check=False,
             cwd=str(cwd) if cwd.is_dir() else str(home), stdin=subprocess.DEVNULL,
-            user=owner[0] if owner else None, group=owner[1] if owner else None,
-            extra_groups=[] if owner else None,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProbeUnavailable(f"{entry.executable} could not run the probe: {exc}") from None

@@ -18,6 +18,7 @@ from typing import Any
 
 from migrate.discover.entrypoints import EntryPoint
 from migrate.discover.interpreters import Interpreter
+from migrate.privilege import as_owner, give_tree, owner_of
 from migrate.resolve.syspath import upward_scan_dirs
 
 TRACE_TIMEOUT = 120
@@ -96,17 +97,22 @@ def run_bootstrap(
         )
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config), encoding="utf-8")
+        bootstrap = Path(tmp) / BOOTSTRAP.name  # where the home's owner can read it
+        bootstrap.write_bytes(BOOTSTRAP.read_bytes())
+        owner = owner_of(home)  # it imports the app's code: as the home's owner
+        give_tree(Path(tmp), owner)
         by_command = entry.kind in ("cron", "process")
         cwd = entry.path if entry.module else (home if by_command else entry.path.parent)
         try:
             result = subprocess.run(
-                [str(interpreter.executable), "-S", "-s", str(BOOTSTRAP), str(config_path)],
+                [str(interpreter.executable), "-S", "-s", str(bootstrap), str(config_path)],
                 capture_output=True,
                 text=True,
                 timeout=TRACE_TIMEOUT,
                 env=env,
                 cwd=str(cwd) if Path(cwd).is_dir() else str(home),
                 check=False,
+                **as_owner(owner),
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise TraceError(f"cannot run {interpreter.executable}: {exc}") from exc

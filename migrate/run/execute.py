@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,7 +196,7 @@ def run_migration(
                 for server in answering:
                     report.step(f"restart {server.app} and GET http://127.0.0.1:{server.port}/")
                     restarted.append(server)
-                    restart(server, _restart_log(home, server.app, owner))
+                    restart(server, _restart_log(home, server.app, owner), owner)
                     after[server.app] = health = wait_for(server, before[server.app].status)
                     if health.status != before[server.app].status:
                         raise _Stop(
@@ -341,7 +342,7 @@ def _restart_on_old_config(
 ) -> None:
     for server in restarted:
         try:
-            restart(server, _restart_log(home, server.app, owner))
+            restart(server, _restart_log(home, server.app, owner), owner)
             health = wait_for(server, before[server.app].status)
             report.step(f"{server.app}: restarted on the old configuration ({_status(health)})")
         except (RestartError, OSError) as exc:
@@ -377,12 +378,23 @@ def _daemon_on_old_config(
 def _restart_log(home: Path, app: str, owner: tuple[int, int] | None) -> Path:
     """The tool's log of what an app's start and stop scripts printed (owned by the user)."""
     folder = logs_dir(home)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+        if owner is not None:
+            os.lchown(folder, *owner)
+    except FileExistsError:
+        pass
+    if folder.is_symlink() or not folder.is_dir():
+        raise RestartError(f"{folder} is not a folder (a symlink?): refusing to write logs there")
     log = folder / f"{'account' if app == '~' else app}.log"
-    log.touch(mode=0o600)
-    if owner is not None:
-        os.chown(folder, *owner)
-        os.chown(log, *owner)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RestartError(f"{log} is not a regular file: refusing to write to it")
+        if owner is not None:
+            os.fchown(fd, *owner)
+    finally:
+        os.close(fd)
     return log
 
 
@@ -413,7 +425,7 @@ def restart_restored(
             report.step(f"{name}: not running, so not restarted")
             continue
         try:
-            restart(server, _restart_log(home, name, home_owner(home)))
+            restart(server, _restart_log(home, name, home_owner(home)), home_owner(home))
         except RestartError as exc:
             report.step(f"{name}: {exc}")
             healths.append(Health(name, server.port, None, str(exc)))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migrate.discover.servers import Server
+from migrate.privilege import user
 
 RESTART_TIMEOUT = 120
 HEALTH_TIMEOUT = 30.0
@@ -87,12 +88,13 @@ def running(server: Server) -> bool:
     return True
 
 
-def restart(server: Server, log: Path) -> None:
-    """Run the app's ``restart`` script (or ``stop`` then ``start``), its output in ``log``."""
+def restart(server: Server, log: Path, owner: tuple[int, int] | None = None) -> None:
+    """Run the app's ``restart`` script (or ``stop`` then ``start``), its output in ``log``;
+    ``owner``: as the home's owner (the script is hers: never run as root)."""
     for script in server.restart:
         if not script.is_file():
             raise RestartError(f"{server.app}: {script} does not exist, so it cannot restart")
-        run_script(script, log, check=script.name != "stop", what=server.app)
+        run_script(script, log, check=script.name != "stop", what=server.app, owner=owner)
 
 
 def run_script(
@@ -111,7 +113,8 @@ def run_script(
     last as long as the server). ``check``: a non-zero exit is a :class:`RestartError`,
     which quotes the end of what it printed."""
     argv = [str(script)] if os.access(script, os.X_OK) else ["/bin/sh", str(script)]
-    with open(log, "ab") as out:
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "ab") as out:
         start = out.tell()
         try:
             done = subprocess.run(
@@ -119,7 +122,7 @@ def run_script(
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                 timeout=RESTART_TIMEOUT, check=False,
                 user=owner[0] if owner else None, group=owner[1] if owner else None,
-                extra_groups=[] if owner else None,
+                extra_groups=_groups(owner),
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             raise RestartError(
@@ -132,6 +135,11 @@ def run_script(
             written.seek(start)
             said = written.read()[-1500:].decode("utf-8", "replace").strip()
         raise RestartError(f"{what}: {script} exited {done.returncode}: {said} (in {log})")
+
+
+def _groups(owner: tuple[int, int] | None) -> list[int] | None:
+    """The owner's own supplementary groups, none of root's."""
+    return None if owner is None else list(user(*owner).groups)
 
 
 def wait_for(

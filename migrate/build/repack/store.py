@@ -20,6 +20,7 @@ from typing import BinaryIO
 from migrate.build.repack.members import CHUNK, Member, Names, RepackError
 from migrate.build.wheelfile import record_form
 from migrate.inventory.model import Distribution
+from migrate.privilege import give_like, give_like_dir
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def store_wheel(
     temp = Path(temp_name)
     try:
         with os.fdopen(handle, "wb") as out:
+            give_like(out.fileno(), wheelhouse.parent)
             _write_wheel(out, dist_info, ordered, digests)
             out.flush()
             os.fsync(out.fileno())
@@ -93,17 +95,29 @@ def store_wheel(
         "format": FORMAT, "wheel": final.relative_to(wheelhouse).as_posix(), "sha256": sha,
         "name": dist.name, "version": names.version, "tag": tag,
     }  # fmt: skip
-    _write_atomic(entry_path, (json.dumps(entry, indent=2, sort_keys=True) + "\n").encode())
+    data = (json.dumps(entry, indent=2, sort_keys=True) + "\n").encode()
+    _write_atomic(entry_path, data, wheelhouse.parent)
     return RepackedWheel(dist, final, sha, tag, reused)
 
 
 def _make_wheelhouse(wheelhouse: Path) -> None:
-    """Private folders (0700, like the journal's); a symlink could lead out of the home."""
+    """Private folders (0700, like the journal's, and its owner's); a symlink could lead out
+    of the home."""
     for folder in (wheelhouse.parent, wheelhouse):
         if folder.is_symlink():
             raise OSError(f"{folder} is a symlink: refusing to write the wheelhouse through it")
     wheelhouse.parent.mkdir(0o700, parents=True, exist_ok=True)
-    wheelhouse.mkdir(0o700, exist_ok=True)
+    for folder in (wheelhouse, wheelhouse / "index", wheelhouse / "variants"):
+        _make_dir(folder)
+
+
+def _make_dir(folder: Path) -> None:
+    """A folder of the wheelhouse, made for the state folder's owner."""
+    try:
+        folder.mkdir(0o700)
+    except FileExistsError:
+        return
+    give_like_dir(folder)
 
 
 def _source_key(filename: str, ordered: list[Member], digests: dict[str, _Digest]) -> str:
@@ -141,7 +155,7 @@ def _place(wheelhouse: Path, key: str, filename: str, temp: Path, sha: str) -> t
     if _file_sha256(flat) == sha:
         return flat, True
     variant = wheelhouse / "variants" / key / filename
-    variant.parent.mkdir(parents=True, exist_ok=True)
+    _make_dir(variant.parent)
     os.replace(temp, variant)
     return variant, False
 
@@ -200,11 +214,11 @@ def _file_sha256(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_atomic(path: Path, data: bytes, state: Path) -> None:
     handle, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
+            give_like(out.fileno(), state)
             out.write(data)
         os.replace(temp, path)
     finally:

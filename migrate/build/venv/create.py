@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from migrate.build.venv.legacy import legacy_helper, needs_legacy
 from migrate.build.venv.relocate import venv_python
+from migrate.privilege import controller, give_like_dir
 from migrate.build.venv.tools import VenvError, clean_env, run_tool
 from migrate.discover.interpreters import Interpreter
 
@@ -19,6 +23,18 @@ class Tool:
     legacy: bool
     helper: Path | None = None
     """The helper environment's python (legacy only)."""
+
+
+@contextlib.contextmanager
+def _app_data(helpers: Path) -> Iterator[Path]:
+    """virtualenv's cache: in the state folder's ``helpers``; as root for another user, a
+    private scratch folder removed after (root's cache files would be root's in her home,
+    and a cache she can write is one root would read)."""
+    if os.geteuid() == 0 and os.stat(helpers).st_uid != 0:
+        with tempfile.TemporaryDirectory(prefix="concentric-app-data-") as scratch:
+            yield Path(scratch)
+    else:
+        yield helpers / "app-data"
 
 
 def create_venv(
@@ -43,7 +59,16 @@ def create_venv(
     """
     if os.path.lexists(dest):
         raise VenvError(f"{dest} exists already")
-    helpers.mkdir(parents=True, exist_ok=True, mode=0o700)
+    who = controller(interpreter.executable)
+    if who is not None:
+        raise VenvError(
+            f"{interpreter.executable} can be changed by {who.name}, and making a venv runs "
+            f"it: root will not; run concentric-migrate as {who.name} (see the guide's "
+            "privilege model)"
+        )
+    if not helpers.is_dir():
+        helpers.mkdir(parents=True, exist_ok=True, mode=0o700)
+        give_like_dir(helpers)
     options = [
         "--no-download",
         "--no-setuptools",
@@ -62,18 +87,19 @@ def create_venv(
     else:
         import virtualenv
 
-        args = [
-            str(dest), "--python", str(interpreter.executable),
-            "--app-data", str(helpers / "app-data"), "--quiet", *options,
-        ]  # fmt: skip
-        if not seed:
-            args.append("--no-seed")
-        try:
-            virtualenv.cli_run(args, setup_logging=False, env=clean_env())
-        except (Exception, SystemExit) as exc:  # virtualenv exits on bad input
-            raise VenvError(
-                f"virtualenv could not create {dest} for {interpreter.executable}: {exc}"
-            ) from None
+        with _app_data(helpers) as app_data:
+            args = [
+                str(dest), "--python", str(interpreter.executable),
+                "--app-data", str(app_data), "--quiet", *options,
+            ]  # fmt: skip
+            if not seed:
+                args.append("--no-seed")
+            try:
+                virtualenv.cli_run(args, setup_logging=False, env=clean_env())
+            except (Exception, SystemExit) as exc:  # virtualenv exits on bad input
+                raise VenvError(
+                    f"virtualenv could not create {dest} for {interpreter.executable}: {exc}"
+                ) from None
     python = venv_python(dest)
     if not python.exists():
         raise VenvError(f"virtualenv made {dest} without {python}")

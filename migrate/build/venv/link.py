@@ -21,6 +21,7 @@ import io
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import zipfile
@@ -35,6 +36,8 @@ from migrate.build.venv.seed import pip_command
 from migrate.build.venv.tools import TIMEOUT, VenvError, clean_env, release, run_tool
 from migrate.build.wheelfile import record_digest
 from migrate.discover.interpreters import Interpreter
+from migrate.paths import read_regular
+from migrate.privilege import Owner, as_owner, give, give_like, give_tree
 
 INSTALLER = "concentric-migrate"
 
@@ -46,6 +49,9 @@ _DATA_KEYS = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
 
 
 _MAX_SHEBANG = 127
+
+
+MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ def install_linked(
     *,
     python: str,
     bytecode: bool = True,
+    owner: Owner | None = None,
 ) -> LinkResult:
     """Install ``(wheel, sha256)`` pairs into ``venv`` from the shared store, then check them.
 
@@ -80,7 +87,9 @@ def install_linked(
     names the venv is written per venv: ``RECORD``, ``INSTALLER``, console-script launchers
     and ``#!python`` scripts. A wheel the store cannot take as it is goes to pip.
     Without ``bytecode`` nothing is compiled now (as uv does by default): the app's Python
-    writes ``__pycache__`` in the venv on first import.
+    writes ``__pycache__`` in the venv on first import. ``owner``: root building for that
+    user (:mod:`migrate.privilege`): the store's trees are hers, and the interpreter that
+    compiles them (or installs what pip must) runs as her.
     """
     site = site_dirs(venv)
     if len(site) != 1:
@@ -90,20 +99,20 @@ def install_linked(
     trees = []
     for wheel, sha in wheels:
         try:
-            trees.append(unpack_to_store(wheel, sha, store))
+            trees.append(unpack_to_store(wheel, sha, store, owner))
         except _Unusual as exc:
             by_pip.append((wheel.name, str(exc)))
-    if bytecode:
-        _compile_store(trees, store, venv, python)
-    for tree in trees:
-        _link_wheel(tree, venv, site[0], python, counts)
-    if by_pip:
+    if by_pip:  # first, while the venv holds nothing whose .pth lines could run
         pip_wheels = [str(w) for w, _ in wheels if w.name in {n for n, _ in by_pip}]
         run_tool(
             [*pip_command(venv), "install", "--quiet", "--no-index", "--no-deps",
              "--no-compile", "--no-warn-script-location", *pip_wheels],
             f"pip install into {venv}",
         )  # fmt: skip
+    if bytecode:
+        _compile_store(trees, store, venv, python, owner)
+    for tree in trees:
+        _link_wheel(tree, venv, site[0], python, counts)
     unmet = unmet_requirements(site[0], python)
     if unmet:
         raise VenvError(f"requirements not met in {venv}:\n" + "\n".join(map(str, unmet)))
@@ -121,13 +130,23 @@ class _Counts:
     reason: str | None = None
 
 
-def unpack_to_store(wheel: Path, sha: str, store: Path) -> Path:
+def unpack_to_store(wheel: Path, sha: str, store: Path, owner: Owner | None = None) -> Path:
     """``store/<sha>``: the wheel's members as they are in it, each checked against RECORD,
-    read-only. Unpacked aside and renamed in, so a present tree is a complete one."""
+    read-only. Unpacked aside and renamed in, so a present tree is a complete one.
+
+    A tree already there is linked only once it is found intact against its RECORD
+    (regular files with their hashes): an edit made in place through one venv's hard link
+    — or a file swapped for a symlink — never reaches another venv; such a tree is
+    replaced by a fresh one (the venvs that share the edited inode are what ``verify``
+    reports)."""
     tree = store / sha
-    if tree.is_dir():
-        return tree
-    store.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.path.isdir(tree) and not os.path.islink(tree):
+        if _intact(tree):
+            return tree
+        _discard(tree)
+    if not os.path.isdir(store):
+        store.mkdir(parents=True, exist_ok=True, mode=0o700)
+        give(store, owner)
     temp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=store))
     try:
         with zipfile.ZipFile(wheel) as archive:
@@ -156,6 +175,7 @@ def unpack_to_store(wheel: Path, sha: str, store: Path) -> Path:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
                     os.fchmod(fd, mode)
+        give_tree(temp, owner)
         try:
             os.rename(temp, tree)
         except OSError:
@@ -166,7 +186,61 @@ def unpack_to_store(wheel: Path, sha: str, store: Path) -> Path:
     finally:
         if temp.exists():
             _remove_tree(temp)
+    _INTACT.add((os.fspath(tree), os.lstat(tree).st_ino))
     return tree
+
+
+_INTACT: set[tuple[str, int]] = set()
+"""Trees this process unpacked or checked: one check per tree and run, not one per venv."""
+
+
+def _intact(tree: Path) -> bool:
+    """Every file its RECORD lists is a regular file with the recorded hash and size, and
+    nothing else is there but bytecode and folders (no symlink anywhere)."""
+    key = (os.fspath(tree), os.lstat(tree).st_ino)
+    if key in _INTACT:
+        return True
+    try:
+        dist_infos = [n for n in os.listdir(tree) if n.endswith(".dist-info")]
+        if len(dist_infos) != 1:
+            return False
+        record_name = f"{dist_infos[0]}/RECORD"
+        text = read_regular(tree / record_name, MAX_RECORD_BYTES).decode("utf-8")
+        listed = {}
+        for row in csv.reader(io.StringIO(text)):
+            if row and row[0] != record_name:
+                listed[row[0]] = (row + ["", ""])[1]
+        root = os.fspath(tree)
+        for folder, dirs, files in os.walk(root):
+            for name in files + dirs:
+                path = os.path.join(folder, name)
+                info = os.lstat(path)
+                relative = os.path.relpath(path, root)
+                if stat.S_ISDIR(info.st_mode):
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    return False
+                if relative == record_name or "/__pycache__/" in f"/{relative}":
+                    continue
+                digest = listed.pop(relative, None)
+                if digest is None or record_digest(read_regular(path)) != digest:
+                    return False
+        if listed:
+            return False
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    _INTACT.add(key)
+    return True
+
+
+def _discard(tree: Path) -> None:
+    """Set a damaged tree aside (renamed first, so no build links from it meanwhile) and
+    remove it with its bytecode markers."""
+    aside = tree.with_name(f".discard-{tree.name}-{os.getpid()}")
+    os.rename(tree, aside)
+    for marker in tree.parent.glob(f"{tree.name}.compiled-*"):
+        marker.unlink()
+    _remove_tree(aside)
 
 
 def _wheel_record(archive: zipfile.ZipFile, wheel: Path) -> tuple[str, dict[str, tuple[str, str]]]:
@@ -210,10 +284,13 @@ def _check_wheel_file(archive: zipfile.ZipFile, dist_info: str, wheel: Path) -> 
             raise _Unusual(f"{name}: a .data folder of another name")
 
 
-def _compile_store(trees: Sequence[Path], store: Path, venv: Path, python: str) -> None:
+def _compile_store(
+    trees: Sequence[Path], store: Path, venv: Path, python: str, owner: Owner | None
+) -> None:
     """Bytecode in the store, once per Python version, linked into every venv with the
     sources. Valid there: a ``.pyc`` records its source's mtime and size, and a hardlink
-    is the same inode. The ``.data`` scripts, headers and data are not modules."""
+    is the same inode. The ``.data`` scripts, headers and data are not modules. Without
+    ``site`` (no ``.pth`` line of a tree runs) and as the trees' owner."""
     markers = {tree: store / f"{tree.name}.compiled-{python}" for tree in trees}
     todo = [tree for tree, marker in markers.items() if not marker.exists()]
     if not todo:
@@ -221,15 +298,41 @@ def _compile_store(trees: Sequence[Path], store: Path, venv: Path, python: str) 
     data = re.escape(os.sep) + r"[^" + re.escape(os.sep) + r"]+\.data" + re.escape(os.sep)
     # One run for all the new trees; file names stored relative to the store.
     subprocess.run(
-        [str(venv_python(venv)), "-m", "compileall", "-q", "-j", "0", "-s", str(store),
-         "-x", data + "(scripts|headers|data)" + re.escape(os.sep), *map(str, todo)],
+        [str(venv_python(venv)), "-I", "-S", "-m", "compileall", "-q", "-j", "0", "-s",
+         str(store), "-x", data + "(scripts|headers|data)" + re.escape(os.sep),
+         *map(str, todo)],
         capture_output=True, timeout=TIMEOUT, env=_compile_env(), check=False,
+        **as_owner(owner),
     )  # fmt: skip
     for tree in todo:
         for cache in tree.rglob("__pycache__"):
             for pyc in cache.iterdir():
-                os.chmod(pyc, 0o444)
-        markers[tree].write_bytes(b"")
+                _read_only(pyc)
+        fd = os.open(markers[tree], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o444)
+        give_like(fd, store)
+        os.close(fd)
+
+
+def _read_own(path: Path) -> bytes:
+    """A store file's bytes, never what a symlink put in its place points at."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise VenvError(f"{path} is not a regular file: the store was changed")
+        return handle.read()
+
+
+def _read_only(path: Path) -> None:
+    """chmod 0444 a regular file, never what a symlink put in its place points at."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o444)
+    finally:
+        os.close(fd)
 
 
 def _compile_env() -> dict[str, str]:
@@ -242,7 +345,7 @@ def _link_wheel(tree: Path, venv: Path, site: Path, python: str, counts: _Counts
     dist_info = next(p.name for p in tree.iterdir() if p.name.endswith(".dist-info"))
     data_prefix = dist_info[: -len(".dist-info")] + ".data/"
     record_name = f"{dist_info}/RECORD"
-    rows = csv.reader(io.StringIO((tree / record_name).read_text(encoding="utf-8")))
+    rows = csv.reader(io.StringIO(_read_own(tree / record_name).decode("utf-8")))
     dist_name = dist_info[: -len(".dist-info")].rsplit("-", 1)[0]
     # Plain strings and one os.link per file: this loop runs for every file of every venv.
     root, site_text = os.fspath(tree), os.fspath(site)
@@ -311,12 +414,12 @@ def _link(source: str, target: str, counts: _Counts) -> None:
     does), or copy it when the file system refuses the link."""
     if counts.reason is None:
         try:
-            os.link(source, target)
+            os.link(source, target, follow_symlinks=False)
             counts.linked += 1
             return
         except FileExistsError:
             os.unlink(target)
-            os.link(source, target)
+            os.link(source, target, follow_symlinks=False)
             counts.linked += 1
             return
         except OSError as exc:
@@ -325,6 +428,8 @@ def _link(source: str, target: str, counts: _Counts) -> None:
             counts.reason = f"hardlinks refused ({exc.strerror}): files are copied"
     if os.path.lexists(target):
         os.unlink(target)
+    if not stat.S_ISREG(os.lstat(source).st_mode):
+        raise VenvError(f"{source} is not a regular file: the store was changed")
     shutil.copyfile(source, target)
     os.chmod(target, stat_mode(Path(source)) | 0o200)
     counts.copied += 1

@@ -47,8 +47,8 @@ def relocate(staged: Path, dest: Path, *, compile: bool = True) -> None:
         # Exit status ignored as pip ignores it: a module that does not compile (a py2-only
         # test file) still installs; it is compiled, or not, on first import.
         parallel = ["-j", "0"] if release(site.parent.name[len("python") :]) >= (3, 5) else []
-        subprocess.run(
-            [str(venv_python(staged)), "-m", "compileall", "-q", *parallel, "-d",
+        subprocess.run(  # without site: no .pth line of what was installed runs
+            [str(venv_python(staged)), "-E", "-s", "-S", "-m", "compileall", "-q", *parallel, "-d",
              str(dest / site.relative_to(staged)), str(site)],
             capture_output=True, timeout=TIMEOUT, env=clean_env(), check=False,
         )  # fmt: skip

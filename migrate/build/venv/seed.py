@@ -9,7 +9,8 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from migrate.build.venv.relocate import venv_python
+from migrate.build.depcheck import unmet_requirements
+from migrate.build.venv.relocate import site_dirs, venv_python
 from migrate.build.venv.tools import VenvError, release, run_tool
 
 
@@ -31,8 +32,13 @@ def install(venv: Path, wheels: Sequence[Path]) -> None:
 
 
 def check(venv: Path) -> None:
-    """``pip check``: every installed distribution's requirements are met, or VenvError."""
-    run_tool([*pip_command(venv), "check"], f"pip check in {venv}")
+    """What ``pip check`` checks (every installed distribution's requirements are met, or
+    VenvError), read here rather than by the venv's interpreter: that one would run the
+    ``.pth`` lines of what was just installed — the account's code — as the caller."""
+    for site in site_dirs(venv):
+        unmet = unmet_requirements(site, site.parent.name[len("python") :])
+        if unmet:
+            raise VenvError(f"requirements not met in {venv}:\n" + "\n".join(map(str, unmet)))
 
 
 def tool_pip_runner() -> Path | None:

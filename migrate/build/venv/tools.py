@@ -8,6 +8,8 @@ import os
 import subprocess
 from collections.abc import Sequence
 
+from migrate.privilege import Owner, as_owner
+
 
 class VenvError(Exception):
     """A venv could not be made, filled or checked; the message carries the tool's output."""
@@ -34,11 +36,13 @@ def clean_env(*, keep_pip: bool = False) -> dict[str, str]:
     return env
 
 
-def run_tool(command: Sequence[str], what: str) -> str:
+def run_tool(command: Sequence[str], what: str, owner: Owner | None = None) -> str:
+    """Run a build tool; ``owner``: as that user (a venv's python runs its ``.pth`` lines:
+    the account's code, never run as root — see :mod:`migrate.privilege`)."""
     try:
         done = subprocess.run(
             list(command), capture_output=True, text=True, timeout=TIMEOUT,
-            env=clean_env(), check=False,
+            env=clean_env(), check=False, **as_owner(owner),
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         raise VenvError(f"{what} did not finish within {TIMEOUT} s") from None
