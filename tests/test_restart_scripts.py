@@ -30,6 +30,7 @@ def test_a_server_backgrounded_without_redirection_does_not_hold_the_restart(
         tmp_path, f"#!/bin/sh\necho starting the server\nsleep 300 &\necho $! > {pid_file}\n"
     )
     log = tmp_path / "restart.log"
+    log.touch()
     restart(server, log)
     pid = int(pid_file.read_text())
     try:

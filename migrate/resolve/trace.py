@@ -24,6 +24,7 @@ from migrate.resolve.syspath import upward_scan_dirs
 TRACE_TIMEOUT = 120
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
 """Run by the target interpreter as a script (it imports its sibling ``_probe`` so)."""
+PROBE = Path(__file__).with_name("_probe.py")
 
 
 class TraceError(Exception):
@@ -97,8 +98,9 @@ def run_bootstrap(
         )
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config), encoding="utf-8")
-        bootstrap = Path(tmp) / BOOTSTRAP.name  # where the home's owner can read it
-        bootstrap.write_bytes(BOOTSTRAP.read_bytes())
+        for source in (BOOTSTRAP, PROBE):  # where the home's owner can read them
+            (Path(tmp) / source.name).write_bytes(source.read_bytes())
+        bootstrap = Path(tmp) / BOOTSTRAP.name
         owner = owner_of(home)  # it imports the app's code: as the home's owner
         give_tree(Path(tmp), owner)
         by_command = entry.kind in ("cron", "process")

@@ -89,8 +89,8 @@ def running(server: Server) -> bool:
 
 
 def restart(server: Server, log: Path, owner: tuple[int, int] | None = None) -> None:
-    """Run the app's ``restart`` script (or ``stop`` then ``start``), its output in ``log``;
-    ``owner``: as the home's owner (the script is hers: never run as root)."""
+    """Run the app's ``restart`` script (or ``stop`` then ``start``), its output in ``log``
+    (which must exist); ``owner``: as the home's owner (the script is hers: never as root)."""
     for script in server.restart:
         if not script.is_file():
             raise RestartError(f"{server.app}: {script} does not exist, so it cannot restart")
@@ -110,8 +110,9 @@ def run_script(
     """Run one of the app's own scripts, as a list of arguments (never a shell made from
     config text), detached, its output appended to ``log``: never a pipe, which a server it
     backgrounds without redirecting would inherit and hold open (a wait for its end would
-    last as long as the server). ``check``: a non-zero exit is a :class:`RestartError`,
-    which quotes the end of what it printed."""
+    last as long as the server). ``log`` must exist: the caller makes it, owned by whom it is
+    for, and it is never followed through a symlink. ``check``: a non-zero exit is a
+    :class:`RestartError`, which quotes the end of what it printed."""
     argv = [str(script)] if os.access(script, os.X_OK) else ["/bin/sh", str(script)]
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "ab") as out:
