@@ -6,10 +6,10 @@ Exit codes are stable: 0 success, 1 the operation failed, 2 bad usage or bad inp
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -85,6 +85,11 @@ class Failed(click.ClickException):
         self.rolled_back = rolled_back
 
 
+_MACHINE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+"""What the machine refuses (a full disk or quota, a read-only remount, a failing disk):
+a one-line error, not a traceback. The journal makes any writing command safe to rerun."""
+
+
 class _Commands(click.Group):
     """The command group; under ``--json`` any failure also prints the error document.
 
@@ -107,6 +112,14 @@ class _Commands(click.Group):
             if self._wants_json(ctx):
                 self._echo_error(ctx, "aborted", "failed", EXIT_FAILED, None)
             raise
+        except OSError as exc:
+            if exc.errno not in _MACHINE_ERRORS:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            failed = Failed(f"{exc.strerror}{where}: free it up and run the command again")
+            if self._wants_json(ctx):
+                self._echo_error(ctx, failed.format_message(), "failed", EXIT_FAILED, failed)
+            raise failed from exc
 
     def _wants_json(self, ctx: click.Context) -> bool:
         name = ctx.invoked_subcommand
@@ -148,14 +161,16 @@ class Settings:
     verbosity: int
 
     def read_crontab(self) -> Crontab | None:
-        """``--crontab FILE``, else ``crontab -l`` when HOME is the invoking user's own."""
+        """``--crontab FILE``, else the installed crontab of HOME's user when the caller may
+        read it (her own, or root's ``crontab -u``)."""
         from migrate.discover.crontab import INSTALLED, crontab_text, parse_crontab
-        from migrate.journal import InstalledCrontab, JournalError
+        from migrate.journal import JournalError
+        from migrate.journal.crontab import installed_crontab
 
         # One driver of the crontab command: the one the journal replaces it with.
-        installed = InstalledCrontab().read if shutil.which("crontab") else None
+        installed = None if self.crontab else installed_crontab(self.home)
         try:
-            text = crontab_text(self.crontab, self.home, installed)
+            text = crontab_text(self.crontab, None if installed is None else installed.read)
         except JournalError as exc:
             raise Failed(f"cannot read the installed crontab: {exc}") from exc
         if text is None:
@@ -240,14 +255,27 @@ def _echo_json(document: object) -> None:
     click.echo(json.dumps(document, indent=indent), color=True)
 
 
-def _rolled_back(reason: str, transaction: str, rolled_back: bool, home: Path, kept: str) -> Failed:
-    """A writing command that failed: what was undone, or how to finish the rollback."""
-    undone = (
-        kept
+def _rolled_back(
+    reason: str,
+    transaction: str | None,
+    rolled_back: bool,
+    home: Path,
+    undone: str,
+    kept: Sequence[Path] = (),
+    states: Sequence[str] = (),
+) -> Failed:
+    """A writing command that failed: what was undone (``undone``, when it all was), where
+    edits made meanwhile were kept, what state each app is in now, or how to finish the
+    rollback."""
+    lines = [
+        reason,
+        undone
         if rolled_back
-        else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`."
-    )
-    return Failed(f"{reason}\n{undone}", transaction=transaction, rolled_back=rolled_back)
+        else f"The rollback did not finish: run `concentric-migrate --home {home} rollback`.",
+        *(f"Kept an edit made meanwhile in {home_relative(path, home)}" for path in kept),
+        *(["Now:", *(f"  {line}" for line in states)] if states else []),
+    ]
+    return Failed("\n".join(lines), transaction=transaction, rolled_back=rolled_back)
 
 
 def _parse_python_overrides(values: tuple[str, ...]) -> dict[str, Path]:
@@ -486,11 +514,10 @@ def _write_or_show(
         try:
             txn_id = actions.apply(settings.home, changed, description=description)
         except SessionAborted as exc:
-            undo = f"concentric-migrate --home {settings.home} rollback"
-            undone = "Nothing was kept." if exc.rolled_back else f"Finish the rollback: {undo}"
-            raise Failed(
-                f"{exc}\n{undone}", transaction=exc.transaction, rolled_back=exc.rolled_back
-            ) from exc
+            raise _rolled_back(
+                str(exc), exc.transaction, exc.rolled_back, settings.home,
+                "Nothing was kept.", exc.kept,
+            ) from exc  # fmt: skip
         except JournalError as exc:  # the lock is held, or a crashed transaction is still open
             raise Failed(str(exc)) from exc
     if as_json:
@@ -575,7 +602,7 @@ def build(
     except SessionAborted as exc:
         raise _rolled_back(
             str(exc), exc.transaction, exc.rolled_back, home,
-            "Nothing was kept: the venvs built so far were rolled back.",
+            "Nothing was kept: the venvs built so far were rolled back.", exc.kept,
         ) from exc  # fmt: skip
     except JournalError as exc:  # the lock is held, or a crashed transaction is still open
         raise Failed(str(exc)) from exc
@@ -733,7 +760,7 @@ def run(
     except RunFailed as exc:
         raise _rolled_back(
             exc.reason, exc.transaction, exc.rolled_back, home,
-            "Everything was rolled back; the apps run on their old configuration.",
+            "Everything was rolled back.", exc.kept, exc.states,
         ) from exc  # fmt: skip
     except JournalError as exc:  # the lock is held, or a crashed transaction is still open
         raise Failed(str(exc)) from exc
@@ -878,7 +905,8 @@ def rollback(
     except EditedSince as exc:
         names = "\n  ".join(home_relative(p, home) for p in exc.files)
         raise Failed(
-            f"refusing to roll back: {len(exc.files)} file(s) changed since the migration:"
+            f"refusing to roll back: {len(exc.files)} file(s) changed or added since the "
+            f"migration:"
             f"\n  {names}\n"
             "Nothing was changed. Re-run with --force to restore anyway; your edited copies "
             "are then kept in the transaction's edited/ folder.",

@@ -49,12 +49,3 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> byte
     """The bytes of a regular file (at most ``limit + 1`` when a limit is given)."""
     with open_regular(path) as handle:
         return handle.read() if limit is None else handle.read(limit + 1)
-
-
-def home_owner(home: Path) -> tuple[int, int] | None:
-    """(uid, gid) the account's own code runs as: the home's owner when root works on
-    another user's home; None when the caller is that user (see :mod:`migrate.privilege`)."""
-    from migrate.privilege import owner_of
-
-    owner = owner_of(home)
-    return None if owner is None else (owner.uid, owner.gid)

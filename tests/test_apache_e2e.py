@@ -163,6 +163,10 @@ def test_a_server_that_breaks_after_run_is_rolled_back_and_restarted_on_the_old_
     assert done.returncode == 1
     assert "answered" in done.stderr and "rolled back" in done.stderr
     assert page(port, app_dir)["found"] == before["found"]  # the old config serves again
+    # The last word is the state probed after the restart on the old configuration.
+    assert done.stderr.rstrip().endswith(
+        f"Now:\n  {app_dir.name}: HTTP 200 on port {port} (as before)"
+    )
     assert without_runtime(snapshot(home)) == snap
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import itertools
@@ -30,6 +31,7 @@ from journal_helper import (
     apply_crontab,
     build_home,
     snapshot,
+    staged_venv,
 )
 
 from migrate.journal import (
@@ -156,6 +158,78 @@ def test_edited_file_refuses_rollback_and_changes_nothing(account: Path) -> None
     assert transactions(account)[0].state == "committed"
 
 
+def test_what_was_added_to_an_installed_venv_is_kept_never_deleted(account: Path) -> None:
+    """A venv is taken away whole by rollback, but not what the user put in it since: an
+    added module, a changed file. The rewrite the transaction itself made inside the venv
+    (pyvenv.cfg) and the bytecode an interpreter wrote there are the journal's to remove."""
+    before = snapshot(account)
+    locked_apply(account)
+    venv = account / VENV
+    (venv / "lib/site-packages/hers").mkdir(parents=True)
+    (venv / "lib/site-packages/hers/__init__.py").write_bytes(b"HERS = 1\n")
+    (venv / "bin/python").write_bytes(b"#!/bin/sh\necho patched\n")  # edited in place
+    (venv / "bin/__pycache__").mkdir()
+    (venv / "bin/__pycache__/x.cpython-311.pyc").write_bytes(b"\0" * 16)
+    edited = snapshot(account)
+    journal = journal_bytes(account)
+
+    with pytest.raises(EditedSince) as caught:
+        locked_rollback(account)
+    assert set(caught.value.files) == {venv / "lib", venv / "bin/python"}
+    assert snapshot(account) == edited and journal_bytes(account) == journal
+
+    result = locked_rollback(account, force=True)
+    assert snapshot(account) == before
+    [install] = [r for r in intents(transactions(account)[0].path) if r["op"] == "install"]
+    folder = f"{install['n']:04d}-venv"  # where each is kept: by its place in the venv
+    kept = {str(p.relative_to(txn_edited(p))): p for p in result.kept_aside}
+    assert sorted(kept) == [f"{folder}/bin/python", f"{folder}/lib"], kept
+    assert (kept[f"{folder}/lib"] / "site-packages/hers/__init__.py").read_bytes() == b"HERS = 1\n"
+    assert kept[f"{folder}/bin/python"].read_bytes() == b"#!/bin/sh\necho patched\n"
+
+
+def txn_edited(kept: Path) -> Path:
+    """The ``edited/`` folder a kept path lies in."""
+    return next(p for p in kept.parents if p.name == "edited")
+
+
+def test_a_file_with_another_name_is_rewritten_and_restored_in_place(account: Path) -> None:
+    """A hard-linked file: both names show the rewrite and, after rollback, the old text;
+    still one file (a rewrite renamed in would leave the second name the old text)."""
+    wsgi = account / APP / "app.wsgi"
+    second = account / "second.wsgi"
+    os.link(wsgi, second)
+    old, inode = wsgi.read_bytes(), os.lstat(wsgi).st_ino
+    with home_lock(account):
+        txn = begin(account, "in place")
+        txn.write_file(wsgi, b"# venv\n")
+        txn.commit()
+    assert second.read_bytes() == b"# venv\n" and os.lstat(second).st_ino == inode
+    assert mode_of(wsgi) == 0o640
+    [intent] = intents(txn.path)
+    assert intent["in_place"] is True
+    locked_rollback(account)
+    assert second.read_bytes() == old == wsgi.read_bytes() and os.lstat(wsgi).st_ino == inode
+
+
+def test_an_in_place_write_cut_short_is_restored_without_force(account: Path) -> None:
+    """A crash in the middle of an in-place write leaves part of each text: that is the
+    journal's own doing (its intent has no done record), not an edit to keep aside."""
+    wsgi = account / APP / "app.wsgi"
+    os.link(wsgi, account / "second.wsgi")
+    old = wsgi.read_bytes()
+    with home_lock(account):
+        txn = begin(account, "in place, cut short")
+        txn.write_file(wsgi, b"# venv\n")
+    journal = txn.path / "journal.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(line for line in lines if b'"rec":"done"' not in line))
+    wsgi.write_bytes(b"# ve" + old[4:])  # what a crash mid-write leaves
+    result = locked_rollback(account)
+    assert wsgi.read_bytes() == old == (account / "second.wsgi").read_bytes()
+    assert result.kept_aside == ()
+
+
 def test_a_write_planned_from_other_bytes_is_refused(account: Path) -> None:
     """Compare-and-swap: the file must still hold the bytes the write was planned from."""
     wsgi = account / APP / "app.wsgi"
@@ -227,6 +301,79 @@ def test_rollback_newest_first_and_unknown_ids(account: Path) -> None:
         assert rollback(account).id == first.id
         assert snapshot(account) == before
         assert rollback(account).already
+
+
+def test_an_older_transaction_is_never_rolled_back_over_a_newer_ones_changes(
+    account: Path,
+) -> None:
+    """The first made a folder, the second installed a venv in it and rewrote a file the
+    first wrote: rolling back the first, even with force, would move the venv and the
+    rewrite aside and break what the second migrated. It refuses, naming the second."""
+    before = snapshot(account)
+    with home_lock(account):
+        first = begin(account, "one")
+        first.make_dir(account / ".venvs")
+        first.write_file(account / "a.txt", b"one\n")
+        first.commit()
+        second = begin(account, "two")
+        second.install_dir(staged_venv(account), account / ".venvs/app")
+        second.write_file(account / "a.txt", b"two\n")
+        second.commit()
+        after = snapshot(account)
+        for force in (False, True):
+            with pytest.raises(JournalError, match=f"newer transaction {second.id}") as refused:
+                rollback(account, first.id, force=force)
+            assert "changed nothing" in str(refused.value)
+            assert snapshot(account) == after
+        rollback(account, second.id)
+        rollback(account, first.id)
+    assert snapshot(account) == before
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of its own (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_a_rollback_with_one_line_and_a_rerun_finishes_it(
+    small_disk: Path,
+) -> None:
+    """No space left while rolling back: one ``Error:`` line saying how to finish (no
+    traceback); with space again, the same command finishes the rollback exactly."""
+    home = small_disk / "home"
+    home.mkdir()
+    build_home(home)
+    before = snapshot(home)
+    locked_apply(home)
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):  # every block the file system has left...
+        while os.write(fd, b"\0" * 4096):
+            pass
+    os.ftruncate(fd, os.fstat(fd).st_size - 4096)  # ...but one: the lock takes it
+    os.close(fd)
+    command = [sys.executable, "-m", "migrate", "--home", str(home), "rollback", "--no-restart"]
+    stopped = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 1
+    assert "Traceback" not in stopped.stderr, stopped.stderr
+    assert stopped.stderr.startswith("Error: rollback of "), stopped.stderr
+    assert "No space left on device" in stopped.stderr and "run rollback again" in stopped.stderr
+    filler.unlink()
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert snapshot(home) == before
 
 
 def test_rollback_of_open_transaction_with_torn_last_line(account: Path) -> None:
@@ -304,8 +451,8 @@ def test_crash_at_every_step_of_a_transaction_then_rollback_is_exact(account: Pa
 
     steps = crash_loop(["apply", str(account)], lambda: None, after_each)
     # begin 2; replace 5 + 5; 2 new dirs 3 + 3 and a new file 4; through the symlink 5;
-    # explicit mode 5; install 3; rewrite inside it 5; commit 1.
-    assert steps == 2 + 5 + 5 + 3 + 3 + 4 + 5 + 5 + 3 + 5 + 1
+    # explicit mode 5; install 4 (its listing, the intent, the rename, done); rewrite inside it 5; commit 1.
+    assert steps == 2 + 5 + 5 + 3 + 3 + 4 + 5 + 5 + 4 + 5 + 1
     assert any(seen_temp)  # some crash left a temp file that rollback removed
     assert len(transactions(account)) == steps - 1  # a crash before the folder rename leaves none
     assert not list((account / STATE_DIR / "journal").glob(".*"))  # the next begin cleaned it
@@ -330,13 +477,16 @@ def test_crash_at_every_step_of_a_rollback_then_resume_is_exact(account: Path, f
         if force:
             [kept] = [p for p in result.kept_aside if p.name.endswith("app.wsgi")]
             assert kept.read_bytes() == edit
+            [mine] = [p for p in result.kept_aside if p.name == "local.txt"]
+            assert mine.parent.name.endswith("-venv") and mine.read_bytes() == b"mine\n"
 
     args = ["rollback", str(account)] + (["force"] if force else [])
     steps = crash_loop(args, before_each, after_each)
     # rollback-begin 1; 9 undone records, 5 restores (temp, rename) of replaced files, the
     # created file and 2 dirs removed (1 each), the venv renamed to trash and removed (2);
-    # rolled-back 1. Force: 2 more for the aside of app.wsgi, 1 more for the dir moved aside.
-    assert steps == 1 + 9 + 5 * 2 + 3 + 2 + 1 + (3 if force else 0), steps
+    # rolled-back 1. Force: 2 more for the aside of app.wsgi, 1 more for the dir moved
+    # aside, 2 for the file added in the venv (kept aside from it, not removed with it).
+    assert steps == 1 + 9 + 5 * 2 + 3 + 2 + 1 + (5 if force else 0), steps
 
 
 def test_acl_kept_through_write_and_rollback(account: Path) -> None:

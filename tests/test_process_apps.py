@@ -398,6 +398,10 @@ def test_a_daemon_answering_other_pages_after_the_restart_rolls_the_run_back(
         assert "-extras: yes" in failed.stderr and "+extras: no" in failed.stderr
         assert "served at" not in failed.stderr
         assert "extras: yes" in page(port)  # the old start script runs it again
+        pid = (home / "webapps/daemon/daemon.pid").read_text().strip()
+        assert failed.stderr.rstrip().endswith(
+            f"Now:\n  daemon: ~/webapps/daemon/app.py running (pid {pid}) (as before)"
+        ), failed.stderr
 
 
 def test_rollback_starts_a_running_daemon_again_with_its_restored_start_script(

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
 
 from migrate.discover.servers import Server
-from migrate.run.restart import RestartError, restart
+from migrate.run.execute import _states_now
+from migrate.run.restart import Health, RestartError, restart
 
 
 def server_with(tmp_path: Path, script: str) -> Server:
@@ -48,4 +50,18 @@ def test_a_failing_script_is_quoted_from_its_log(tmp_path: Path) -> None:
         restart(server, log)
     assert str(failed.value) == (
         f"app: {server.bin_dir / 'restart'} exited 3: httpd: bad config (in {log})"
+    )
+
+
+def test_the_state_a_failed_run_ends_with_is_probed_not_assumed(tmp_path: Path) -> None:
+    """An app that answered before the run and does not answer now (its restart on the old
+    configuration failed): the final line says so, with what it was before."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed again below: nothing listens there
+    server = Server("app", tmp_path, port, None)
+    before = {"app": Health("app", port, 200)}
+    [line] = _states_now([server], before, [], os.getuid(), tmp_path)
+    assert line.startswith("app: no answer: ") and line.endswith(
+        f" on port {port} (before the run: HTTP 200)"
     )

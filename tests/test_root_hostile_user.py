@@ -47,6 +47,7 @@ from journal_helper import snapshot
 
 from migrate.demo import PY, build_demo_account
 from migrate.layout import STATE_DIR
+from migrate.paths import home_relative
 
 USER_PYTHON = Path(f"/usr/bin/python{PY}")
 """An interpreter of the demo's X.Y that an unprivileged user can run."""
@@ -164,11 +165,12 @@ class Account:
     def python(self) -> list[str]:
         return ["--python", f"{PY}={self.user.python}"]
 
-    def tool(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The tool as root, as an administrator runs it on the user's home."""
+    def tool(self, *args: str, installed: bool = False) -> subprocess.CompletedProcess[str]:
+        """The tool as root, as an administrator runs it on the user's home: on the crontab
+        file, or (``installed``) on her installed crontab."""
+        crontab = [] if installed else ["--crontab", str(self.crontab)]
         return subprocess.run(
-            [sys.executable, "-m", "migrate", "--home", str(self.home), "--crontab",
-             str(self.crontab), *args],
+            [sys.executable, "-m", "migrate", "--home", str(self.home), *crontab, *args],
             capture_output=True, text=True, timeout=TIMEOUT, cwd="/",
         )  # fmt: skip
 
@@ -371,10 +373,10 @@ class Invariants:
 
 
 def run_and_check(
-    account: Account, watch: Invariants, step: str, *args: str
+    account: Account, watch: Invariants, step: str, *args: str, installed: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Root runs one command; the invariants are checked after it."""
-    done = account.tool(*args)
+    done = account.tool(*args, installed=installed)
     watch.after(step, done)
     return done
 
@@ -467,6 +469,110 @@ def test_a_planted_journal_restores_nothing_the_user_could_not_set(
             )
         watch.require(
             target.read_bytes() != payload, f"{' '.join(args)} wrote the planted bytes to {target}"
+        )
+    watch.assert_held()
+
+
+def crontab_of(name: str | None) -> bytes | None:
+    """The installed crontab of user ``name`` (root's when None), None when there is none."""
+    done = subprocess.run(
+        ["crontab", *(["-u", name] if name else []), "-l"], capture_output=True, timeout=60
+    )
+    if done.returncode != 0:
+        assert b"no crontab for" in done.stderr, done.stderr
+        return None
+    return done.stdout
+
+
+def roots_crontab_names(account: Account) -> bool:
+    return str(account.home).encode() in (crontab_of(None) or b"")
+
+
+def set_crontab_of(name: str, text: bytes | None) -> None:
+    argv = ["crontab", "-u", name, *(["-"] if text is not None else ["-r"])]
+    subprocess.run(argv, input=text or b"", capture_output=True, timeout=60, check=text is not None)
+
+
+@pytest.fixture
+def her_crontab(account: Account) -> Iterator[bytes]:
+    """The demo's crontab installed as the user's own (``crontab -u``), removed after.
+
+    Root's own crontab is only ever checked for her text: the journal tests replace it
+    (and put it back) while these run."""
+    if shutil.which("crontab") is None:
+        pytest.skip("the crontab command is not installed (package cron)")
+    text = account.crontab.read_bytes()
+    try:
+        set_crontab_of(account.user.name, text)
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"crontab -u does not work here: {exc.stderr!r}")
+    try:
+        yield text
+    finally:
+        set_crontab_of(account.user.name, None)
+
+
+def test_root_migrates_and_rolls_back_the_users_installed_crontab(
+    account: Account, her_crontab: bytes
+) -> None:
+    """Without ``--crontab FILE``, root on her home edits the crontab her jobs run from
+    (``crontab -u``): the cron-started apps move to their venvs, root's own crontab is
+    never read nor touched, and rollback gives hers back byte for byte."""
+    watch = Invariants(account)
+    done = run_and_check(account, watch, "run", *run_args(account), installed=True)
+    assert done.returncode == 0, f"run failed: {said(done)}"
+    after = crontab_of(account.user.name)
+    watch.require(
+        after is not None and b"/.venvs/account/bin/python " in after,
+        f"her installed crontab was not migrated: {after!r}",
+    )
+    watch.require(not roots_crontab_names(account), "root's own crontab was migrated")
+    undone = run_and_check(account, watch, "rollback", "rollback", "--no-restart", installed=True)
+    watch.require(undone.returncode == 0, f"rollback failed: {said(undone)}")
+    watch.require(
+        crontab_of(account.user.name) == her_crontab, "her crontab did not come back as it was"
+    )
+    watch.require(not roots_crontab_names(account), "root's own crontab was migrated")
+    watch.assert_held()
+
+
+def test_a_planted_journal_cannot_install_roots_crontab(
+    account: Account, her_crontab: bytes
+) -> None:
+    """A transaction she writes whose crontab record names root's crontab (uid 0): root's
+    rollback refuses it, and never installs her text as root's crontab."""
+    payload = b"* * * * * id > /tmp/owned-by-the-user\n"
+    roots = crontab_of(None)
+    txn_id = "20240102T030405Z-abcdef"
+    folder = f"{STATE_DIR}/journal/{txn_id}"
+    records = [
+        {"rec": "begin", "id": txn_id, "seq": 1, "created": "2024-01-02T03:04:05.000000+00:00",
+         "description": "run", "home": str(account.home), "pid": 1,
+         "argv": ["concentric-migrate", "run"]},
+        {"rec": "intent", "n": 1, "op": "crontab", "existed": True,
+         "after": hashlib.sha256(roots or b"").hexdigest(), "uid": 0, "user": "root",
+         "before": hashlib.sha256(payload).hexdigest(), "backup": "0001-crontab"},
+        {"rec": "done", "n": 1},
+        {"rec": "commit", "at": "2024-01-02T03:04:06+00:00"},
+    ]  # fmt: skip
+    journal = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    account.user_writes(
+        {
+            f"{folder}/backups/0001-crontab": (payload, 0o600),
+            f"{folder}/journal.jsonl": (journal, 0o600),
+        }
+    )
+    watch = Invariants(account)
+    for args in (["rollback", "--no-restart"], ["rollback", "--force", "--no-restart"]):
+        done = run_and_check(account, watch, " ".join(args), *args, installed=True)
+        watch.require(done.returncode != 0, f"{' '.join(args)} accepted the record: {said(done)}")
+        watch.require(one_line_error(done), f"{' '.join(args)}: not a one-line error: {said(done)}")
+        watch.require(
+            payload not in (crontab_of(None) or b""),
+            f"{' '.join(args)} installed her crontab as root's",
+        )
+        watch.require(
+            crontab_of(account.user.name) == her_crontab, f"{' '.join(args)} changed hers"
         )
     watch.assert_held()
 
@@ -734,16 +840,12 @@ def test_an_in_place_edit_of_a_shared_venv_file_is_reported_and_never_reused(
     watch.assert_held()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16, not done yet: rollback removes a venv whole, files the user added in "
-    "it included (it should keep them aside and report them, or refuse without --force)",
-)
 def test_a_rollback_without_force_deletes_no_file_the_user_added_to_a_venv(
     account: Account,
 ) -> None:
     """Files the user adds inside a venv after ``run``: ``rollback`` without ``--force``
-    refuses, or keeps them aside and says where; it never deletes them."""
+    refuses, or keeps them aside and says where; with ``--force`` it keeps them aside and
+    says where; it never deletes them."""
     watch = Invariants(account)
     migrated(account, watch)
     venv = account.home / "webapps" / "blog" / "venv"
@@ -758,27 +860,23 @@ def test_a_rollback_without_force_deletes_no_file_the_user_added_to_a_venv(
     assert venv.is_dir()
     account.user_writes(added)
 
-    done = run_and_check(account, watch, "rollback", "rollback", "--no-restart")
-
-    for rel, (data, _) in added.items():
-        kept = [p for p in files_holding(account.home, data) if p.read_bytes() == data]
-        name = Path(rel).name
-        watch.require(bool(kept), f"rollback deleted her {rel} [{said(done)}]")
-        if kept and kept != [account.home / rel]:
-            watch.require(
-                any(p.name in done.stdout + done.stderr for p in kept),
-                f"her {name} was moved to {kept}, which the output does not say [{said(done)}]",
-            )
-    if done.returncode != 0:
-        watch.require(one_line_error(done), f"rollback: not a one-line error: {said(done)}")
+    for args in (["rollback", "--no-restart"], ["rollback", "--force", "--no-restart"]):
+        done = run_and_check(account, watch, " ".join(args), *args)
+        for rel, (data, _) in added.items():
+            kept = [p for p in files_holding(account.home, data) if p.read_bytes() == data]
+            name = Path(rel).name
+            watch.require(bool(kept), f"{' '.join(args)} deleted her {rel} [{said(done)}]")
+            if kept and kept != [account.home / rel]:
+                watch.require(
+                    any(home_relative(p, account.home) in done.stdout for p in kept),
+                    f"her {name} was moved to {kept}, which the output does not say [{said(done)}]",
+                )
+        if done.returncode != 0:
+            watch.require(one_line_error(done), f"rollback: not a one-line error: {said(done)}")
+    watch.require(not venv.exists(), f"rollback --force left the venv: {said(done)}")
     watch.assert_held()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16, not done yet: a rewrite is a new file renamed in, so a second hard "
-    "link of the rewritten file keeps the old text",
-)
 def test_a_rewritten_file_keeps_its_second_hard_link(account: Account) -> None:
     """blog's WSGI file has a second name elsewhere in the home: after ``run`` both names
     show the rewrite, after ``rollback`` both show the original, still one file."""

@@ -10,7 +10,6 @@ Python interpreter, a script) is decided by :mod:`migrate.discover.entrypoints`.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -213,16 +212,11 @@ def _unquote(value: str) -> str:
     return value
 
 
-def crontab_text(
-    file: Path | None, home: Path, installed: Callable[[], bytes | None] | None
-) -> str | None:
+def crontab_text(file: Path | None, installed: Callable[[], bytes | None] | None) -> str | None:
     """The crontab an account's commands read and ``run`` edits: ``--crontab FILE``, else
-    the installed one (``installed`` reads it; None when there is no ``crontab`` command)
-    when ``home`` is the invoking user's own: another user's crontab is neither ours to
-    read as theirs nor to change."""
+    the installed one (``installed`` reads it; None when there is none the caller may use,
+    see :func:`migrate.journal.crontab.installed_crontab`)."""
     if file is not None:
         return read_regular(file).decode("utf-8", errors="surrogateescape")
-    if installed is None or os.path.realpath(home) != os.path.realpath(os.path.expanduser("~")):
-        return None
-    data = installed()
+    data = None if installed is None else installed()
     return None if data is None else data.decode("utf-8", errors="surrogateescape")

@@ -1,7 +1,10 @@
-"""The invoking user's installed crontab as a journal resource: read, replaced, restored.
+"""A user's installed crontab as a journal resource: read, replaced, restored.
 
 Only through the ``crontab`` command, never a shell and never the spool file: cron checks
-the text and replaces the crontab atomically, and it acts on the invoking user's alone.
+the text and replaces the crontab atomically. It acts on the invoking user's crontab, or,
+for root working on another user's home, on that user's (``crontab -u NAME``): the one her
+cron jobs run from. Whose it is comes from the home (:func:`migrate.privilege.owner_of`),
+never from a journal record, which the home's owner can write.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import pwd
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Protocol
 
 from migrate.journal.errors import JournalError
 from migrate.journal.fs import sha256
+from migrate.privilege import Owner, owner_of
 
 TIMEOUT = 60.0
 """Seconds a ``crontab`` command may take before it counts as failed."""
@@ -22,9 +27,10 @@ _NO_CRONTAB = re.compile(rb"^no crontab for ", re.MULTILINE)
 
 
 class InstalledCrontab:
-    """The invoking user's installed crontab, through the ``crontab`` command (never a shell)."""
+    """A user's installed crontab, through the ``crontab`` command (never a shell): the
+    invoking user's, or ``owner``'s (``crontab -u``, which only root may use)."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Owner | None = None) -> None:
         command = shutil.which("crontab")
         if command is None:
             raise JournalError(
@@ -32,6 +38,9 @@ class InstalledCrontab:
                 "installed crontab can be neither read nor replaced nor restored"
             )
         self.command = command
+        self.uid = os.getuid() if owner is None else owner.uid
+        self.user = user_name() if owner is None else owner.name
+        self._for = () if owner is None else ("-u", owner.name)
 
     def read(self) -> bytes | None:
         """``crontab -l``: the crontab's bytes, None when the user has none."""
@@ -62,7 +71,7 @@ class InstalledCrontab:
     def _run(self, option: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
         try:
             return subprocess.run(
-                [self.command, option],
+                [self.command, *self._for, option],
                 input=data,
                 capture_output=True,
                 timeout=TIMEOUT,
@@ -81,6 +90,20 @@ class InstalledCrontab:
         return JournalError(f"{self.command} {option} failed (exit {done.returncode}): {said}")
 
 
+def installed_crontab(home: Path) -> InstalledCrontab | None:
+    """The installed crontab the home's cron jobs run from, when the caller may use it:
+    root's on another user's home is that user's; anyone's own home (``~``) has hers; of
+    another home, a user can read no crontab. None also when ``crontab`` is not installed."""
+    if shutil.which("crontab") is None:
+        return None
+    owner = owner_of(home)
+    if owner is not None:
+        return InstalledCrontab(owner)
+    if os.path.realpath(home) != os.path.realpath(os.path.expanduser("~")):
+        return None
+    return InstalledCrontab()
+
+
 def user_name() -> str:
     try:
         return pwd.getpwuid(os.getuid()).pw_name
@@ -92,6 +115,9 @@ class Resource(Protocol):
     """What the journal needs of a crontab it does not hold as a file (``crontab -l``)."""
 
     command: str
+    uid: int
+    user: str
+    """Whose crontab it is."""
 
     def read(self) -> bytes | None: ...
     def state(self) -> str | None: ...

@@ -190,6 +190,36 @@ def write_temp(
     os.close(fd)
 
 
+def open_in_place(path: Path, seen: os.stat_result) -> int:
+    """A read-write descriptor on the very file ``seen`` was taken of (same device and
+    inode, still a regular file, the name not a symlink): a file with other names (hard
+    links) is written through it so that every name shows the new text."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise JournalError(f"{path} was removed") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JournalError(f"{path} became a symlink") from None
+        raise
+    now = os.fstat(fd)
+    if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+        os.close(fd)
+        raise JournalError(f"{path} was replaced by another file")
+    return fd
+
+
+def write_in_place(fd: int, data: bytes, mode: int | None) -> None:
+    """The whole new text into an open file, then its length, then ``mode`` (None: kept);
+    durable when it returns. Not atomic: the journal's intent says so (``in_place``)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    write_all(fd, data)
+    os.ftruncate(fd, len(data))
+    if mode is not None and stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+        os.fchmod(fd, mode)
+    os.fsync(fd)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

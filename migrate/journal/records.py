@@ -58,6 +58,9 @@ class WriteIntent:
     new_mode: str
     previous: Previous | None
     """None: the file did not exist."""
+    in_place: bool = False
+    """Written into the file itself (it has other names: hard links), not renamed in; not
+    atomic, so until its done record the file may hold part of either text."""
     rec: ClassVar[str] = "intent"
 
     @property
@@ -82,6 +85,10 @@ class InstallIntent:
     n: int
     path: str
     staged: str
+    tree: str | None = None
+    """The backup holding its listing (:mod:`migrate.journal.tree`): what rollback may take
+    away; None in journals written before listings were kept (all of it)."""
+    tree_sha256: str | None = None
     op: ClassVar[str] = "install"
     rec: ClassVar[str] = "intent"
     existed: ClassVar[bool] = False
@@ -194,12 +201,16 @@ def _to_json(record: Record) -> dict[str, Any]:
             out.update(before=p.before, mode=p.mode, uid=p.uid, gid=p.gid,
                        xattrs=dict(p.xattrs), backup=p.backup)  # fmt: skip
         out["new_mode"] = record.new_mode
+        if record.in_place:
+            out["in_place"] = True
     elif isinstance(record, MkdirIntent):
         out.update(n=record.n, op=record.op, path=record.path, existed=False,
                    new_mode=record.new_mode)  # fmt: skip
     elif isinstance(record, InstallIntent):
         out.update(n=record.n, op=record.op, path=record.path, staged=record.staged,
                    existed=False)  # fmt: skip
+        if record.tree is not None:
+            out.update(tree=record.tree, tree_sha256=record.tree_sha256)
     elif isinstance(record, CrontabIntent):
         out.update(n=record.n, op=record.op, existed=record.existed, after=record.after,
                    uid=record.uid, user=record.user)  # fmt: skip
@@ -296,12 +307,21 @@ def _intent(f: _Fields) -> Intent:
                 f.str("backup"),
             )  # fmt: skip
         return WriteIntent(
-            n, op, f.str("path"), f.str("after"), f.str("temp"), f.str("new_mode"), previous
+            n,
+            op,
+            f.str("path"),
+            f.str("after"),
+            f.str("temp"),
+            f.str("new_mode"),
+            previous,
+            f.bool("in_place", False),
         )
     if op == "mkdir":
         return MkdirIntent(n, f.str("path"), f.str("new_mode"))
     if op == "install":
-        return InstallIntent(n, f.str("path"), f.str("staged"))
+        tree = f.str("tree", None)
+        tree_sha256 = None if tree is None else f.str("tree_sha256")
+        return InstallIntent(n, f.str("path"), f.str("staged"), tree, tree_sha256)
     if op == "crontab":
         existed = f.bool("existed")
         before = f.str("before") if existed else None

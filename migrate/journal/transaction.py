@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from migrate.journal import records as rec
-from migrate.journal.crontab import InstalledCrontab, Resource, user_name
+from migrate.journal import tree
+from migrate.journal.crontab import InstalledCrontab, Resource
 from migrate.journal.errors import (
     JournalError,
     OwnerNotKept,
@@ -38,12 +39,15 @@ from migrate.journal.fs import (
     make_private_dir,
     nearest_existing,
     octal,
+    open_in_place,
     read_existing,
+    read_fd,
     real_home,
     recorded,
     resolve,
     sha256,
     temp_name,
+    write_in_place,
     write_temp,
 )
 from migrate.journal.lock import require_lock
@@ -60,7 +64,7 @@ from migrate.journal.store import (
 from migrate.journal.undo import rollback
 from migrate.layout import JOURNALS_DIR, STATE_DIR
 from migrate.paths import is_inside
-from migrate.privilege import owner_of
+from migrate.privilege import Owner, owner_of
 
 NEW_FILE_MODE = 0o644
 
@@ -78,7 +82,7 @@ class Transaction:
         txn_id: str,
         path: Path,
         steps: Steps,
-        crontab: Callable[[], Resource] = InstalledCrontab,
+        crontab: Callable[[Owner | None], Resource] = InstalledCrontab,
     ) -> None:
         self.id = txn_id
         self.path = path
@@ -114,8 +118,8 @@ class Transaction:
     def set_crontab(
         self, text: str, file: Path | None = None, *, expect_sha256: str | None = None
     ) -> None:
-        """Replace the crontab: the file given with --crontab FILE, else the invoking user's
-        (crontab -l / crontab -).
+        """Replace the crontab: the file given with --crontab FILE, else the installed one
+        of the home's user (crontab -l / crontab -; ``-u NAME`` for root on her home).
 
         The file is written as ``write_file`` writes (a new one gets 0o600, like the cron
         spool's), and it alone may lie outside the home: it stands for the user's crontab as
@@ -136,7 +140,7 @@ class Transaction:
             target = self._crontab_file(file)
             self._replace(target, data, "crontab-file", PRIVATE_FILE, None, expect_sha256)
             return
-        crontab = self._crontab()
+        crontab = self._crontab(self._owner)
         current = crontab.read()
         if expect_sha256 is not None and (current is None or sha256(current) != expect_sha256):
             raise TargetChanged(
@@ -148,8 +152,8 @@ class Transaction:
             record = rec.CrontabIntent(
                 n,
                 after=sha256(data),
-                uid=os.getuid(),
-                user=user_name(),
+                uid=crontab.uid,
+                user=crontab.user,
                 before=None if current is None else sha256(current),
                 backup=backup,
             )
@@ -191,7 +195,8 @@ class Transaction:
         """Rename a directory built aside (same file system, inside the home) to ``dest``.
 
         ``dest`` must not exist. Rollback removes it, or the staged folder when the crash
-        came before the rename.
+        came before the rename; what was added to it or changed in it since (the listing
+        kept in ``backups/`` tells) is the user's, kept aside like an edited file.
         """
         self._usable()
         source = resolve(self.home, staged, state_ok=True)
@@ -211,10 +216,17 @@ class Transaction:
                 "destination"
             )
         self._make_parents(target.parent)
+        listed = tree.dumps(tree.listing(source))
         with self._guard():
             n = self._next()
+            backup = f"{n:04d}-tree"
             self._steps()
-            append(self._journal, rec.InstallIntent(n, self._rel(target), self._rel(source)))
+            create_private(self.path / BACKUPS / backup, listed, self._owner)
+            intent = rec.InstallIntent(
+                n, self._rel(target), self._rel(source), backup, sha256(listed)
+            )
+            self._steps()
+            append(self._journal, intent)
             self._steps()
             os.rename(source, target)
             fsync_dir(target.parent)
@@ -251,6 +263,40 @@ class Transaction:
                 f"{target} belongs to uid {existing[1].st_uid} gid {existing[1].st_gid}; "
                 "rewriting it as this user would change that"
             )
+        fd = self._in_place(target, existing)
+        try:
+            self._write(target, data, op, new_file_mode, mode, existing, fd)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _in_place(
+        self, target: Path, existing: tuple[bytes, os.stat_result, dict[str, bytes]] | None
+    ) -> int | None:
+        """A file of the home with other names (hard links) is written in place, so that
+        each name shows the rewrite (a new file renamed in would leave them the old text):
+        a descriptor on it, checked to be the file just read and the home owner's (as
+        root, never a file of someone else's she linked in). None: write by rename."""
+        if existing is None or existing[1].st_nlink < 2 or not is_inside(target, self.home):
+            return None
+        if self._owner is not None and existing[1].st_uid != self._owner.uid:
+            return None
+        fd = open_in_place(target, existing[1])
+        if sha256(read_fd(fd)) != sha256(existing[0]):
+            os.close(fd)
+            raise TargetChanged(f"{target} changed while it was read: run again", target)
+        return fd
+
+    def _write(
+        self,
+        target: Path,
+        data: bytes,
+        op: rec.FileOp,
+        new_file_mode: int,
+        mode: int | None,
+        existing: tuple[bytes, os.stat_result, dict[str, bytes]] | None,
+        fd: int | None,
+    ) -> None:
         with self._guard():
             n = self._next()
             owner: tuple[int, int] | None = None
@@ -282,9 +328,15 @@ class Transaction:
                 temp=temp_name(target.name, self._tag, n, "cm-tmp"),
                 new_mode=octal(new_mode),
                 previous=previous,
+                in_place=fd is not None,
             )
             self._steps()
             append(self._journal, record)
+            if fd is not None:
+                self._steps()
+                write_in_place(fd, data, mode)
+                self._done(n)
+                return
             temp = target.parent / record.temp
             self._steps()
             write_temp(temp, data, owner=owner, xattrs=xattrs, mode=new_mode, strict_owner=True)
@@ -338,7 +390,7 @@ class Transaction:
 
 
 def begin(
-    home: Path, description: str, *, crontab: Callable[[], Resource] = InstalledCrontab
+    home: Path, description: str, *, crontab: Callable[[Owner | None], Resource] = InstalledCrontab
 ) -> Transaction:
     """Start a transaction; the caller holds ``home_lock``. Refused while another is open.
 
@@ -392,7 +444,7 @@ def session(
     description: str,
     *,
     recover: Callable[[BaseException, bool], None] | None = None,
-    crontab: Callable[[], Resource] = InstalledCrontab,
+    crontab: Callable[[Owner | None], Resource] = InstalledCrontab,
 ) -> Iterator[Transaction]:
     """The one way a command writes into a home: one transaction, committed when the block
     ends, rolled back whole when it raises (anything, Ctrl-C and SIGTERM's exit included).
@@ -408,14 +460,15 @@ def session(
         yield transaction
         transaction.commit()
     except BaseException as exc:
+        kept: tuple[Path, ...] = ()
         try:
-            rollback(home, transaction.id, force=True, crontab=crontab)
+            kept = rollback(home, transaction.id, force=True, crontab=crontab).kept_aside
             rolled_back = True
         except JournalError:
             rolled_back = False
         if recover is not None:
             recover(exc, rolled_back)
-        raise SessionAborted(exc, transaction.id, rolled_back) from exc
+        raise SessionAborted(exc, transaction.id, rolled_back, kept) from exc
 
 
 def transactions(home: Path) -> list[TransactionInfo]:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from migrate.discover.crontab import INSTALLED as INSTALLED_CRONTAB
 from migrate.journal import records as rec
+from migrate.journal import tree
 from migrate.journal.crontab import InstalledCrontab, Resource
 from migrate.journal.errors import EditedSince, JournalError, OutsideHome, UnknownTransaction
 from migrate.journal.fs import (
@@ -26,6 +28,7 @@ from migrate.journal.fs import (
     create_private,
     fsync_dir,
     meta_of,
+    open_in_place,
     private_dir,
     read_file,
     real_home,
@@ -34,6 +37,7 @@ from migrate.journal.fs import (
     shown,
     state_of,
     temp_name,
+    write_in_place,
     write_temp,
 )
 from migrate.journal.lock import require_lock
@@ -52,7 +56,7 @@ from migrate.journal.store import (
 )
 from migrate.layout import JOURNALS_DIR, STATE_DIR
 from migrate.paths import is_inside
-from migrate.privilege import grant_refused, owner_of
+from migrate.privilege import Owner, grant_refused, owner_of
 
 _FileIntent = rec.WriteIntent | rec.MkdirIntent | rec.InstallIntent
 
@@ -72,7 +76,7 @@ def rollback(
     txn_id: str | None = None,
     *,
     force: bool = False,
-    crontab: Callable[[], Resource] = InstalledCrontab,
+    crontab: Callable[[Owner | None], Resource] = InstalledCrontab,
 ) -> RollbackResult:
     """Undo a transaction (default: the newest not rolled back), newest change first.
 
@@ -83,7 +87,7 @@ def rollback(
     Idempotent: a rolled-back transaction is reported with ``already=True`` and not touched;
     with no id and nothing left to roll back, that is the newest one. Resumes a rollback
     that was interrupted. The caller holds ``home_lock`` (and, for the installed crontab, is
-    the user whose crontab it replaced).
+    the user whose crontab it replaced, or root on that user's home).
     """
     home_real = real_home(home)
     require_lock(home_real)
@@ -100,7 +104,15 @@ def rollback(
         chosen = found[0]
     if chosen.info.state == "rolled-back":
         return _result(home_real, chosen, already=True)
-    _Undo(home_real, chosen, force, crontab).run()
+    newer = [t for t in loaded if t.seq > chosen.seq and t.info.state != "rolled-back"]
+    try:
+        _Undo(home_real, chosen, force, crontab).run(newer)
+    except OSError as exc:  # a full disk, a read-only remount: stopped, resumable
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise JournalError(
+            f"rollback of {chosen.info.id} stopped: {exc.strerror or exc}{where}; what it "
+            "undid so far is journaled: fix that and run rollback again to finish it"
+        ) from exc
     return _result(home_real, load(home_real, chosen.info.path), already=False)
 
 
@@ -108,7 +120,7 @@ class _Undo:
     """One rollback run over one transaction."""
 
     def __init__(
-        self, home: Path, txn: Loaded, force: bool, crontab: Callable[[], Resource]
+        self, home: Path, txn: Loaded, force: bool, crontab: Callable[[Owner | None], Resource]
     ) -> None:
         self.home = home
         self.txn = txn
@@ -127,9 +139,15 @@ class _Undo:
         self.pending: list[rec.Intent] = sorted(
             (r for r in intents if r.n not in undone), key=lambda r: r.n, reverse=True
         )
+        self.ours = {p for r in intents for p in _OPERATIONS[type(r)].leftovers(self, r)}
+        """What undoing the operations takes away or puts back (a resumed rollback's
+        restores included): never an edit."""
 
-    def run(self) -> None:
+    def run(self, newer: Sequence[Loaded] = ()) -> None:
+        """Undo every pending operation, newest first; ``newer``: the transactions made
+        after this one and not rolled back, whose changes it must not take away."""
         edited = self._edited()
+        self._not_newer(edited, newer)
         if edited and not self.force:
             shown_files = ", ".join(shown(p, self.home) for p in edited)
             raise EditedSince(
@@ -149,11 +167,33 @@ class _Undo:
         self.steps()
         append(self.journal, rec.RolledBack(now()))
 
+    def _not_newer(self, edited: Sequence[Path], newer: Sequence[Loaded]) -> None:
+        """Refuse, changing nothing, when an edit since is a newer transaction's change (or
+        holds one: a folder this one made, where a newer one installed a venv): ``force``
+        would move it aside and break what that transaction migrated."""
+        for txn in newer:
+            for record in txn.records:
+                if not isinstance(record, rec.INTENTS):
+                    continue
+                if isinstance(record, rec.CrontabIntent):
+                    theirs = INSTALLED_CRONTAB
+                else:
+                    theirs = (
+                        Path(record.path) if os.path.isabs(record.path) else self.home / record.path
+                    )
+                for path in edited:
+                    if theirs == path or is_inside(theirs, path):
+                        raise JournalError(
+                            f"rollback of {self.txn.info.id} changed nothing: "
+                            f"{shown(path, self.home)} holds what the newer transaction "
+                            f"{txn.info.id} changed ({shown(theirs, self.home)}): roll that "
+                            "one back first"
+                        )
+
     def _edited(self) -> list[Path]:
-        """Checks first: nothing is changed unless every operation can be undone. The
-        targets not as the transaction found or left them (newest operation first: the
-        newest on a target decides)."""
-        ours = {p for r in self.pending for p in _OPERATIONS[type(r)].leftovers(self, r)}
+        """Checks first: nothing is changed unless every operation can be undone. What is
+        not as the transaction found or left it (newest operation first: the newest on a
+        target decides): a target, or what was added inside a folder it installed."""
         edited: list[Path] = []
         seen: set[Path] = set()
         for record in self.pending:
@@ -162,8 +202,7 @@ class _Undo:
             if target in seen:
                 continue
             seen.add(target)
-            if not operation.as_left(self, record, target, ours):
-                edited.append(target)
+            edited.extend(operation.edits(self, record, target))
         return edited
 
     def path_of(self, rel: str, *, state_ok: bool = False, outside_ok: bool = False) -> Path:
@@ -216,7 +255,8 @@ class _Undo:
         current = state_of(path)
         previous = record.previous
         expected = (None, None if previous is None else previous.before, record.after)
-        aside = None if current in expected else self._aside(path, n)
+        torn = record.in_place and n not in self.done  # cut short mid-write: ours
+        aside = None if current in expected or torn else self._aside(path, n)
         if previous is None:
             if current is None or aside is not None:
                 return self._outcome(n, path, "removed" if aside else "absent", aside)
@@ -230,6 +270,8 @@ class _Undo:
         if current == previous.before and meta_of(path) == (mode, owner, xattrs):
             return self._outcome(n, path, "unchanged", None)
         data = self.backup(previous.backup, previous.before)
+        if record.in_place and aside is None and self._restore_in_place(path, data, mode):
+            return self._outcome(n, path, "restored", None)
         path.parent.mkdir(parents=True, exist_ok=True)  # only when the user removed it
         self.steps()
         write_temp(undo_temp, data, owner=owner, xattrs=xattrs, mode=mode, strict_owner=False)
@@ -237,6 +279,25 @@ class _Undo:
         os.rename(undo_temp, path)
         fsync_dir(path.parent)
         return self._outcome(n, path, "restored", aside)
+
+    def _restore_in_place(self, path: Path, data: bytes, mode: int) -> bool:
+        """Put the old text back into the file written in place, so its other names get it
+        back too: only into a regular file of the journal's writer (as root, never one of
+        someone else's); False when that is not what is there (restore by rename then)."""
+        try:
+            seen = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        mine = os.geteuid() if self.writer is None else self.writer.uid
+        if not stat.S_ISREG(seen.st_mode) or seen.st_nlink < 2 or seen.st_uid != mine:
+            return False
+        fd = open_in_place(path, seen)
+        try:
+            self.steps()
+            write_in_place(fd, data, mode)
+        finally:
+            os.close(fd)
+        return True
 
     def _crontab_undo(self, record: rec.CrontabIntent) -> rec.Undone:
         crontab = self.crontab()
@@ -285,15 +346,20 @@ class _Undo:
 
     def crontab(self) -> Resource:
         if self._crontab is None:
-            self._crontab = self._make_crontab()
+            self._crontab = self._make_crontab(self.writer)
         return self._crontab
 
     def own_crontab(self, record: rec.CrontabIntent) -> None:
-        """Only its user can put a crontab back: ``crontab`` acts on the invoking user's."""
-        if record.uid != os.getuid():
+        """The crontab put back is the home's user's (:meth:`crontab`), whatever the record
+        says: one naming another user's is refused (the home's owner can write the journal,
+        and root must not install her text as root's crontab)."""
+        crontab = self.crontab()
+        if record.uid != crontab.uid:
             raise JournalError(
                 f"{self.journal}: operation {record.n} replaced the crontab of "
-                f"{record.user} (uid {record.uid}): roll back as that user"
+                f"{record.user} (uid {record.uid}), not {crontab.user}'s, whose home this is: "
+                + ("roll back as that user" if self.writer is None else "refusing the rollback")
+                + ", nothing changed"
             )
 
     def _mkdir(self, record: rec.MkdirIntent) -> rec.Undone:
@@ -317,6 +383,8 @@ class _Undo:
         self._remove(trash)
         current = state_of(path)
         if current == DIR:
+            for added in self.added(record, path):
+                self._aside(added, n, within=path)
             self.steps()
             os.rename(path, trash)  # atomic; the slow removal can be resumed from the trash
             fsync_dir(path.parent)
@@ -341,12 +409,29 @@ class _Undo:
             os.unlink(path)
         fsync_dir(path.parent)
 
-    def _aside(self, path: Path, n: int) -> Path:
-        """Move an edited file or folder into ``edited/``, or refuse without ``force``."""
+    def added(self, record: rec.InstallIntent, path: Path) -> list[Path]:
+        """What was added to (or changed in) an installed folder since, per its listing;
+        nothing for a journal written before listings were kept."""
+        if record.tree is None or record.tree_sha256 is None:
+            return []
+        try:
+            listed = tree.loads(self.backup(record.tree, record.tree_sha256))
+        except ValueError:
+            raise JournalError(f"backup {record.tree} of {self.journal} is not a listing") from None
+        return tree.added_or_changed(path, listed, self.ours)
+
+    def _aside(self, path: Path, n: int, *, within: Path | None = None) -> Path:
+        """Move an edited file or folder into ``edited/``, or refuse without ``force``.
+        ``within``: a folder being taken away, whose inner paths are kept by their place in
+        it (``edited/NNNN-venv/lib/...``)."""
         if not self.force:
             raise EditedSince(f"{path} was edited during the rollback", (path,))
         edited = private_dir(self.home, self.txn.info.path / EDITED, create=True)
         kept = edited / f"{n:04d}-{path.name[:NAME_KEEP]}"
+        if within is not None:
+            kept = edited / f"{n:04d}-{within.name[:NAME_KEEP]}" / path.relative_to(within)
+            for folder in reversed(kept.relative_to(edited).parents[:-1]):
+                private_dir(self.home, edited / folder, create=True)
         if state_of(kept) == DIR:  # a copy cut short by a crash: the original is still there
             shutil.rmtree(kept)
         elif os.path.lexists(kept):
@@ -368,7 +453,7 @@ class _Undo:
             else:
                 shutil.copy2(path, kept, follow_symlinks=False)
                 os.unlink(path)
-        fsync_dir(edited)
+        fsync_dir(kept.parent)
         fsync_dir(path.parent)
         return kept
 
@@ -427,25 +512,32 @@ def _crontab_target(undo: _Undo, record: rec.CrontabIntent) -> Path:
     return INSTALLED_CRONTAB
 
 
-def _written_as_left(undo: _Undo, record: rec.WriteIntent, path: Path, ours: set[Path]) -> bool:
+def _written_edits(undo: _Undo, record: rec.WriteIntent, path: Path) -> list[Path]:
+    if record.in_place and record.n not in undo.done:
+        return []  # cut short mid-write: what is there is part ours, part the old text
     before = None if record.previous is None else record.previous.before
-    return state_of(path) in (None, before, record.after)
+    return [] if state_of(path) in (None, before, record.after) else [path]
 
 
-def _made_as_left(undo: _Undo, record: rec.MkdirIntent, path: Path, ours: set[Path]) -> bool:
+def _made_edits(undo: _Undo, record: rec.MkdirIntent, path: Path) -> list[Path]:
     current = state_of(path)
-    return current is None or (
-        current == DIR and all(path / name in ours for name in os.listdir(path))
-    )
+    if current is None or (
+        current == DIR and all(path / name in undo.ours for name in os.listdir(path))
+    ):
+        return []
+    return [path]
 
 
-def _installed_as_left(undo: _Undo, record: rec.InstallIntent, path: Path, ours: set[Path]) -> bool:
-    return state_of(path) in (None, DIR)
+def _installed_edits(undo: _Undo, record: rec.InstallIntent, path: Path) -> list[Path]:
+    current = state_of(path)
+    if current is None:
+        return []
+    return undo.added(record, path) if current == DIR else [path]
 
 
-def _crontab_as_left(undo: _Undo, record: rec.CrontabIntent, path: Path, ours: set[Path]) -> bool:
+def _crontab_edits(undo: _Undo, record: rec.CrontabIntent, path: Path) -> list[Path]:
     state = undo.crontab().state()
-    return state is None or state in (record.before, record.after)
+    return [] if state is None or state in (record.before, record.after) else [path]
 
 
 def _written_leftovers(undo: _Undo, record: rec.WriteIntent) -> set[Path]:
@@ -467,23 +559,24 @@ class _Operation:
 
     target: Callable[[_Undo, Any], Path]
     """What it changed, after the checks that refuse a rollback before anything moves."""
-    as_left: Callable[[_Undo, Any, Path, set[Path]], bool]
-    """Its target is as the transaction found or left it (else: edited since)."""
+    edits: Callable[[_Undo, Any, Path], list[Path]]
+    """What is not as the transaction found or left it (edited since): its target, or
+    what was added inside it; none when all is."""
     leftovers: Callable[[_Undo, Any], set[Path]]
     """What undoing it takes away: not a sign of an edit inside a folder it made."""
     undo: Callable[[_Undo, Any], rec.Undone]
 
 
 _OPERATIONS: dict[type[rec.Intent], _Operation] = {
-    rec.WriteIntent: _Operation(_file_target, _written_as_left, _written_leftovers, _Undo._write),
+    rec.WriteIntent: _Operation(_file_target, _written_edits, _written_leftovers, _Undo._write),
     rec.MkdirIntent: _Operation(
-        _file_target, _made_as_left, lambda u, r: {u.home / r.path}, _Undo._mkdir
+        _file_target, _made_edits, lambda u, r: {u.home / r.path}, _Undo._mkdir
     ),
     rec.InstallIntent: _Operation(
-        _file_target, _installed_as_left, _installed_leftovers, _Undo._install
+        _file_target, _installed_edits, _installed_leftovers, _Undo._install
     ),
     rec.CrontabIntent: _Operation(
-        _crontab_target, _crontab_as_left, lambda u, r: set(), _Undo._crontab_undo
+        _crontab_target, _crontab_edits, lambda u, r: set(), _Undo._crontab_undo
     ),
 }
 """The one table of operations rollback undoes, by record type."""

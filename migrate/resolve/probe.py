@@ -43,7 +43,6 @@ from pathlib import Path
 from migrate.discover.entrypoints import EntryPoint
 from migrate.discover.interpreters import CRON_PATH
 from migrate.isolation import can_hide, isolated
-from migrate.paths import home_owner
 from migrate.privilege import give, owner_of
 from migrate.resolve import _probe
 from migrate.resolve.syspath import PathModel
@@ -256,8 +255,9 @@ def _httpd_conf(
         "WSGIApplicationGroup %{GLOBAL}",
     ]
     if os.geteuid() == 0:  # Apache will not serve as root: as the home's owner
-        owner = home_owner(home) or _world_reader(home)
-        lines += [f"User {_user_name(owner[0])}", f"Group {_group_name(owner[1])}"]
+        owner = owner_of(home)
+        uid, gid = (owner.uid, owner.gid) if owner is not None else _world_reader(home)
+        lines += [f"User {_user_name(uid)}", f"Group {_group_name(gid)}"]
     if entry.daemon:
         options = f" python-path={path}" if path else ""
         options += f" python-home={entry.python_home}" if entry.python_home else ""

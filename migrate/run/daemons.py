@@ -25,6 +25,7 @@ from pathlib import Path
 from migrate.discover.crontab import parse_crontab
 from migrate.discover.entrypoints import EntryPoint, script_argument
 from migrate.discover.interpreters import CRON_PATH, PYTHON_NAME
+from migrate.privilege import Owner
 from migrate.run.restart import Health, RestartError, probe_port, run_script
 
 STOP_GRACE = 10.0
@@ -99,7 +100,7 @@ def restart_daemon(
     environment: Mapping[str, str],
     home: Path,
     log: Path,
-    owner: tuple[int, int] | None,
+    owner: Owner | None,
 ) -> DaemonState:
     """Stop the daemon's processes and run its start script; the state it comes back in.
 
@@ -107,7 +108,7 @@ def restart_daemon(
     ``before`` did; what it started is stopped again first, so a restart on the old
     configuration finds nothing of it (not even a zombie a pid file still names)."""
     daemon = before.daemon
-    uid = owner[0] if owner else os.geteuid()
+    uid = owner.uid if owner else os.geteuid()
     script = functools.partial(
         run_script, log=log, what=daemon.app, environment=environment, cwd=home, owner=owner
     )

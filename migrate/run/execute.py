@@ -26,7 +26,8 @@ from migrate.discover.entrypoints import EntryPoints, find_entry_points
 from migrate.discover.servers import Server, read_server
 from migrate.journal import SessionAborted, TargetChanged, Transaction, home_lock, session
 from migrate.layout import app_dir, logs_dir, webapps_dir
-from migrate.paths import home_owner, home_relative, read_regular
+from migrate.paths import home_relative, read_regular
+from migrate.privilege import Owner, give, owner_of
 from migrate.resolve.plan import AppPlan, Plan
 from migrate.run.actions import PlannedFile
 from migrate.run.daemons import (
@@ -60,13 +61,26 @@ class RunRefused(Exception):
 
 
 class RunFailed(Exception):
-    """``run`` failed after it began and rolled everything back (``rolled_back``)."""
+    """``run`` failed after it began and rolled everything back (``rolled_back``).
 
-    def __init__(self, reason: str, transaction: str | None, rolled_back: bool) -> None:
+    ``kept``: edits made meanwhile that the rollback kept aside; ``states``: each app's
+    state probed after the rollback and the restarts on the old configuration, one line
+    each (what it really is, never what it should be)."""
+
+    def __init__(
+        self,
+        reason: str,
+        transaction: str | None,
+        rolled_back: bool,
+        kept: tuple[Path, ...] = (),
+        states: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.transaction = transaction
         self.rolled_back = rolled_back
+        self.kept = kept
+        self.states = states
 
 
 @dataclass(frozen=True)
@@ -139,8 +153,8 @@ def run_migration(
     apps = [app for app in plan.apps if app.name in names]
     servers = [a.server for a in migration.apps if a.server] if chosen.restart_apps else []
     daemons = [d for a in migration.apps for d in a.daemons] if chosen.restart_apps else []
-    owner = home_owner(home)
-    uid = owner[0] if owner else os.geteuid()
+    owner = owner_of(home)
+    uid = owner.uid if owner else os.geteuid()
     with home_lock(home):
         before = {server.app: probe(server) for server in servers}
         states = [state(d, uid) for d in daemons]
@@ -171,18 +185,22 @@ def run_migration(
         old_crontab = plan.crontab.text if plan.crontab is not None else None
         new_crontab = migration.crontab.after if migration.crontab is not None else old_crontab
 
+        final: list[str] = []
+
         def recover(cause: BaseException, rolled_back: bool) -> None:
-            """After the automatic rollback: the apps it restarted, on their old config."""
+            """After the automatic rollback: the apps it restarted, on their old config;
+            then what state each app is really in."""
             reason = str(cause) or type(cause).__name__
             if not rolled_back:
                 stopped = "the rollback stopped: run `concentric-migrate rollback`"
                 report.step(f"failed: {reason}; {stopped}")
-                return
-            report.step(f"failed, rolled back: {reason}")
-            _restart_on_old_config(restarted, before, home, owner)
-            environment = cron_environment(old_crontab, home, uid)
-            for was in restarted_daemons:
-                _daemon_on_old_config(was, environment, home, owner)
+            else:
+                report.step(f"failed, rolled back: {reason}")
+                _restart_on_old_config(restarted, before, home, owner)
+                environment = cron_environment(old_crontab, home, uid)
+                for was in restarted_daemons:
+                    _daemon_on_old_config(was, environment, home, owner)
+            final.extend(_states_now(servers, before, states, uid, home))
 
         try:
             with session(home, description, recover=recover) as transaction:
@@ -218,7 +236,9 @@ def run_migration(
                     if was.ports:
                         _same_pages(was.daemon.app, was.ports[0], pages)
         except SessionAborted as exc:  # Ctrl-C too: never leave half a migration running
-            raise RunFailed(str(exc), exc.transaction, exc.rolled_back) from exc.cause
+            raise RunFailed(
+                str(exc), exc.transaction, exc.rolled_back, exc.kept, tuple(final)
+            ) from exc.cause
     outcomes = tuple(
         AppOutcome(
             m.app,
@@ -338,7 +358,7 @@ def _restart_on_old_config(
     restarted: Sequence[Server],
     before: Mapping[str, Health],
     home: Path,
-    owner: tuple[int, int] | None,
+    owner: Owner | None,
 ) -> None:
     for server in restarted:
         try:
@@ -359,12 +379,40 @@ def _same_pages(app: str, port: int | None, pages: Mapping[int, Sequence[Page]])
         raise _Stop(f"{app} answers differently after the restart:\n" + "\n".join(found))
 
 
+def _states_now(
+    servers: Sequence[Server],
+    before: Mapping[str, Health],
+    daemons: Sequence[DaemonState],
+    uid: int,
+    home: Path,
+) -> list[str]:
+    """Each app's state as probed now (``GET /``, its processes), beside what it was before
+    the run: the one sentence a failed run ends with per app, never one chosen in advance."""
+    lines = []
+    for server in servers:
+        was, now = before[server.app], probe(server)
+        same = "as before" if now.status == was.status else f"before the run: {_status(was)}"
+        lines.append(f"{server.app}: {_status(now)} on port {server.port} ({same})")
+    for was in daemons:
+        daemon = was.daemon
+        where = home_relative(daemon.entry, home)
+        pids = state(daemon, uid).pids
+        running = f"running (pid {', '.join(map(str, pids))})" if pids else "not running"
+        same = (
+            "as before"
+            if bool(pids) == was.running
+            else ("it ran before the run" if was.running else "it did not run before the run")
+        )
+        lines.append(f"{daemon.app}: {where} {running} ({same})")
+    return lines
+
+
 def _daemon_on_old_config(
-    was: DaemonState, environment: Mapping[str, str], home: Path, owner: tuple[int, int] | None
+    was: DaemonState, environment: Mapping[str, str], home: Path, owner: Owner | None
 ) -> None:
     """Its start script is the old one again: run it, so the old code serves as before."""
     daemon = was.daemon
-    uid = owner[0] if owner else os.geteuid()
+    uid = owner.uid if owner else os.geteuid()
     now = state(daemon, uid)
     current = DaemonState(daemon, now.pids, now.ports, was.health)
     try:
@@ -375,13 +423,12 @@ def _daemon_on_old_config(
         report.step(f"{daemon.app}: could not restart on the old configuration: {exc}")
 
 
-def _restart_log(home: Path, app: str, owner: tuple[int, int] | None) -> Path:
+def _restart_log(home: Path, app: str, owner: Owner | None) -> Path:
     """The tool's log of what an app's start and stop scripts printed (owned by the user)."""
     folder = logs_dir(home)
     try:
         folder.mkdir(mode=0o700)
-        if owner is not None:
-            os.lchown(folder, *owner)
+        give(folder, owner)
     except FileExistsError:
         pass
     if folder.is_symlink() or not folder.is_dir():
@@ -392,7 +439,7 @@ def _restart_log(home: Path, app: str, owner: tuple[int, int] | None) -> Path:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise RestartError(f"{log} is not a regular file: refusing to write to it")
         if owner is not None:
-            os.fchown(fd, *owner)
+            os.fchown(fd, owner.uid, owner.gid)
     finally:
         os.close(fd)
     return log
@@ -425,7 +472,8 @@ def restart_restored(
             report.step(f"{name}: not running, so not restarted")
             continue
         try:
-            restart(server, _restart_log(home, name, home_owner(home)), home_owner(home))
+            owner = owner_of(home)
+            restart(server, _restart_log(home, name, owner), owner)
         except RestartError as exc:
             report.step(f"{name}: {exc}")
             healths.append(Health(name, server.port, None, str(exc)))
@@ -447,8 +495,8 @@ def _restart_restored_daemons(
         for daemon in daemons_of(name, entries.for_group(name))
         if os.path.abspath(daemon.launcher) in back
     ]
-    owner = home_owner(home)
-    uid = owner[0] if owner else os.geteuid()
+    owner = owner_of(home)
+    uid = owner.uid if owner else os.geteuid()
     environment = cron_environment(crontab.text if crontab is not None else None, home, uid)
     healths = []
     for daemon in daemons:

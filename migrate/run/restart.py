@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migrate.discover.servers import Server
-from migrate.privilege import user
+from migrate.privilege import Owner, as_owner
 
 RESTART_TIMEOUT = 120
 HEALTH_TIMEOUT = 30.0
@@ -88,7 +88,7 @@ def running(server: Server) -> bool:
     return True
 
 
-def restart(server: Server, log: Path, owner: tuple[int, int] | None = None) -> None:
+def restart(server: Server, log: Path, owner: Owner | None = None) -> None:
     """Run the app's ``restart`` script (or ``stop`` then ``start``), its output in ``log``
     (which must exist); ``owner``: as the home's owner (the script is hers: never as root)."""
     for script in server.restart:
@@ -105,7 +105,7 @@ def run_script(
     what: str,
     environment: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    owner: tuple[int, int] | None = None,
+    owner: Owner | None = None,
 ) -> None:
     """Run one of the app's own scripts, as a list of arguments (never a shell made from
     config text), detached, its output appended to ``log``: never a pipe, which a server it
@@ -122,8 +122,7 @@ def run_script(
                 argv, env=None if environment is None else dict(environment), cwd=cwd,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                 timeout=RESTART_TIMEOUT, check=False,
-                user=owner[0] if owner else None, group=owner[1] if owner else None,
-                extra_groups=_groups(owner),
+                **as_owner(owner),
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             raise RestartError(
@@ -136,11 +135,6 @@ def run_script(
             written.seek(start)
             said = written.read()[-1500:].decode("utf-8", "replace").strip()
         raise RestartError(f"{what}: {script} exited {done.returncode}: {said} (in {log})")
-
-
-def _groups(owner: tuple[int, int] | None) -> list[int] | None:
-    """The owner's own supplementary groups, none of root's."""
-    return None if owner is None else list(user(*owner).groups)
 
 
 def wait_for(

@@ -1,0 +1,109 @@
+"""What a folder the journal installed held then, to tell at rollback what was added since.
+
+A venv is installed whole (renamed in) and taken away whole by rollback; files the user
+added to it afterwards — a ``pip install``, a note, a patched module — are hers, not the
+journal's, and must be kept aside rather than deleted. The listing records each path's
+kind, and for a file its size and mtime: cheap (one ``lstat`` each, no reading) and enough
+to see an addition or an edit. Bytecode caches are not hers to keep: the interpreter
+writes them as it pleases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+Entry = tuple[str, ...]
+"""``("d",)`` a folder, ``("l", target)`` a symlink, ``("f", size, mtime_ns)`` a file
+(numbers as text: one JSON shape for all), ``("o",)`` anything else."""
+
+
+def listing(root: Path) -> dict[str, Entry]:
+    """Every path below ``root`` (relative, ``/``-separated) and its entry."""
+    return dict(_walk(root))
+
+
+def dumps(entries: Mapping[str, Entry]) -> bytes:
+    return json.dumps(dict(sorted(entries.items())), separators=(",", ":")).encode("utf-8")
+
+
+def loads(data: bytes) -> dict[str, Entry]:
+    """A listing back; ValueError when it is not one."""
+    raw = json.loads(data)
+    if not isinstance(raw, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in raw.values()
+    ):
+        raise ValueError("not a listing")
+    return {str(k): tuple(v) for k, v in raw.items()}
+
+
+def added_or_changed(root: Path, listed: Mapping[str, Entry], ours: set[Path]) -> list[Path]:
+    """What under ``root`` is not as listed: added or changed since, topmost only (an added
+    folder is one path), bytecode caches and ``ours`` (what the same transaction wrote
+    there, undone on its own) left out. Removed paths are not listed: nothing to keep."""
+    found: list[Path] = []
+    for rel, entry in _walk(root, skip=lambda rel: rel not in listed):
+        path = root / rel
+        if path in ours or _is_cache(rel, entry):
+            continue
+        was = listed.get(rel)
+        if was is None:
+            if entry[0] != "d" or _holds_more_than_caches(root, rel, ours):
+                found.append(path)
+        elif was != entry and not (entry[0] == was[0] == "d"):
+            found.append(path)
+    return found
+
+
+def _is_cache(rel: str, entry: Entry) -> bool:
+    parts = rel.split("/")
+    return (
+        entry[0] == "f"
+        and len(parts) > 1
+        and parts[-2] == "__pycache__"
+        and (parts[-1].endswith(".pyc"))
+    )
+
+
+def _holds_more_than_caches(root: Path, folder: str, ours: set[Path]) -> bool:
+    """An added folder worth keeping: one with anything but bytecode caches in it."""
+    for inner, entry in _walk(root / folder):
+        rel = f"{folder}/{inner}"
+        if entry[0] != "d" and root / rel not in ours and not _is_cache(rel, entry):
+            return True
+    return False
+
+
+def _walk(root: Path, skip: Callable[[str], bool] | None = None) -> Iterator[tuple[str, Entry]]:
+    """(relative path, entry) of everything below ``root``, symlinks not followed; below a
+    folder for which ``skip(rel)`` is true nothing more is listed (it is reported whole)."""
+    stack = [""]
+    while stack:
+        prefix = stack.pop()
+        try:
+            names = sorted(os.listdir(root / prefix if prefix else root))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for name in names:
+            rel = f"{prefix}/{name}" if prefix else name
+            try:
+                info = os.lstat(root / rel)
+            except FileNotFoundError:
+                continue
+            entry = _entry(root / rel, info)
+            yield rel, entry
+            if entry[0] == "d" and not (skip is not None and skip(rel)):
+                stack.append(rel)
+
+
+def _entry(path: Path, info: os.stat_result) -> Entry:
+    if stat.S_ISDIR(info.st_mode):
+        return ("d",)
+    if stat.S_ISLNK(info.st_mode):
+        return ("l", os.readlink(path))
+    if stat.S_ISREG(info.st_mode):
+        return ("f", str(info.st_size), str(info.st_mtime_ns))
+    return ("o",)
