@@ -7,7 +7,9 @@ when the caller is root and the home belongs to someone else:
 * what the tool creates in the home is given to the home's owner (:func:`give`);
 * the account's own code — its scripts, servers, imports, and any interpreter run with the
   account's files on its path (a venv's python runs its ``.pth`` lines) — runs as the
-  owner, in a child that dropped root (:func:`as_owner`), never as root;
+  owner, in a child that dropped root (:func:`as_owner`), never as root; so does the
+  building of her venvs, store trees and wheels (:func:`become`), which writes by path
+  into folders of hers that she could swap for links while it works;
 * the tool's state folders are trusted only when they are the owner's own private folders
   with no symlink on the way (:func:`check_private`): otherwise someone else, or a link,
   decides where root writes;
@@ -96,6 +98,20 @@ def as_owner(owner: Owner | None) -> dict[str, Any]:
     if owner is None:
         return {}
     return {"user": owner.uid, "group": owner.gid, "extra_groups": list(owner.groups)}
+
+
+def become(owner: Owner | None) -> None:
+    """Drop root for good in this process and become ``owner`` (her groups only): the
+    start of a worker that does, as her, what she could do herself — building venvs,
+    store trees and wheels in her home — so that no path she can swap for a link while it
+    works is ever written by root. Every rule above then sees a caller who owns the home.
+    Nothing to do for None."""
+    if owner is None:
+        return
+    os.setgroups(list(owner.groups))
+    os.setgid(owner.gid)
+    os.setuid(owner.uid)
+    os.chdir("/")  # root's working folder may be closed to her
 
 
 def give(path: Path, owner: Owner | None) -> None:

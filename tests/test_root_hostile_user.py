@@ -35,6 +35,7 @@ import signal
 import stat
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -84,6 +85,9 @@ class User:
     """The demo home as built, copied (``cp -a``) over ``home`` before each test."""
     python: Path
     """The apps' interpreter: a bare venv of Debian's Python, outside the home."""
+    tool: Path
+    """The tool's interpreter, one she can read (root builds her venvs as her): Debian's
+    Python with this test run's environment on its path."""
 
 
 def _kill_processes(name: str) -> None:
@@ -94,6 +98,17 @@ def _kill_processes(name: str) -> None:
         if subprocess.run(["pgrep", "-u", name], capture_output=True).returncode != 0:
             return
         time.sleep(0.1)
+
+
+def _readable_tool(folder: Path) -> Path:
+    """The tool installed where a user can read it, as an administrator installs it for
+    root to migrate customers' homes: a venv of Debian's Python whose site folder adds the
+    one this test runs from (same X.Y; the tool and its dependencies in it)."""
+    subprocess.run([str(USER_PYTHON), "-m", "venv", "--without-pip", str(folder)], check=True)
+    ours = sysconfig.get_paths()["purelib"]
+    site = folder / "lib" / f"python{PY}" / "site-packages"
+    (site / "concentric-test-env.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    return folder / "bin" / f"python{PY}"
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +127,7 @@ def user() -> Iterator[User]:
             check=True,
         )
         demo.crontab.rename(demo.home / "crontab")
+        tool = _readable_tool(base / "tool")
         subprocess.run(
             ["useradd", "--no-create-home", "--home-dir", str(demo.home), "--shell", "/bin/sh",
              "--user-group", name],
@@ -124,7 +140,7 @@ def user() -> Iterator[User]:
         entry = pwd.getpwnam(name)
         yield User(
             name, entry.pw_uid, entry.pw_gid, base, demo.home, template,
-            python_root / "bin" / f"python{PY}",
+            python_root / "bin" / f"python{PY}", tool,
         )  # fmt: skip
     finally:
         if created:
@@ -165,12 +181,15 @@ class Account:
     def python(self) -> list[str]:
         return ["--python", f"{PY}={self.user.python}"]
 
-    def tool(self, *args: str, installed: bool = False) -> subprocess.CompletedProcess[str]:
+    def tool(
+        self, *args: str, installed: bool = False, python: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """The tool as root, as an administrator runs it on the user's home: on the crontab
-        file, or (``installed``) on her installed crontab."""
+        file, or (``installed``) on her installed crontab; ``python``: another install."""
         crontab = [] if installed else ["--crontab", str(self.crontab)]
+        python = python or self.user.tool
         return subprocess.run(
-            [sys.executable, "-m", "migrate", "--home", str(self.home), *crontab, *args],
+            [str(python), "-m", "migrate", "--home", str(self.home), *crontab, *args],
             capture_output=True, text=True, timeout=TIMEOUT, cwd="/",
         )  # fmt: skip
 
@@ -414,22 +433,19 @@ def test_a_plain_run_and_rollback_give_the_user_nothing(account: Account) -> Non
 
 
 def _planted_transaction(
-    account: Account, path: str, current: bytes, payload: bytes, owner: tuple[int, int], mode: str
+    account: Account, intent: Mapping[str, object], payload: bytes
 ) -> dict[str, tuple[bytes, int]]:
-    """A committed transaction in the journal's on-disk format whose one write record
-    "replaced" ``path`` (now ``current``): rolling it back writes ``payload`` there with
-    ``owner`` and ``mode``. The files to write as the user."""
+    """A committed transaction in the journal's on-disk format with one operation
+    (``intent``, whose backup ``0001-planted`` holds ``payload``): what rolling it back
+    would restore. The files to write as the user."""
     txn_id = "20240102T030405Z-abcdef"
     folder = f"{STATE_DIR}/journal/{txn_id}"
     records = [
         {"rec": "begin", "id": txn_id, "seq": 1, "created": "2024-01-02T03:04:05.000000+00:00",
          "description": "run", "home": str(account.home), "pid": 1,
          "argv": ["concentric-migrate", "run"]},
-        {"rec": "intent", "n": 1, "op": "crontab-file" if os.path.isabs(path) else "write",
-         "path": path, "existed": True, "after": hashlib.sha256(current).hexdigest(),
-         "temp": ".planted.abcdef.0001.cm-tmp", "before": hashlib.sha256(payload).hexdigest(),
-         "mode": mode, "uid": owner[0], "gid": owner[1], "xattrs": {}, "backup": "0001-planted",
-         "new_mode": "0644"},
+        {"rec": "intent", "n": 1, "existed": True, "before": hashlib.sha256(payload).hexdigest(),
+         "backup": "0001-planted", **intent},
         {"rec": "done", "n": 1},
         {"rec": "commit", "at": "2024-01-02T03:04:06+00:00"},
     ]  # fmt: skip
@@ -438,6 +454,19 @@ def _planted_transaction(
         f"{folder}/backups/0001-planted": (payload, 0o600),
         f"{folder}/journal.jsonl": (journal, 0o600),
     }
+
+
+def _planted_write(
+    account: Account, path: str, current: bytes, payload: bytes, owner: tuple[int, int], mode: str
+) -> dict[str, tuple[bytes, int]]:
+    """A planted transaction whose one write "replaced" ``path`` (now ``current``): rolling
+    it back writes ``payload`` there with ``owner`` and ``mode``."""
+    intent = {
+        "op": "crontab-file" if os.path.isabs(path) else "write", "path": path,
+        "after": hashlib.sha256(current).hexdigest(), "temp": ".planted.abcdef.0001.cm-tmp",
+        "mode": mode, "uid": owner[0], "gid": owner[1], "xattrs": {}, "new_mode": "0644",
+    }  # fmt: skip
+    return _planted_transaction(account, intent, payload)
 
 
 @pytest.mark.parametrize("case", ["setuid-root-shell", "crontab-file-outside-the-home"])
@@ -459,7 +488,7 @@ def test_a_planted_journal_restores_nothing_the_user_could_not_set(
         current = target.read_bytes()
         payload, owner, mode = b"* * * * * root sh -c 'id > /tmp/owned'\n", (0, 0), "0644"
         recorded = str(target)
-    account.user_writes(_planted_transaction(account, recorded, current, payload, owner, mode))
+    account.user_writes(_planted_write(account, recorded, current, payload, owner, mode))
     watch = Invariants(account)
     for args in (["rollback", "--no-restart"], ["rollback", "--force", "--no-restart"]):
         done = run_and_check(account, watch, " ".join(args), *args)
@@ -470,6 +499,84 @@ def test_a_planted_journal_restores_nothing_the_user_could_not_set(
         watch.require(
             target.read_bytes() != payload, f"{' '.join(args)} wrote the planted bytes to {target}"
         )
+    watch.assert_held()
+
+
+SWAP_STAGING = """
+import os, sys, time
+state, target = sys.argv[1], sys.argv[2]
+deadline = time.monotonic() + 240
+while time.monotonic() < deadline:
+    try:
+        names = os.listdir(state)
+    except OSError:
+        names = []
+    for name in names:
+        if name.startswith("tmp-") and not name.endswith(".moved"):
+            path = os.path.join(state, name)
+            try:
+                os.rename(path, path + ".moved")
+                os.symlink(target, path)
+            except OSError as exc:
+                print("could not swap", name, exc, flush=True)
+                continue
+            print("swapped", name, flush=True)
+            sys.exit(0)
+    time.sleep(0.0005)
+print("saw no staging folder", flush=True)
+"""
+
+
+def test_a_staging_folder_swapped_for_a_link_while_root_builds_leads_nowhere(
+    account: Account,
+) -> None:
+    """While ``run`` builds, she renames the venv being staged in her state folder away and
+    puts a link to a folder outside the home in its place: the build writes by path, so
+    it must be one she could do herself (it runs as her), and nothing outside the home
+    may change, whatever becomes of the run."""
+    watch = Invariants(account)
+    attacker = subprocess.Popen(
+        [str(USER_PYTHON), "-c", SWAP_STAGING, str(account.state), str(account.outside / "target")],
+        stdout=subprocess.PIPE, text=True, cwd=account.home, env=account.user_env(),
+        user=account.user.uid, group=account.user.gid, extra_groups=[],
+    )  # fmt: skip
+    try:
+        done = run_and_check(account, watch, "run", *run_args(account))
+    finally:
+        attacker.kill()
+        swapped = attacker.communicate()[0]
+    assert swapped.startswith("swapped"), f"the attack did not happen: {swapped!r}"
+    watch.require(
+        not any((account.outside / "target").iterdir()),
+        f"root wrote through her link: {sorted(os.listdir(account.outside / 'target'))}",
+    )
+    if done.returncode != 0:
+        watch.require(one_line_error(done), f"run: not a one-line error: {said(done)}")
+    watch.assert_held()
+
+
+def test_a_tool_she_cannot_run_refuses_to_build_her_venvs(account: Account) -> None:
+    """Root builds her venvs as her, with the tool's own Python: installed where she cannot
+    read it (this test run's, under /root), ``run`` refuses before it writes anything (no
+    transaction begins), saying why and what to do."""
+    readable = account.as_user(f"{sys.executable} -I -c 'import migrate'", check=False)
+    if readable.returncode == 0:
+        pytest.skip(f"{sys.executable} is readable by the user here")
+    watch = Invariants(account)
+    before = snapshot(account.home)
+    done = account.tool(*run_args(account), python=Path(sys.executable))
+    watch.after("run", done)
+    watch.require(done.returncode == 1, f"run did not refuse: {said(done)}")
+    watch.require(one_line_error(done), f"not a one-line error: {said(done)}")
+    watch.require(
+        f"cannot run its Python ({sys.executable}" in done.stderr,
+        f"the cause is not named: {said(done)}",
+    )
+    watch.require("run will not start" in done.stderr, f"not refused up front: {said(done)}")
+    after = snapshot(account.home)
+    watch.require(after == before, f"the home changed: {_differences(before, after)}")
+    journal = account.state / "journal"
+    watch.require(not journal.exists() or not any(journal.iterdir()), "a transaction was begun")
     watch.assert_held()
 
 
@@ -543,25 +650,11 @@ def test_a_planted_journal_cannot_install_roots_crontab(
     rollback refuses it, and never installs her text as root's crontab."""
     payload = b"* * * * * id > /tmp/owned-by-the-user\n"
     roots = crontab_of(None)
-    txn_id = "20240102T030405Z-abcdef"
-    folder = f"{STATE_DIR}/journal/{txn_id}"
-    records = [
-        {"rec": "begin", "id": txn_id, "seq": 1, "created": "2024-01-02T03:04:05.000000+00:00",
-         "description": "run", "home": str(account.home), "pid": 1,
-         "argv": ["concentric-migrate", "run"]},
-        {"rec": "intent", "n": 1, "op": "crontab", "existed": True,
-         "after": hashlib.sha256(roots or b"").hexdigest(), "uid": 0, "user": "root",
-         "before": hashlib.sha256(payload).hexdigest(), "backup": "0001-crontab"},
-        {"rec": "done", "n": 1},
-        {"rec": "commit", "at": "2024-01-02T03:04:06+00:00"},
-    ]  # fmt: skip
-    journal = b"".join(json.dumps(r).encode() + b"\n" for r in records)
-    account.user_writes(
-        {
-            f"{folder}/backups/0001-crontab": (payload, 0o600),
-            f"{folder}/journal.jsonl": (journal, 0o600),
-        }
-    )
+    intent = {
+        "op": "crontab", "after": hashlib.sha256(roots or b"").hexdigest(), "uid": 0,
+        "user": "root",
+    }  # fmt: skip
+    account.user_writes(_planted_transaction(account, intent, payload))
     watch = Invariants(account)
     for args in (["rollback", "--no-restart"], ["rollback", "--force", "--no-restart"]):
         done = run_and_check(account, watch, " ".join(args), *args, installed=True)

@@ -130,7 +130,7 @@ STEPS_PER_OPERATION = {
     ("write", True): 5,  # backup, intent, temp, rename, done
     ("crontab-file", True): 5,
     ("mkdir", False): 3,  # intent, mkdir, done
-    ("install", False): 3,  # intent, rename, done
+    ("install", False): 4,  # listing, intent, rename, done
 }
 BEGIN_STEPS, COMMIT_STEPS = 2, 1
 
@@ -424,9 +424,11 @@ def test_run_keeps_mode_owner_and_acl_of_rewritten_files_and_rollback_restores_t
     assert mode_of(txn) == 0o700
     assert mode_of(txn / "journal.jsonl") == 0o600
     assert mode_of(txn / "backups") == 0o700
-    copies = sorted((txn / "backups").iterdir())
+    backups = sorted((txn / "backups").iterdir())
+    copies = [b for b in backups if not b.name.endswith("-tree")]
     assert len(copies) == 4, copies  # httpd.conf, blog.wsgi, bin/report, the crontab file
-    assert {mode_of(copy) for copy in copies} == {0o600}
+    assert len(backups) - len(copies) == len(venvs_in_place(home))  # a listing per venv
+    assert {mode_of(backup) for backup in backups} == {0o600}
 
     ok(cli(home, crontab, "rollback", result["transaction"]))
     assert snapshot(home) == before

@@ -12,11 +12,14 @@ The venv carries what it must provide (:func:`migrate.build.verify.write_manifes
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import secrets
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -50,7 +53,7 @@ from migrate.layout import (
 )
 from migrate.lock import Pin, pins_for
 from migrate.paths import home_relative
-from migrate.privilege import give_tree, owner_of, user
+from migrate.privilege import Owner, as_owner, become, give_tree, owner_of, user
 from migrate.report import BuildStep
 from migrate.resolve.plan import AppPlan
 
@@ -217,17 +220,28 @@ def build_apps(
     the first failure the other staged venvs are removed and the error raised; the caller
     rolls back what was installed. With workers, progress is reported once per app staged
     (:func:`migrate.report.build`, from this process).
+
+    As root on another user's home the workers always run, and run as her
+    (:func:`migrate.privilege.become`): staging writes by path into her state folder,
+    where she could swap a folder for a link to anywhere while it works.
     """
 
     sweep_staging(home)
     jobs = options.jobs
-    if jobs <= 1 or len(apps) <= 1:
+    owner = owner_of(home)
+    if owner is None and (jobs <= 1 or len(apps) <= 1):
         return [build_app(home, app, transaction, options) for app in apps]
+    refused = builder_refused(owner)
+    if refused:
+        raise BuildError(refused)
     context = multiprocessing.get_context("fork")
     futures: dict[Future[Staged], AppPlan] = {}
     installed: set[Path] = set()
+    workers = max(1, min(jobs, len(apps)))
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=become, initargs=(owner,)
+        ) as pool:
             futures = {pool.submit(stage_app, home, app, options): app for app in apps}
             for done, future in enumerate(as_completed(futures), 1):
                 if future.exception() is not None:
@@ -248,6 +262,32 @@ def build_apps(
                 leftover = future.result().staged
                 if leftover not in installed:
                     shutil.rmtree(leftover, ignore_errors=True)
+
+
+@functools.cache
+def builder_refused(owner: Owner | None) -> str | None:
+    """Why the workers that build as ``owner`` could not run (None: they can, or there is
+    no one to become): they run this tool's own Python and modules, forked and no longer
+    root, so she must be able to read them — as she must the apps' interpreters. Asked
+    once per process (``run`` asks before it writes anything, and again as it builds)."""
+    if owner is None:
+        return None
+    check = [sys.executable, "-I", "-c", "import migrate.build.app, virtualenv"]
+    try:
+        done = subprocess.run(
+            check, capture_output=True, text=True, timeout=120, cwd="/", check=False,
+            **as_owner(owner),
+        )  # fmt: skip
+        said = (done.stderr.strip().splitlines() or ["it failed"])[-1] if done.returncode else ""
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        said = getattr(exc, "strerror", None) or str(exc)
+    if not said:
+        return None
+    return (
+        f"as root the tool builds {owner.name}'s venvs as {owner.name}, who cannot run its "
+        f"Python ({sys.executable}: {said}): install concentric-migrate where she can read "
+        f"it (a venv under /opt, say), or run it as {owner.name}"
+    )
 
 
 def _like_its_folder(staged: Path, dest: Path, home: Path) -> None:

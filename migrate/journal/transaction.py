@@ -263,41 +263,7 @@ class Transaction:
                 f"{target} belongs to uid {existing[1].st_uid} gid {existing[1].st_gid}; "
                 "rewriting it as this user would change that"
             )
-        fd = self._in_place(target, existing)
-        try:
-            self._write(target, data, op, new_file_mode, mode, existing, fd)
-        finally:
-            if fd is not None:
-                os.close(fd)
-
-    def _in_place(
-        self, target: Path, existing: tuple[bytes, os.stat_result, dict[str, bytes]] | None
-    ) -> int | None:
-        """A file of the home with other names (hard links) is written in place, so that
-        each name shows the rewrite (a new file renamed in would leave them the old text):
-        a descriptor on it, checked to be the file just read and the home owner's (as
-        root, never a file of someone else's she linked in). None: write by rename."""
-        if existing is None or existing[1].st_nlink < 2 or not is_inside(target, self.home):
-            return None
-        if self._owner is not None and existing[1].st_uid != self._owner.uid:
-            return None
-        fd = open_in_place(target, existing[1])
-        if sha256(read_fd(fd)) != sha256(existing[0]):
-            os.close(fd)
-            raise TargetChanged(f"{target} changed while it was read: run again", target)
-        return fd
-
-    def _write(
-        self,
-        target: Path,
-        data: bytes,
-        op: rec.FileOp,
-        new_file_mode: int,
-        mode: int | None,
-        existing: tuple[bytes, os.stat_result, dict[str, bytes]] | None,
-        fd: int | None,
-    ) -> None:
-        with self._guard():
+        with self._in_place(target, existing) as fd, self._guard():
             n = self._next()
             owner: tuple[int, int] | None = None
             xattrs: dict[str, bytes] | None = None
@@ -344,6 +310,28 @@ class Transaction:
             os.rename(temp, target)
             fsync_dir(target.parent)
             self._done(n)
+
+    @contextlib.contextmanager
+    def _in_place(
+        self, target: Path, existing: tuple[bytes, os.stat_result, dict[str, bytes]] | None
+    ) -> Iterator[int | None]:
+        """A file of the home with other names (hard links) is written in place, so that
+        each name shows the rewrite (a new file renamed in would leave them the old text):
+        a descriptor on it, checked to be the file just read and the home owner's (as
+        root, never a file of someone else's she linked in). None: write by rename."""
+        if existing is None or existing[1].st_nlink < 2 or not is_inside(target, self.home):
+            yield None
+            return
+        if self._owner is not None and existing[1].st_uid != self._owner.uid:
+            yield None
+            return
+        fd = open_in_place(target, existing[1])
+        try:
+            if sha256(read_fd(fd)) != sha256(existing[0]):
+                raise TargetChanged(f"{target} changed while it was read: run again", target)
+            yield fd
+        finally:
+            os.close(fd)
 
     def _crontab_file(self, file: Path) -> Path:
         """The real target of --crontab FILE: inside the home the usual rules, else as it is."""

@@ -4,8 +4,8 @@ A venv is installed whole (renamed in) and taken away whole by rollback; files t
 added to it afterwards — a ``pip install``, a note, a patched module — are hers, not the
 journal's, and must be kept aside rather than deleted. The listing records each path's
 kind, and for a file its size and mtime: cheap (one ``lstat`` each, no reading) and enough
-to see an addition or an edit. Bytecode caches are not hers to keep: the interpreter
-writes them as it pleases.
+to see an addition or an edit. Bytecode (``.pyc``, ``.pyo``) is not hers to keep: the
+interpreter writes it as it pleases (Python 2 beside each module).
 """
 
 from __future__ import annotations
@@ -59,13 +59,8 @@ def added_or_changed(root: Path, listed: Mapping[str, Entry], ours: set[Path]) -
 
 
 def _is_cache(rel: str, entry: Entry) -> bool:
-    parts = rel.split("/")
-    return (
-        entry[0] == "f"
-        and len(parts) > 1
-        and parts[-2] == "__pycache__"
-        and (parts[-1].endswith(".pyc"))
-    )
+    """Bytecode: in ``__pycache__``, or beside its source (Python 2)."""
+    return entry[0] == "f" and rel.endswith((".pyc", ".pyo"))
 
 
 def _holds_more_than_caches(root: Path, folder: str, ours: set[Path]) -> bool:

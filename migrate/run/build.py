@@ -10,10 +10,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from migrate.build.app import BuildOptions, BuiltVenv, build_apps
+from migrate.build.app import BuildOptions, BuiltVenv, build_apps, builder_refused
 from migrate.journal import home_lock, session
 from migrate.layout import venv_dir
 from migrate.paths import home_relative
+from migrate.privilege import owner_of
 from migrate.resolve.plan import Plan
 
 
@@ -54,6 +55,8 @@ def build_venvs(plan: Plan, options: BuildOptions, *, description: str) -> Build
             for venv in taken
             if os.path.lexists(venv)
         ]
+        refused = builder_refused(owner_of(home))
+        problems += [refused] if refused else []
         if problems:
             raise BuildRefused(problems)
         with session(home, description) as transaction:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate import report
-from migrate.build.app import BuildOptions, BuiltVenv, build_apps
+from migrate.build.app import BuildOptions, BuiltVenv, build_apps, builder_refused
 from migrate.build.verify import VerifyReport, verify_app
 from migrate.discover.account import discover
 from migrate.discover.crontab import INSTALLED, Crontab, parse_crontab
@@ -146,8 +146,9 @@ def run_migration(
     builds' progress as DEBUG records.
     """
     chosen = options or RunOptions()
-    if migration.problems:
-        raise RunRefused(migration.problems)
+    refused = builder_refused(owner_of(plan.home)) if migration.apps else None
+    if migration.problems or refused:
+        raise RunRefused([*migration.problems, *([refused] if refused else [])])
     home = plan.home
     names = {app.app for app in migration.apps}
     apps = [app for app in plan.apps if app.name in names]
