@@ -85,9 +85,14 @@ class Failed(click.ClickException):
         self.rolled_back = rolled_back
 
 
-_MACHINE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
-"""What the machine refuses (a full disk or quota, a read-only remount, a failing disk):
-a one-line error, not a traceback. The journal makes any writing command safe to rerun."""
+_MACHINE_ERRORS = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some space under the quota",
+    errno.EROFS: "make the file system writable again",
+    errno.EIO: "check the disk",
+}
+"""What the machine refuses, and what to do: a one-line error, not a traceback. The
+journal makes any writing command safe to run again (a rollback left open says so)."""
 
 
 class _Commands(click.Group):
@@ -116,7 +121,8 @@ class _Commands(click.Group):
             if exc.errno not in _MACHINE_ERRORS:
                 raise
             where = f" ({exc.filename})" if exc.filename else ""
-            failed = Failed(f"{exc.strerror}{where}: free it up and run the command again")
+            fix = _MACHINE_ERRORS[exc.errno]
+            failed = Failed(f"{exc.strerror}{where}: {fix}, then run the command again")
             if self._wants_json(ctx):
                 self._echo_error(ctx, failed.format_message(), "failed", EXIT_FAILED, failed)
             raise failed from exc
@@ -516,7 +522,7 @@ def _write_or_show(
         except SessionAborted as exc:
             raise _rolled_back(
                 str(exc), exc.transaction, exc.rolled_back, settings.home,
-                "Nothing was kept.", exc.kept,
+                "The files written so far were rolled back.", exc.kept_aside,
             ) from exc  # fmt: skip
         except JournalError as exc:  # the lock is held, or a crashed transaction is still open
             raise Failed(str(exc)) from exc
@@ -602,7 +608,7 @@ def build(
     except SessionAborted as exc:
         raise _rolled_back(
             str(exc), exc.transaction, exc.rolled_back, home,
-            "Nothing was kept: the venvs built so far were rolled back.", exc.kept,
+            "The venvs built so far were rolled back.", exc.kept_aside,
         ) from exc  # fmt: skip
     except JournalError as exc:  # the lock is held, or a crashed transaction is still open
         raise Failed(str(exc)) from exc
@@ -760,7 +766,7 @@ def run(
     except RunFailed as exc:
         raise _rolled_back(
             exc.reason, exc.transaction, exc.rolled_back, home,
-            "Everything was rolled back.", exc.kept, exc.states,
+            "Everything was rolled back.", exc.kept_aside, exc.states,
         ) from exc  # fmt: skip
     except JournalError as exc:  # the lock is held, or a crashed transaction is still open
         raise Failed(str(exc)) from exc

@@ -46,11 +46,19 @@ class Owner:
 
 def owner_of(home: Path) -> Owner | None:
     """The home's owner when root works on another user's home; None when the caller is
-    the one who owns it (nothing to drop, nothing to give)."""
+    the one who owns it (nothing to drop, nothing to give). Her own primary group and
+    groups (the passwd entry's), not the home's group: a home group-owned by, say,
+    www-data must not lend that group to what runs as her."""
     if os.geteuid() != 0:
         return None
     info = os.stat(home)
-    return None if info.st_uid == 0 else user(info.st_uid, info.st_gid)
+    if info.st_uid == 0:
+        return None
+    try:
+        pwd.getpwuid(info.st_uid)
+    except KeyError:  # no such user: her uid, the home's group
+        return user(info.st_uid, info.st_gid)
+    return user(info.st_uid)
 
 
 def controller(path: Path) -> Owner | None:

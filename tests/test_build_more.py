@@ -249,7 +249,7 @@ def test_a_failure_with_jobs_2_leaves_nothing(tmp_path: Path) -> None:
     assert "Traceback" not in failed.stderr
     assert "b_needy" in failed.stderr and "absent-dep" in failed.stderr, failed.stderr
     assert "needy 2.0 requires absent-dep" in failed.stderr
-    assert "Nothing was kept" in failed.stderr
+    assert "The venvs built so far were rolled back." in failed.stderr
     assert venvs(home) == []
     assert staging_leftovers(home) == []
     assert snapshot(home) == before

@@ -224,10 +224,35 @@ def test_an_in_place_write_cut_short_is_restored_without_force(account: Path) ->
     journal = txn.path / "journal.jsonl"
     lines = journal.read_bytes().splitlines(keepends=True)
     journal.write_bytes(b"".join(line for line in lines if b'"rec":"done"' not in line))
-    wsgi.write_bytes(b"# ve" + old[4:])  # what a crash mid-write leaves
+    torn = b"# ve" + old[4:]  # what a crash mid-write leaves
+    wsgi.write_bytes(torn)
     result = locked_rollback(account)
     assert wsgi.read_bytes() == old == (account / "second.wsgi").read_bytes()
-    assert result.kept_aside == ()
+    assert os.path.samefile(wsgi, account / "second.wsgi")
+    [copy] = result.kept_aside  # it might have been hers: a copy is kept, never lost
+    assert copy.read_bytes() == torn
+
+
+def test_an_in_place_restore_cut_short_is_finished_without_force(account: Path) -> None:
+    """A rollback that stopped in the middle of putting a hard-linked file's old text
+    back (a full disk, a crash): the half-restored file is its own doing, not an edit;
+    the next rollback finishes it, in place."""
+    wsgi = account / APP / "app.wsgi"
+    os.link(wsgi, account / "second.wsgi")
+    old = wsgi.read_bytes()
+    with home_lock(account):
+        txn = begin(account, "in place")
+        txn.write_file(wsgi, b"# venv, a longer text than the old one was\n")
+        txn.commit()
+    [intent] = intents(txn.path)
+    with open(txn.path / "journal.jsonl", "ab") as journal:  # as the stopped rollback left it
+        journal.write(b'{"rec":"rollback-begin","force":false,"at":"2026-01-01T00:00:00+00:00"}\n')
+        journal.write(b'{"rec":"restoring","n":%d}\n' % intent["n"])
+    wsgi.write_bytes(old[:5] + b"# venv, a longer text than the old one was\n"[5:])
+    result = locked_rollback(account)
+    assert wsgi.read_bytes() == old and os.path.samefile(wsgi, account / "second.wsgi")
+    assert transactions(account)[0].state == "rolled-back"
+    assert len(result.kept_aside) == 1  # a copy of what it held, in case
 
 
 def test_a_write_planned_from_other_bytes_is_refused(account: Path) -> None:

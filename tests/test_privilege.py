@@ -6,13 +6,15 @@ tests/test_root_hostile_user.py; these pin each rule where any user can run them
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import stat
 from pathlib import Path
 
 import pytest
 
-from migrate.privilege import NotPrivate, Owner, check_private, grant_refused
+from migrate.privilege import NotPrivate, Owner, check_private, grant_refused, owner_of
 
 ALICE = Owner(uid=1500, gid=1500, name="alice", groups=(1500, 1600))
 
@@ -65,3 +67,22 @@ def test_a_state_folder_must_be_private_and_reached_without_a_symlink(tmp_path: 
     (state / "store").symlink_to(elsewhere)
     with pytest.raises(NotPrivate, match="is a symlink"):
         check_private(home, state / "store", uid, private=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: it chowns a folder")
+def test_the_owner_acts_with_her_own_groups_not_the_homes_group(tmp_path: Path) -> None:
+    """A home group-owned by a group its user is not in (www-data, say, so Apache can
+    traverse it): what runs as her must not get that group."""
+    try:
+        nobody, www = pwd.getpwnam("nobody"), grp.getgrnam("www-data")
+    except KeyError:
+        pytest.skip("no nobody user or www-data group here")
+    if nobody.pw_name in www.gr_mem or nobody.pw_gid == www.gr_gid:
+        pytest.skip("nobody is in www-data here")
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, nobody.pw_uid, www.gr_gid)
+    owner = owner_of(home)
+    assert owner is not None
+    assert (owner.uid, owner.gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert www.gr_gid not in owner.groups

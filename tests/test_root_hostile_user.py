@@ -970,6 +970,38 @@ def test_a_rollback_without_force_deletes_no_file_the_user_added_to_a_venv(
     watch.assert_held()
 
 
+def test_a_forced_rollback_keeps_her_venv_files_aside_only_inside_the_home(
+    account: Account,
+) -> None:
+    """She adds a file to a venv and, knowing from her journal where a forced rollback
+    will keep it (``edited/NNNN-venv/``), puts a link to a folder outside the home there:
+    the file is never moved through it (nor lost), nothing outside changes."""
+    watch = Invariants(account)
+    migrated(account, watch)
+    txn = account.newest_transaction()
+    records = [json.loads(line) for line in (txn / "journal.jsonl").read_text().splitlines()]
+    [n] = [r["n"] for r in records if r.get("op") == "install" and r["path"].endswith("blog/venv")]
+    mine = f"webapps/blog/venv/passwd-{secrets.token_hex(4)}"
+    data = f"hers {secrets.token_hex(8)}\n".encode()
+    account.user_writes({mine: (data, 0o644)})
+    edited = txn.relative_to(account.home) / "edited"
+    account.as_user(
+        f"mkdir -p {edited} && ln -s {account.outside / 'target'} {edited}/{n:04d}-venv"
+    )
+
+    done = run_and_check(account, watch, "rollback --force", "rollback", "--force", "--no-restart")
+
+    watch.require(
+        not any((account.outside / "target").iterdir()),
+        f"moved through her link: {sorted(os.listdir(account.outside / 'target'))}",
+    )
+    kept = [p for p in files_holding(account.home, data) if p.read_bytes() == data]
+    watch.require(bool(kept), f"her {mine} is gone [{said(done)}]")
+    if done.returncode != 0:
+        watch.require(one_line_error(done), f"not a one-line error: {said(done)}")
+    watch.assert_held()
+
+
 def test_a_rewritten_file_keeps_its_second_hard_link(account: Account) -> None:
     """blog's WSGI file has a second name elsewhere in the home: after ``run`` both names
     show the rewrite, after ``rollback`` both show the original, still one file."""

@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import stat
-import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -53,7 +52,7 @@ from migrate.layout import (
 )
 from migrate.lock import Pin, pins_for
 from migrate.paths import home_relative
-from migrate.privilege import Owner, as_owner, become, give_tree, owner_of, user
+from migrate.privilege import Owner, become, give_tree, owner_of, user
 from migrate.report import BuildStep
 from migrate.resolve.plan import AppPlan
 
@@ -267,27 +266,30 @@ def build_apps(
 @functools.cache
 def builder_refused(owner: Owner | None) -> str | None:
     """Why the workers that build as ``owner`` could not run (None: they can, or there is
-    no one to become): they run this tool's own Python and modules, forked and no longer
-    root, so she must be able to read them — as she must the apps' interpreters. Asked
-    once per process (``run`` asks before it writes anything, and again as it builds)."""
+    no one to become): forked and no longer root, they import what they still need of
+    this tool and its Python, so she must be able to read them — as she must the apps'
+    interpreters. Tried in a worker of the same kind; asked once per process (``run``
+    asks before it writes anything, and again as it builds)."""
     if owner is None:
         return None
-    check = [sys.executable, "-I", "-c", "import migrate.build.app, virtualenv"]
+    context = multiprocessing.get_context("fork")
     try:
-        done = subprocess.run(
-            check, capture_output=True, text=True, timeout=120, cwd="/", check=False,
-            **as_owner(owner),
-        )  # fmt: skip
-        said = (done.stderr.strip().splitlines() or ["it failed"])[-1] if done.returncode else ""
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        said = getattr(exc, "strerror", None) or str(exc)
-    if not said:
-        return None
-    return (
-        f"as root the tool builds {owner.name}'s venvs as {owner.name}, who cannot run its "
-        f"Python ({sys.executable}: {said}): install concentric-migrate where she can read "
-        f"it (a venv under /opt, say), or run it as {owner.name}"
-    )
+        with ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=become, initargs=(owner,)
+        ) as pool:
+            pool.submit(_import_what_staging_needs).result(timeout=120)
+    except Exception as exc:  # whatever stops it is the answer, said in one line
+        said = str(exc).strip() or type(exc).__name__
+        return (
+            f"as root the tool builds {owner.name}'s venvs as {owner.name}, who cannot run "
+            f"its Python ({sys.executable}: {said}): install concentric-migrate where she "
+            f"can read it (a venv under /opt, say), or run it as {owner.name}"
+        )
+    return None
+
+
+def _import_what_staging_needs() -> None:
+    import virtualenv.run  # noqa: F401 (what create_venv imports as it starts)
 
 
 def _like_its_folder(staged: Path, dest: Path, home: Path) -> None:

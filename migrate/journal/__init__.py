@@ -34,7 +34,8 @@ per ``begin()`` (its transaction included) and per ``rollback()`` call, and are:
 - ``rollback``: repairing a torn last journal line (when there is one), the
   ``rollback-begin`` append, then per operation undone (newest first) each removal of a
   leftover temp, ``aside`` append and move of an edited file (force) — for a venv, of
-  each file added to it —, temp write (or the write in place), rename, removal, for the
+  each file added to it or changed in it —, temp write (or, for a file written in place,
+  the ``restoring`` append and the write), rename, removal, for the
   installed crontab the ``aside`` append and write of its edited text (force) and
   ``crontab -`` (or ``crontab -r``), and the ``undone`` append; finally the
   ``rolled-back`` append.

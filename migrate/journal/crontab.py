@@ -98,6 +98,10 @@ def installed_crontab(home: Path) -> InstalledCrontab | None:
         return None
     owner = owner_of(home)
     if owner is not None:
+        try:
+            pwd.getpwuid(owner.uid)
+        except KeyError:  # no such user: cron keeps no crontab for her
+            return None
         return InstalledCrontab(owner)
     if os.path.realpath(home) != os.path.realpath(os.path.expanduser("~")):
         return None

@@ -54,7 +54,7 @@ class OwnerNotKept(JournalError):
 class SessionAborted(JournalError):
     """A session's block failed (``cause``; Ctrl-C included) and its transaction was rolled
     back (``rolled_back``), or the rollback stopped and ``rollback`` must finish it.
-    ``kept``: where the rollback kept edits made meanwhile (in the transaction's
+    ``kept_aside``: where the rollback kept edits made meanwhile (in the transaction's
     ``edited/``), to be reported."""
 
     def __init__(
@@ -62,10 +62,10 @@ class SessionAborted(JournalError):
         cause: BaseException,
         transaction: str,
         rolled_back: bool,
-        kept: tuple[Path, ...] = (),
+        kept_aside: tuple[Path, ...] = (),
     ) -> None:
         super().__init__(str(cause) or type(cause).__name__)
         self.cause = cause
         self.transaction = transaction
         self.rolled_back = rolled_back
-        self.kept = kept
+        self.kept_aside = kept_aside

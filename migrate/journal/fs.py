@@ -75,6 +75,51 @@ def private_dir(home_real: Path, path: Path, *, create: bool) -> Path:
     return path
 
 
+def open_folder(top: Path, rel: Path, *, create: bool = False, owner: Owner | None = None) -> int:
+    """A descriptor on the folder ``top/rel``, reached one name at a time from ``top``
+    without following a symlink: what is then done through it (``dir_fd=``) stays in the
+    folder that was there, whatever is renamed or swapped for a link on the way meanwhile.
+    ``create``: missing folders are made 0700, for ``owner``."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name in rel.parts:
+            if create:
+                try:
+                    os.mkdir(name, PRIVATE_DIR, dir_fd=fd)
+                    if owner is not None:
+                        os.chown(name, owner.uid, owner.gid, dir_fd=fd, follow_symlinks=False)
+                except FileExistsError:
+                    pass
+            try:
+                inner = os.open(
+                    name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                )
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise JournalError(
+                        f"{top / rel}: {name} is not a folder (a symlink?)"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def free_name(folder: int, name: str) -> str:
+    """``name``, or ``name.2``, ``name.3``…: the first that is not taken in ``folder``."""
+    candidate, number = name, 1
+    while True:
+        try:
+            os.lstat(candidate, dir_fd=folder)
+        except FileNotFoundError:
+            return candidate
+        number += 1
+        candidate = f"{name}.{number}"
+
+
 def make_private_dir(path: Path, owner: Owner | None = None) -> None:
     os.mkdir(path, PRIVATE_DIR)
     give(path, owner)

@@ -120,6 +120,15 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Restoring:
+    """Operation ``n``'s file (written in place) is about to get its old text back, in
+    place: until its undone record, what it holds is the rollback's own half-written text."""
+
+    n: int
+    rec: ClassVar[str] = "restoring"
+
+
+@dataclass(frozen=True)
 class Commit:
     at: str
     rec: ClassVar[str] = "commit"
@@ -161,7 +170,7 @@ class RolledBack:
 
 Intent = WriteIntent | MkdirIntent | InstallIntent | CrontabIntent
 INTENTS = (WriteIntent, MkdirIntent, InstallIntent, CrontabIntent)
-Record = Begin | Intent | Done | Commit | RollbackBegin | Aside | Undone | RolledBack
+Record = Begin | Intent | Done | Restoring | Commit | RollbackBegin | Aside | Undone | RolledBack
 
 
 def encode_xattrs(xattrs: Mapping[str, bytes]) -> dict[str, str]:
@@ -216,7 +225,7 @@ def _to_json(record: Record) -> dict[str, Any]:
                    uid=record.uid, user=record.user)  # fmt: skip
         if record.before is not None:
             out.update(before=record.before, backup=record.backup)
-    elif isinstance(record, Done):
+    elif isinstance(record, (Done, Restoring)):
         out["n"] = record.n
     elif isinstance(record, (Commit, RolledBack)):
         out["at"] = record.at
@@ -277,6 +286,8 @@ def _from_json(f: _Fields) -> Record:
         return _intent(f)
     if rec == "done":
         return Done(f.int("n"))
+    if rec == "restoring":
+        return Restoring(f.int("n"))
     if rec == "commit":
         return Commit(f.str("at", ""))
     if rec == "rollback-begin":

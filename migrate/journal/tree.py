@@ -45,7 +45,11 @@ def added_or_changed(root: Path, listed: Mapping[str, Entry], ours: set[Path]) -
     folder is one path), bytecode caches and ``ours`` (what the same transaction wrote
     there, undone on its own) left out. Removed paths are not listed: nothing to keep."""
     found: list[Path] = []
-    for rel, entry in _walk(root, skip=lambda rel: rel not in listed):
+
+    def was_a_folder(rel: str) -> bool:  # what is new, or no longer a folder, is whole
+        return listed.get(rel, ("",))[0] == "d"
+
+    for rel, entry in _walk(root, was_a_folder):
         path = root / rel
         if path in ours or _is_cache(rel, entry):
             continue
@@ -72,33 +76,35 @@ def _holds_more_than_caches(root: Path, folder: str, ours: set[Path]) -> bool:
     return False
 
 
-def _walk(root: Path, skip: Callable[[str], bool] | None = None) -> Iterator[tuple[str, Entry]]:
-    """(relative path, entry) of everything below ``root``, symlinks not followed; below a
-    folder for which ``skip(rel)`` is true nothing more is listed (it is reported whole)."""
-    stack = [""]
-    while stack:
-        prefix = stack.pop()
-        try:
-            names = sorted(os.listdir(root / prefix if prefix else root))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for name in names:
-            rel = f"{prefix}/{name}" if prefix else name
+def _walk(
+    root: Path, descend: Callable[[str], bool] = lambda rel: True
+) -> Iterator[tuple[str, Entry]]:
+    """(relative path, entry) of everything below ``root``, never through a symlink: each
+    folder is read through a descriptor (``os.fwalk``), so one swapped for a link while
+    it is read leads nowhere. Only folders for which ``descend(rel)`` holds are entered
+    (the others are reported whole)."""
+    for folder, dirs, files, fd in os.fwalk(root, follow_symlinks=False):
+        prefix = os.path.relpath(folder, root)
+        prefix = "" if prefix == "." else prefix + "/"
+        keep = []
+        for name in sorted(dirs + files):
+            rel = prefix + name
             try:
-                info = os.lstat(root / rel)
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            entry = _entry(root / rel, info)
+            entry = _entry(name, info, fd)
             yield rel, entry
-            if entry[0] == "d" and not (skip is not None and skip(rel)):
-                stack.append(rel)
+            if entry[0] == "d" and descend(rel):
+                keep.append(name)
+        dirs[:] = keep
 
 
-def _entry(path: Path, info: os.stat_result) -> Entry:
+def _entry(name: str, info: os.stat_result, folder: int) -> Entry:
     if stat.S_ISDIR(info.st_mode):
         return ("d",)
     if stat.S_ISLNK(info.st_mode):
-        return ("l", os.readlink(path))
+        return ("l", os.readlink(name, dir_fd=folder))
     if stat.S_ISREG(info.st_mode):
         return ("f", str(info.st_size), str(info.st_mtime_ns))
     return ("o",)

@@ -25,9 +25,12 @@ from migrate.journal.errors import EditedSince, JournalError, OutsideHome, Unkno
 from migrate.journal.fs import (
     DIR,
     NAME_KEEP,
+    PRIVATE_FILE,
     create_private,
+    free_name,
     fsync_dir,
     meta_of,
+    open_folder,
     open_in_place,
     private_dir,
     read_file,
@@ -37,6 +40,7 @@ from migrate.journal.fs import (
     shown,
     state_of,
     temp_name,
+    write_all,
     write_in_place,
     write_temp,
 )
@@ -135,6 +139,16 @@ class _Undo:
         records = txn.records
         undone = {r.n for r in records if isinstance(r, rec.Undone)}
         self.done = {r.n for r in records if isinstance(r, rec.Done)}
+        restoring = {r.n for r in records if isinstance(r, rec.Restoring)}
+        self.half_written = {
+            r.n
+            for r in records
+            if isinstance(r, rec.WriteIntent)
+            and r.in_place
+            and (r.n not in self.done or r.n in restoring)
+        }
+        """In-place writes (or in-place restores) cut short: what their file holds may be
+        part ours, part the other text."""
         intents = [r for r in records if isinstance(r, rec.INTENTS)]
         self.pending: list[rec.Intent] = sorted(
             (r for r in intents if r.n not in undone), key=lambda r: r.n, reverse=True
@@ -255,8 +269,12 @@ class _Undo:
         current = state_of(path)
         previous = record.previous
         expected = (None, None if previous is None else previous.before, record.after)
-        torn = record.in_place and n not in self.done  # cut short mid-write: ours
-        aside = None if current in expected or torn else self._aside(path, n)
+        aside = None
+        if current not in expected:
+            if n in self.half_written:  # ours, cut short; a copy, in case it is hers
+                self._copy_aside(path, n)
+            else:
+                aside = self._aside(path, n)
         if previous is None:
             if current is None or aside is not None:
                 return self._outcome(n, path, "removed" if aside else "absent", aside)
@@ -270,7 +288,7 @@ class _Undo:
         if current == previous.before and meta_of(path) == (mode, owner, xattrs):
             return self._outcome(n, path, "unchanged", None)
         data = self.backup(previous.backup, previous.before)
-        if record.in_place and aside is None and self._restore_in_place(path, data, mode):
+        if record.in_place and aside is None and self._restore_in_place(path, data, mode, n):
             return self._outcome(n, path, "restored", None)
         path.parent.mkdir(parents=True, exist_ok=True)  # only when the user removed it
         self.steps()
@@ -280,7 +298,7 @@ class _Undo:
         fsync_dir(path.parent)
         return self._outcome(n, path, "restored", aside)
 
-    def _restore_in_place(self, path: Path, data: bytes, mode: int) -> bool:
+    def _restore_in_place(self, path: Path, data: bytes, mode: int, n: int) -> bool:
         """Put the old text back into the file written in place, so its other names get it
         back too: only into a regular file of the journal's writer (as root, never one of
         someone else's); False when that is not what is there (restore by rename then)."""
@@ -293,6 +311,8 @@ class _Undo:
             return False
         fd = open_in_place(path, seen)
         try:
+            self.steps()
+            append(self.journal, rec.Restoring(n))
             self.steps()
             write_in_place(fd, data, mode)
         finally:
@@ -423,39 +443,84 @@ class _Undo:
     def _aside(self, path: Path, n: int, *, within: Path | None = None) -> Path:
         """Move an edited file or folder into ``edited/``, or refuse without ``force``.
         ``within``: a folder being taken away, whose inner paths are kept by their place in
-        it (``edited/NNNN-venv/lib/...``)."""
+        it (``edited/NNNN-venv/lib/...``). Both folders are held by descriptors reached
+        without following a link, so what she swaps meanwhile never redirects the move;
+        a name already taken in ``edited/`` (an earlier edit) gets a number, never lost."""
         if not self.force:
             raise EditedSince(f"{path} was edited during the rollback", (path,))
         edited = private_dir(self.home, self.txn.info.path / EDITED, create=True)
         kept = edited / f"{n:04d}-{path.name[:NAME_KEEP]}"
         if within is not None:
             kept = edited / f"{n:04d}-{within.name[:NAME_KEEP]}" / path.relative_to(within)
-            for folder in reversed(kept.relative_to(edited).parents[:-1]):
-                private_dir(self.home, edited / folder, create=True)
-        if state_of(kept) == DIR:  # a copy cut short by a crash: the original is still there
-            shutil.rmtree(kept)
-        elif os.path.lexists(kept):
-            os.unlink(kept)
-        self.steps()
-        append(
-            self.journal,
-            rec.Aside(n, recorded(path, self.home), os.path.relpath(kept, self.txn.info.path)),
+        into = open_folder(
+            self.home, kept.parent.relative_to(self.home), create=True, owner=self.writer
         )
-        self.steps()
         try:
-            os.rename(path, kept)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            if state_of(path) == DIR:
-                shutil.copytree(path, kept, symlinks=True)
-                shutil.rmtree(path)
-            else:
-                shutil.copy2(path, kept, follow_symlinks=False)
-                os.unlink(path)
-        fsync_dir(kept.parent)
-        fsync_dir(path.parent)
+            source = self._folder_of(path)
+            try:
+                kept = kept.with_name(free_name(into, kept.name))
+                self.steps()
+                append(
+                    self.journal,
+                    rec.Aside(
+                        n, recorded(path, self.home), os.path.relpath(kept, self.txn.info.path)
+                    ),
+                )
+                self.steps()
+                try:
+                    os.rename(path.name, kept.name, src_dir_fd=source, dst_dir_fd=into)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    raise JournalError(
+                        f"{path} cannot be kept aside in {edited}: another file system"
+                    ) from None
+                os.fsync(into)
+                os.fsync(source)
+            finally:
+                os.close(source)
+        finally:
+            os.close(into)
         return kept
+
+    def _copy_aside(self, path: Path, n: int) -> Path:
+        """Keep a copy of what ``path`` holds in ``edited/`` (the file stays: its other
+        names share it), whatever ``force`` says: text that may be the user's, about to be
+        overwritten."""
+        edited = private_dir(self.home, self.txn.info.path / EDITED, create=True)
+        into = open_folder(self.home, edited.relative_to(self.home))
+        try:
+            name = free_name(into, f"{n:04d}-{path.name[:NAME_KEEP]}")
+            kept = edited / name
+            data = read_file(path)
+            self.steps()
+            append(
+                self.journal,
+                rec.Aside(n, recorded(path, self.home), os.path.relpath(kept, self.txn.info.path)),
+            )
+            self.steps()
+            fd = os.open(
+                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                PRIVATE_FILE, dir_fd=into,
+            )  # fmt: skip
+            try:
+                write_all(fd, data)
+                if self.writer is not None:
+                    os.fchown(fd, self.writer.uid, self.writer.gid)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.fsync(into)
+        finally:
+            os.close(into)
+        return kept
+
+    def _folder_of(self, path: Path) -> int:
+        """A descriptor on ``path``'s folder: reached from the home name by name, or, for a
+        crontab file outside it, its folder as recorded (checked by :meth:`path_of`)."""
+        if is_inside(path, self.home):
+            return open_folder(self.home, path.parent.relative_to(self.home))
+        return os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
     def _outcome(self, n: int, path: Path, action: rec.Action, aside: Path | None) -> rec.Undone:
         kept = None if aside is None else os.path.relpath(aside, self.txn.info.path)
@@ -513,8 +578,8 @@ def _crontab_target(undo: _Undo, record: rec.CrontabIntent) -> Path:
 
 
 def _written_edits(undo: _Undo, record: rec.WriteIntent, path: Path) -> list[Path]:
-    if record.in_place and record.n not in undo.done:
-        return []  # cut short mid-write: what is there is part ours, part the old text
+    if record.n in undo.half_written:
+        return []  # cut short mid-write: undone whatever it holds (a copy is kept)
     before = None if record.previous is None else record.previous.before
     return [] if state_of(path) in (None, before, record.after) else [path]
 

@@ -63,7 +63,7 @@ class RunRefused(Exception):
 class RunFailed(Exception):
     """``run`` failed after it began and rolled everything back (``rolled_back``).
 
-    ``kept``: edits made meanwhile that the rollback kept aside; ``states``: each app's
+    ``kept_aside``: edits made meanwhile that the rollback kept aside; ``states``: each app's
     state probed after the rollback and the restarts on the old configuration, one line
     each (what it really is, never what it should be)."""
 
@@ -72,14 +72,14 @@ class RunFailed(Exception):
         reason: str,
         transaction: str | None,
         rolled_back: bool,
-        kept: tuple[Path, ...] = (),
+        kept_aside: tuple[Path, ...] = (),
         states: tuple[str, ...] = (),
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.transaction = transaction
         self.rolled_back = rolled_back
-        self.kept = kept
+        self.kept_aside = kept_aside
         self.states = states
 
 
@@ -201,7 +201,10 @@ def run_migration(
                 environment = cron_environment(old_crontab, home, uid)
                 for was in restarted_daemons:
                     _daemon_on_old_config(was, environment, home, owner)
-            final.extend(_states_now(servers, before, states, uid, home))
+            try:
+                final.extend(_states_now(servers, before, states, uid, home))
+            except Exception as exc:  # the failure being reported comes first
+                final.append(f"the apps' state could not be probed: {exc}")
 
         try:
             with session(home, description, recover=recover) as transaction:
@@ -238,7 +241,7 @@ def run_migration(
                         _same_pages(was.daemon.app, was.ports[0], pages)
         except SessionAborted as exc:  # Ctrl-C too: never leave half a migration running
             raise RunFailed(
-                str(exc), exc.transaction, exc.rolled_back, exc.kept, tuple(final)
+                str(exc), exc.transaction, exc.rolled_back, exc.kept_aside, tuple(final)
             ) from exc.cause
     outcomes = tuple(
         AppOutcome(
