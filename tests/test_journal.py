@@ -1038,3 +1038,22 @@ def test_crash_at_every_step_of_a_crontab_rollback_then_resume_is_exact(
     per_crontab = 1 + 1 + (2 if force else 0)
     expected = 1 + 2 + 2 + 2 + 1 + (2 if force else 0) + (2 + per_crontab if installed else 0)
     assert steps == expected, steps
+
+
+def test_a_damaged_journal_line_is_one_line_of_error_and_changes_nothing(account: Path) -> None:
+    """A journal line that is not a record (a disk error, a hand edit): ``journal`` and
+    ``rollback`` say which line in one ``Error:`` line, no traceback, and change nothing."""
+    txn_id = locked_apply(account)
+    journal = account / STATE_DIR / "journal" / txn_id / "journal.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    lines[3] = b'{"rec":"intent","n":2,"op":"write"}\n'
+    journal.write_bytes(b"".join(lines))
+    before = snapshot(account)
+    for command in (["journal"], ["rollback", "--no-restart"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "migrate", "--home", str(account), *command],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr == f"Error: {journal}: line 4 is not a journal record\n"
+    assert snapshot(account) == before
