@@ -61,7 +61,7 @@ def test_inventory_matches_pip_list_and_sees_more(home: Path, tmp_path: Path) ->
     ours = {d.name: (d.version, d.kind) for d in lib_inv.distributions}
     theirs = pip_list(lib)
 
-    assert {n: v for n, (v, kind) in ours.items() if kind != "bare"} == theirs
+    assert {n: ours[n][0] for n in theirs} == theirs  # all pip lists, at pip's versions
     assert {kind for _, kind in ours.values()} == {
         "dist-info",
         "egg-info",
@@ -69,4 +69,16 @@ def test_inventory_matches_pip_list_and_sees_more(home: Path, tmp_path: Path) ->
         "egg-link",
         "bare",
     }
-    assert set(ours) - set(theirs) == {"bare-copy"}
+    # What pip cannot see: a bare copy; and, since pip 25.1 (measured: 25.0.1 lists it,
+    # 25.1.1 does not), the zipped egg: easy_install's kind, still on these accounts.
+    assert set(ours) - set(theirs) in ({"bare-copy"}, {"bare-copy", "zipped"})
+    if "zipped" not in theirs:
+        assert pip_version() >= (25, 1), "a pip that lists zipped eggs did not list this one"
+
+
+def pip_version() -> tuple[int, int]:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True
+    )
+    major, minor = done.stdout.split()[1].split(".")[:2]
+    return int(major), int(minor)
