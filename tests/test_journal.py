@@ -50,6 +50,7 @@ from migrate.journal import (
     transactions,
 )
 from migrate.journal import crontab as installed_crontab
+from migrate.journal.fs import folder_of, write_temp
 from migrate.layout import STATE_DIR
 
 HELPER = Path(__file__).with_name("journal_helper.py")
@@ -1057,3 +1058,28 @@ def test_a_damaged_journal_line_is_one_line_of_error_and_changes_nothing(account
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr == f"Error: {journal}: line 4 is not a journal record\n"
     assert snapshot(account) == before
+
+
+def test_a_folder_swapped_for_a_link_once_opened_leads_nowhere(tmp_path: Path) -> None:
+    """What the journal writes goes through a descriptor on the target's folder, reached
+    name by name without following a link: a folder swapped for a link to elsewhere after
+    that still gets the file (she moved it, it is hers), the elsewhere nothing; a folder
+    that is a link when it is reached is refused."""
+    home, outside = tmp_path / "home", tmp_path / "outside"
+    (home / "app").mkdir(parents=True)
+    outside.mkdir()
+    target = home / "app" / "x.conf"
+    folder = folder_of(home, target)
+    try:
+        os.rename(home / "app", home / "app.moved")
+        os.symlink(outside, home / "app")
+        write_temp(
+            target, b"data\n", owner=None, xattrs=None, mode=0o644, strict_owner=False,
+            folder=folder,
+        )  # fmt: skip
+    finally:
+        os.close(folder)
+    assert list(outside.iterdir()) == []
+    assert (home / "app.moved" / "x.conf").read_bytes() == b"data\n"
+    with pytest.raises(JournalError, match="not a folder"):
+        folder_of(home, target)

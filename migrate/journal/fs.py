@@ -75,17 +75,24 @@ def private_dir(home_real: Path, path: Path, *, create: bool) -> Path:
     return path
 
 
-def open_folder(top: Path, rel: Path, *, create: bool = False, owner: Owner | None = None) -> int:
+def open_folder(
+    top: Path,
+    rel: Path,
+    *,
+    create: bool = False,
+    owner: Owner | None = None,
+    mode: int = PRIVATE_DIR,
+) -> int:
     """A descriptor on the folder ``top/rel``, reached one name at a time from ``top``
     without following a symlink: what is then done through it (``dir_fd=``) stays in the
     folder that was there, whatever is renamed or swapped for a link on the way meanwhile.
-    ``create``: missing folders are made 0700, for ``owner``."""
+    ``create``: missing folders are made (``mode``), for ``owner``."""
     fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         for name in rel.parts:
             if create:
                 try:
-                    os.mkdir(name, PRIVATE_DIR, dir_fd=fd)
+                    os.mkdir(name, mode, dir_fd=fd)
                     if owner is not None:
                         os.chown(name, owner.uid, owner.gid, dir_fd=fd, follow_symlinks=False)
                 except FileExistsError:
@@ -106,6 +113,14 @@ def open_folder(top: Path, rel: Path, *, create: bool = False, owner: Owner | No
         os.close(fd)
         raise
     return fd
+
+
+def folder_of(home_real: Path, path: Path) -> int:
+    """A descriptor on ``path``'s folder: reached from the home name by name
+    (:func:`open_folder`), or, for a crontab file outside it, its folder as it is."""
+    if is_inside(path, home_real):
+        return open_folder(home_real, path.parent.relative_to(home_real))
+    return os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def free_name(folder: int, name: str) -> str:
@@ -139,10 +154,17 @@ def shown(path: Path, home_real: Path) -> str:
     return str(path) if path == INSTALLED_CRONTAB else home_relative(path, home_real)
 
 
-def read_existing(target: Path) -> tuple[bytes, os.stat_result, dict[str, bytes]] | None:
-    """Bytes, stat and xattrs of a regular file, None when missing; anything else is refused."""
+def read_existing(
+    target: Path, folder: int | None = None
+) -> tuple[bytes, os.stat_result, dict[str, bytes]] | None:
+    """Bytes, stat and xattrs of a regular file, None when missing; anything else is refused.
+    ``folder``: a descriptor on its folder (:func:`open_folder`), through which it is read."""
     try:
-        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(
+            _name(target, folder),
+            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            dir_fd=folder,
+        )
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -204,14 +226,19 @@ def write_temp(
     xattrs: dict[str, bytes] | None,
     mode: int,
     strict_owner: bool,
+    folder: int | None = None,
 ) -> None:
     """The complete replacement, metadata included, durable before it is renamed in.
 
     ``xattrs`` None keeps what the new file inherited (a new file); a dict makes the xattrs
     exactly that (a replaced or restored file). Owner first: chown clears setuid bits.
+    ``folder``: a descriptor on its folder (:func:`open_folder`), where it is made.
     """
     fd = os.open(
-        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE
+        _name(path, folder),
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        PRIVATE_FILE,
+        dir_fd=folder,
     )
     try:
         write_all(fd, data)
@@ -230,17 +257,25 @@ def write_temp(
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
-            os.unlink(path)
+            os.unlink(_name(path, folder), dir_fd=folder)
         raise
     os.close(fd)
 
 
-def open_in_place(path: Path, seen: os.stat_result) -> int:
+def _name(path: Path, folder: int | None) -> str | Path:
+    """What names ``path`` to ``os`` calls: its last part within ``folder``, else itself."""
+    return path if folder is None else path.name
+
+
+def open_in_place(path: Path, seen: os.stat_result, folder: int | None = None) -> int:
     """A read-write descriptor on the very file ``seen`` was taken of (same device and
     inode, still a regular file, the name not a symlink): a file with other names (hard
     links) is written through it so that every name shows the new text."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(
+            _name(path, folder), os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            dir_fd=folder,
+        )  # fmt: skip
     except FileNotFoundError:
         raise JournalError(f"{path} was removed") from None
     except OSError as exc:

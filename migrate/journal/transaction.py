@@ -35,6 +35,7 @@ from migrate.journal.fs import (
     PRIVATE_FILE,
     can_own,
     create_private,
+    folder_of,
     fsync_dir,
     make_private_dir,
     nearest_existing,
@@ -184,11 +185,22 @@ class Transaction:
             self._steps()
             append(self._journal, rec.MkdirIntent(n, self._rel(target), octal(mode)))
             self._steps()
-            os.mkdir(target, mode)
-            if self._owner is not None:
-                os.lchown(target, self._owner.uid, self._owner.gid)
-            os.chmod(target, mode)  # not narrowed by the umask
-            fsync_dir(target.parent)
+            folder = folder_of(self.home, target)
+            try:
+                os.mkdir(target.name, mode, dir_fd=folder)
+                if self._owner is not None:
+                    os.chown(
+                        target.name, self._owner.uid, self._owner.gid, dir_fd=folder,
+                        follow_symlinks=False,
+                    )  # fmt: skip
+                made = os.open(
+                    target.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder
+                )
+                os.fchmod(made, mode)  # not narrowed by the umask
+                os.close(made)
+                os.fsync(folder)
+            finally:
+                os.close(folder)
             self._done(n)
 
     def install_dir(self, staged: Path, dest: Path) -> None:
@@ -228,9 +240,14 @@ class Transaction:
             self._steps()
             append(self._journal, intent)
             self._steps()
-            os.rename(source, target)
-            fsync_dir(target.parent)
-            fsync_dir(source.parent)
+            into, out_of = folder_of(self.home, target), folder_of(self.home, source)
+            try:
+                os.rename(source.name, target.name, src_dir_fd=out_of, dst_dir_fd=into)
+                os.fsync(into)
+                os.fsync(out_of)
+            finally:
+                os.close(into)
+                os.close(out_of)
             self._done(n)
 
     def commit(self) -> None:
@@ -253,7 +270,11 @@ class Transaction:
         """``write_file`` of a resolved target: ``mode`` None keeps a replaced file's mode."""
         if target == self.home:
             raise JournalError(f"{target} is the home itself")
-        existing = read_existing(target)
+        if os.path.isdir(target.parent):
+            with self._folder(target) as folder:
+                existing = read_existing(target, folder)
+        else:
+            existing = None
         if expect_sha256 is not None and (existing is None or sha256(existing[0]) != expect_sha256):
             raise TargetChanged(f"{target} changed after it was read: run again", target)
         if existing is None:
@@ -263,7 +284,11 @@ class Transaction:
                 f"{target} belongs to uid {existing[1].st_uid} gid {existing[1].st_gid}; "
                 "rewriting it as this user would change that"
             )
-        with self._in_place(target, existing) as fd, self._guard():
+        with (
+            self._folder(target) as folder,
+            self._in_place(target, existing, folder) as fd,
+            self._guard(),
+        ):
             n = self._next()
             owner: tuple[int, int] | None = None
             xattrs: dict[str, bytes] | None = None
@@ -305,15 +330,32 @@ class Transaction:
                 return
             temp = target.parent / record.temp
             self._steps()
-            write_temp(temp, data, owner=owner, xattrs=xattrs, mode=new_mode, strict_owner=True)
+            write_temp(
+                temp, data, owner=owner, xattrs=xattrs, mode=new_mode, strict_owner=True,
+                folder=folder,
+            )  # fmt: skip
             self._steps()
-            os.rename(temp, target)
-            fsync_dir(target.parent)
+            os.rename(record.temp, target.name, src_dir_fd=folder, dst_dir_fd=folder)
+            os.fsync(folder)
             self._done(n)
 
     @contextlib.contextmanager
+    def _folder(self, target: Path) -> Iterator[int]:
+        """A descriptor on ``target``'s folder, reached without following a link: every
+        file operation goes through it, so a folder on the way that she swaps for a link
+        meanwhile never sends root's writes out of the home (see :mod:`migrate.privilege`)."""
+        folder = folder_of(self.home, target)
+        try:
+            yield folder
+        finally:
+            os.close(folder)
+
+    @contextlib.contextmanager
     def _in_place(
-        self, target: Path, existing: tuple[bytes, os.stat_result, dict[str, bytes]] | None
+        self,
+        target: Path,
+        existing: tuple[bytes, os.stat_result, dict[str, bytes]] | None,
+        folder: int,
     ) -> Iterator[int | None]:
         """A file of the home with other names (hard links) is written in place, so that
         each name shows the rewrite (a new file renamed in would leave them the old text):
@@ -326,7 +368,7 @@ class Transaction:
             yield None
             return
         try:
-            fd = open_in_place(target, existing[1])
+            fd = open_in_place(target, existing[1], folder)
         except PermissionError:  # read-only to this user: a rename still replaces it
             yield None
             return

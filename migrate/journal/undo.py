@@ -27,12 +27,14 @@ from migrate.journal.fs import (
     NAME_KEEP,
     PRIVATE_FILE,
     create_private,
+    folder_of,
     free_name,
     fsync_dir,
     meta_of,
     open_folder,
     open_in_place,
     private_dir,
+    read_existing,
     read_file,
     real_home,
     recorded,
@@ -262,10 +264,27 @@ class _Undo:
 
     def _write(self, record: rec.WriteIntent) -> rec.Undone:
         path = self.path_of(record.path, outside_ok=record.op == "crontab-file")
+        if os.path.isdir(path.parent):
+            folder = self._folder_of(path)
+        elif record.previous is None:
+            return self._outcome(record.n, path, "absent", None)
+        else:  # the user removed its folder: made again, hers
+            folder = open_folder(
+                self.home, path.parent.relative_to(self.home), create=True, owner=self.writer,
+                mode=0o755,
+            )  # fmt: skip
+        try:
+            return self._write_in(record, path, folder)
+        finally:
+            os.close(folder)
+
+    def _write_in(self, record: rec.WriteIntent, path: Path, folder: int) -> rec.Undone:
+        """Undo a write, every file operation through ``folder``, a descriptor on its
+        folder reached without following a link."""
         n = record.n
-        self._remove(path.parent / record.temp)
+        self._remove_in(folder, record.temp)
         undo_temp = path.parent / temp_name(path.name, self.tag, n, "cm-undo")
-        self._remove(undo_temp)
+        self._remove_in(folder, undo_temp.name)
         current = state_of(path)
         previous = record.previous
         expected = (None, None if previous is None else previous.before, record.after)
@@ -279,8 +298,8 @@ class _Undo:
             if current is None or aside is not None:
                 return self._outcome(n, path, "removed" if aside else "absent", aside)
             self.steps()
-            os.unlink(path)
-            fsync_dir(path.parent)
+            os.unlink(path.name, dir_fd=folder)
+            os.fsync(folder)
             return self._outcome(n, path, "removed", None)
         xattrs = rec.decode_xattrs(previous.xattrs)
         mode = int(previous.mode, 8)
@@ -288,28 +307,47 @@ class _Undo:
         if current == previous.before and meta_of(path) == (mode, owner, xattrs):
             return self._outcome(n, path, "unchanged", None)
         data = self.backup(previous.backup, previous.before)
-        if record.in_place and aside is None and self._restore_in_place(path, data, mode, n):
+        if (
+            record.in_place
+            and aside is None
+            and self._restore_in_place(path, data, mode, n, folder)
+        ):
             return self._outcome(n, path, "restored", None)
-        path.parent.mkdir(parents=True, exist_ok=True)  # only when the user removed it
         self.steps()
-        write_temp(undo_temp, data, owner=owner, xattrs=xattrs, mode=mode, strict_owner=False)
+        write_temp(
+            undo_temp, data, owner=owner, xattrs=xattrs, mode=mode, strict_owner=False,
+            folder=folder,
+        )  # fmt: skip
         self.steps()
-        os.rename(undo_temp, path)
-        fsync_dir(path.parent)
+        os.rename(undo_temp.name, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        os.fsync(folder)
         return self._outcome(n, path, "restored", aside)
 
-    def _restore_in_place(self, path: Path, data: bytes, mode: int, n: int) -> bool:
+    def _remove_in(self, folder: int, name: str) -> None:
+        """Remove a leftover file of the journal's own (a temp) from ``folder``, if any."""
+        try:
+            info = os.lstat(name, dir_fd=folder)
+        except FileNotFoundError:
+            return
+        self.steps()
+        if stat.S_ISDIR(info.st_mode):
+            shutil.rmtree(name, dir_fd=folder)
+        else:
+            os.unlink(name, dir_fd=folder)
+        os.fsync(folder)
+
+    def _restore_in_place(self, path: Path, data: bytes, mode: int, n: int, folder: int) -> bool:
         """Put the old text back into the file written in place, so its other names get it
         back too: only into a regular file of the journal's writer (as root, never one of
         someone else's); False when that is not what is there (restore by rename then)."""
         try:
-            seen = os.lstat(path)
+            seen = os.lstat(path.name, dir_fd=folder)
         except FileNotFoundError:
             return False
         mine = os.geteuid() if self.writer is None else self.writer.uid
         if not stat.S_ISREG(seen.st_mode) or seen.st_nlink < 2 or seen.st_uid != mine:
             return False
-        fd = open_in_place(path, seen)
+        fd = open_in_place(path, seen, folder)
         try:
             self.steps()
             append(self.journal, rec.Restoring(n))
@@ -492,7 +530,12 @@ class _Undo:
         try:
             name = free_name(into, f"{n:04d}-{path.name[:NAME_KEEP]}")
             kept = edited / name
-            data = read_file(path)
+            source = self._folder_of(path)
+            try:
+                found = read_existing(path, source)
+            finally:
+                os.close(source)
+            data = b"" if found is None else found[0]
             self.steps()
             append(
                 self.journal,
@@ -516,11 +559,7 @@ class _Undo:
         return kept
 
     def _folder_of(self, path: Path) -> int:
-        """A descriptor on ``path``'s folder: reached from the home name by name, or, for a
-        crontab file outside it, its folder as recorded (checked by :meth:`path_of`)."""
-        if is_inside(path, self.home):
-            return open_folder(self.home, path.parent.relative_to(self.home))
-        return os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return folder_of(self.home, path)
 
     def _outcome(self, n: int, path: Path, action: rec.Action, aside: Path | None) -> rec.Undone:
         kept = None if aside is None else os.path.relpath(aside, self.txn.info.path)
