@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,16 +325,17 @@ class _Undo:
         return self._outcome(n, path, "restored", aside)
 
     def _remove_in(self, folder: int, name: str) -> None:
-        """Remove a leftover file of the journal's own (a temp) from ``folder``, if any."""
-        try:
-            info = os.lstat(name, dir_fd=folder)
-        except FileNotFoundError:
+        """Remove a leftover of the journal's own (a temp, a venv's trash) from ``folder``."""
+        info = _lstat_in(folder, name)
+        if info is None:
             return
         self.steps()
-        if stat.S_ISDIR(info.st_mode):
-            shutil.rmtree(name, dir_fd=folder)
-        else:
+        if not stat.S_ISDIR(info.st_mode):
             os.unlink(name, dir_fd=folder)
+        elif sys.version_info >= (3, 11):
+            shutil.rmtree(name, dir_fd=folder)
+        else:  # no dir_fd before 3.11: by the folder's name (what it is called now)
+            shutil.rmtree(os.path.join(f"/proc/self/fd/{folder}", name))
         os.fsync(folder)
 
     def _restore_in_place(self, path: Path, data: bytes, mode: int, n: int, folder: int) -> bool:
@@ -427,8 +429,12 @@ class _Undo:
             return self._outcome(record.n, path, "absent", None)
         if current == DIR and not os.listdir(path):
             self.steps()
-            os.rmdir(path)
-            fsync_dir(path.parent)
+            folder = self._folder_of(path)
+            try:
+                os.rmdir(path.name, dir_fd=folder)
+                os.fsync(folder)
+            finally:
+                os.close(folder)
             return self._outcome(record.n, path, "removed", None)
         return self._outcome(record.n, path, "removed", self._aside(path, record.n))
 
@@ -436,24 +442,39 @@ class _Undo:
         n = record.n
         path = self.path_of(record.path)
         staged = self.path_of(record.staged, state_ok=True)
-        trash = path.parent / temp_name(path.name, self.tag, n, "cm-trash")
-        resumed = state_of(trash) is not None  # renamed away before a crash: finish the job
-        self._remove(trash)
+        if os.path.isdir(path.parent):  # else the user removed its folder: nothing left there
+            folder = self._folder_of(path)
+            try:
+                done = self._take_away(record, path, folder)
+            finally:
+                os.close(folder)
+            if done is not None:
+                return done
+        if n not in self.done and state_of(staged) == DIR:
+            self._remove(staged)  # built for this transaction, never installed
+            return self._outcome(n, staged, "removed", None)
+        return self._outcome(n, path, "absent", None)
+
+    def _take_away(self, record: rec.InstallIntent, path: Path, folder: int) -> rec.Undone | None:
+        """Take an installed folder away (what was added to it kept aside first): renamed to
+        a trash name, then removed, so a crash in the slow removal is resumed from the
+        trash. None when nothing of it is there."""
+        n = record.n
+        trash = temp_name(path.name, self.tag, n, "cm-trash")
+        resumed = _lstat_in(folder, trash) is not None  # renamed away before a crash
+        self._remove_in(folder, trash)
         current = state_of(path)
         if current == DIR:
             for added in self.added(record, path):
                 self._aside(added, n, within=path)
             self.steps()
-            os.rename(path, trash)  # atomic; the slow removal can be resumed from the trash
-            fsync_dir(path.parent)
-            self._remove(trash)
+            os.rename(path.name, trash, src_dir_fd=folder, dst_dir_fd=folder)
+            os.fsync(folder)
+            self._remove_in(folder, trash)
             return self._outcome(n, path, "removed", None)
         if current is not None:
             return self._outcome(n, path, "removed", self._aside(path, n))
-        if n not in self.done and state_of(staged) == DIR:
-            self._remove(staged)  # built for this transaction, never installed
-            return self._outcome(n, staged, "removed", None)
-        return self._outcome(n, path, "removed" if resumed else "absent", None)
+        return self._outcome(n, path, "removed", None) if resumed else None
 
     def _remove(self, path: Path) -> None:
         """Remove a leftover of the journal's own (temp, trash, staged dir) if there is one."""
@@ -564,6 +585,13 @@ class _Undo:
     def _outcome(self, n: int, path: Path, action: rec.Action, aside: Path | None) -> rec.Undone:
         kept = None if aside is None else os.path.relpath(aside, self.txn.info.path)
         return rec.Undone(n, action, recorded(path, self.home), kept)
+
+
+def _lstat_in(folder: int, name: str) -> os.stat_result | None:
+    try:
+        return os.lstat(name, dir_fd=folder)
+    except FileNotFoundError:
+        return None
 
 
 def _file_target(
