@@ -75,6 +75,10 @@ def private_dir(home_real: Path, path: Path, *, create: bool) -> Path:
     return path
 
 
+FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+"""How the journal opens a folder it works in: never through a link."""
+
+
 def open_folder(
     top: Path,
     rel: Path,
@@ -87,7 +91,7 @@ def open_folder(
     without following a symlink: what is then done through it (``dir_fd=``) stays in the
     folder that was there, whatever is renamed or swapped for a link on the way meanwhile.
     ``create``: missing folders are made (``mode``), for ``owner``."""
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(top, FOLDER)
     try:
         for name in rel.parts:
             if create:
@@ -98,9 +102,7 @@ def open_folder(
                 except FileExistsError:
                     pass
             try:
-                inner = os.open(
-                    name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
-                )
+                inner = os.open(name, FOLDER, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise JournalError(
@@ -120,7 +122,7 @@ def folder_of(home_real: Path, path: Path) -> int:
     (:func:`open_folder`), or, for a crontab file outside it, its folder as it is."""
     if is_inside(path, home_real):
         return open_folder(home_real, path.parent.relative_to(home_real))
-    return os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.open(path.parent, FOLDER)
 
 
 def free_name(folder: int, name: str) -> str:

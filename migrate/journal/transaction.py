@@ -31,6 +31,7 @@ from migrate.journal.errors import (
     TransactionOpen,
 )
 from migrate.journal.fs import (
+    FOLDER,
     NAME_KEEP,
     PRIVATE_FILE,
     can_own,
@@ -193,9 +194,7 @@ class Transaction:
                         target.name, self._owner.uid, self._owner.gid, dir_fd=folder,
                         follow_symlinks=False,
                     )  # fmt: skip
-                made = os.open(
-                    target.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder
-                )
+                made = os.open(target.name, FOLDER, dir_fd=folder)
                 os.fchmod(made, mode)  # not narrowed by the umask
                 os.close(made)
                 os.fsync(folder)

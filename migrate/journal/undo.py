@@ -159,6 +159,7 @@ class _Undo:
         self.ours = {p for r in intents for p in _OPERATIONS[type(r)].leftovers(self, r)}
         """What undoing the operations takes away or puts back (a resumed rollback's
         restores included): never an edit."""
+        self._listings: dict[int, dict[str, tree.Entry]] = {}
 
     def run(self, newer: Sequence[Loaded] = ()) -> None:
         """Undo every pending operation, newest first; ``newer``: the transactions made
@@ -493,10 +494,15 @@ class _Undo:
         nothing for a journal written before listings were kept."""
         if record.tree is None or record.tree_sha256 is None:
             return []
-        try:
-            listed = tree.loads(self.backup(record.tree, record.tree_sha256))
-        except ValueError:
-            raise JournalError(f"backup {record.tree} of {self.journal} is not a listing") from None
+        listed = self._listings.get(record.n)
+        if listed is None:  # read once: the checks and the undo both ask
+            try:
+                listed = tree.loads(self.backup(record.tree, record.tree_sha256))
+            except ValueError:
+                raise JournalError(
+                    f"backup {record.tree} of {self.journal} is not a listing"
+                ) from None
+            self._listings[record.n] = listed
         return tree.added_or_changed(path, listed, self.ours)
 
     def _aside(self, path: Path, n: int, *, within: Path | None = None) -> Path:
