@@ -48,10 +48,10 @@ class Terminal(logging.Handler):
             return
         if update.app != self._app:
             self._open(update.app, 1, f"building {update.app}")
-        if update.stage == "staged":
+        if update.stage in ("staged", "repack"):  # repack: each distribution once a run
             self._bar.length = update.total
-        elif update.stage == "repack":
-            self._bar.length = update.total + 4
+        elif update.stage == "venv":  # then per app: venv, install, relocate, rename
+            self._bar.length = 4
         self._bar.label = f"{update.app}: {update.stage} {update.detail}".rstrip()
         self._bar.update(1)
 

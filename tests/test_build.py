@@ -10,8 +10,10 @@ import csv
 import errno
 import hashlib
 import importlib.util
+import marshal
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -23,9 +25,10 @@ import pytest
 from accounts import PY, install_wheels, write_files
 from journal_helper import snapshot
 
-from migrate.build.app import BuildError, BuiltVenv, build_app
+from migrate.build.app import BuildError, BuiltVenv, build_app, build_apps
 from migrate.build.venv import (
     HelperUnavailable,
+    bytecode,
     check,
     create_venv,
     install,
@@ -34,6 +37,8 @@ from migrate.build.venv import (
     needs_legacy,
     relocate,
 )
+from migrate.build.venv.link import STORE_MTIME_NS
+from migrate.build.venv.storetree import forget_plan, note_files, note_path, unchanged
 from migrate.build.verify import verify_app
 from migrate.build.wheelfile import WheelSpec, build_wheel, record_digest
 from migrate.demo import build_demo_account
@@ -41,7 +46,7 @@ from migrate.discover.account import discover
 from migrate.discover.crontab import parse_crontab
 from migrate.discover.interpreters import find_interpreter
 from migrate.inventory import take_inventory
-from migrate.journal import begin, home_lock, rollback
+from migrate.journal import begin, home_lock, rollback, tree
 from migrate.layout import STATE_DIR, store_dir, venv_dir
 from migrate.paths import is_inside
 from migrate.resolve.plan import AppPlan, Plan, plan_account
@@ -177,6 +182,120 @@ def test_without_bytecode_the_store_compiles_nothing_and_the_venv_compiles_its_o
     assert not list(store.rglob("*.pyc"))  # Python wrote bytecode into the venv, not the store
 
 
+def test_the_store_compiles_each_module_once_read_only_in_chunks_past_one_that_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bytecode, "CHUNK", 3)  # one tree, several compiling processes
+    files = {f"many/m{i}.py": f"X = {i}\n".encode() for i in range(10)}
+    files |= {
+        "many/__init__.py": b"",
+        "many/py2only.py": b"print 'a Python 2 test file'\n",
+        "many-1.0.data/scripts/tool.py": b"#!/bin/sh\necho not a module\n",
+    }
+    tree, _ = _store_install(tmp_path, WheelSpec("many", "1.0", files), tmp_path / "venv")
+
+    cache = tree / "many" / "__pycache__"
+    tag = sys.implementation.cache_tag
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [f"m{i}.{tag}.pyc" for i in range(10)] + [f"__init__.{tag}.pyc"]
+    )  # py2only.py does not compile and still installs; .data scripts are not modules
+    assert not list((tree / "many-1.0.data").rglob("*.pyc"))
+    for pyc in cache.iterdir():
+        assert stat.S_IMODE(os.stat(pyc).st_mode) == 0o444, pyc
+    code = marshal.loads((cache / f"m7.{tag}.pyc").read_bytes()[16:])
+    assert code.co_filename == f"{tree.name}/many/m7.py"  # relative to the store
+    assert bytecode.marker(tree, PY).exists()
+    (linked,) = (tmp_path / "venv").glob(f"lib/python*/site-packages/many/__pycache__/m7.{tag}.pyc")
+    assert os.stat(linked).st_ino == os.stat(cache / f"m7.{tag}.pyc").st_ino
+    assert run(tmp_path / "venv" / "bin" / "python", "-c", "import many.m7; print(many.m7.X)") == (
+        "7\n"
+    )
+
+
+def test_bytecode_of_a_compile_cut_short_is_never_linked_and_is_compiled_again(
+    tmp_path: Path,
+) -> None:
+    tree, wheel = _store_install(tmp_path, GREETER, tmp_path / "venv")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    pyc = tree / "greeter" / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"
+    good = pyc.read_bytes()
+    os.chmod(pyc, 0o644)  # as a compile killed midway leaves it: half a file, no marker
+    pyc.write_bytes(good[:10])
+    os.unlink(bytecode.marker(tree, PY))
+    forget_plan(tree)  # this process planned the tree with its bytecode already
+    interpreter = find_interpreter(PY)
+    assert interpreter is not None
+
+    lean = tmp_path / "lean"
+    create_venv(lean, interpreter, helpers=tmp_path / "helpers", seed=False)
+    install_linked(lean, [(wheel, sha)], tmp_path / "store", python=PY, bytecode=False)
+    assert not list(lean.glob("lib/python*/site-packages/greeter/__pycache__/*"))
+
+    full = tmp_path / "full"
+    create_venv(full, interpreter, helpers=tmp_path / "helpers", seed=False)
+    install_linked(full, [(wheel, sha)], tmp_path / "store", python=PY)
+    assert pyc.read_bytes() == good and bytecode.marker(tree, PY).exists()
+    (linked,) = full.glob(f"lib/python*/site-packages/greeter/__pycache__/{pyc.name}")
+    assert os.stat(linked).st_ino == os.stat(pyc).st_ino
+    assert "hello from greeter" in run(full / "bin" / "greet")
+
+
+def test_a_store_tree_is_unchanged_until_a_file_is_edited_swapped_or_added(
+    tmp_path: Path,
+) -> None:
+    tree, _ = _store_install(tmp_path, GREETER, tmp_path / "venv")
+    assert unchanged(tree) is True
+    member = tree / "greeter" / "__init__.py"
+    data = member.read_bytes()
+    os.chmod(member, 0o644)  # the same size, in place, at once: as through a venv's link
+    with open(member, "r+b") as out:
+        out.write(data.replace(b"hello", b"HELLO"))
+    assert unchanged(tree) is False
+    member.write_bytes(data)
+    os.utime(member, ns=(STORE_MTIME_NS, STORE_MTIME_NS))
+    assert unchanged(tree) is True  # its bytes and times back: nothing to tell
+    member.unlink()
+    member.write_bytes(data)  # a new file in its place
+    os.utime(member, ns=(STORE_MTIME_NS, STORE_MTIME_NS))
+    assert unchanged(tree) is False
+    note_files(tree)
+    (tree / "greeter" / "extra.py").write_bytes(b"")
+    assert unchanged(tree) is False
+    (tree / "greeter" / "extra.py").unlink()
+    (tree / "greeter" / "link.py").symlink_to("/etc/hostname")
+    assert unchanged(tree) is False
+    (tree / "greeter" / "link.py").unlink()
+    os.unlink(note_path(tree))
+    assert unchanged(tree) is None  # an older store: hashed against RECORD instead
+
+
+def test_an_older_store_tree_without_a_note_is_hashed_and_a_damaged_one_replaced(
+    tmp_path: Path,
+) -> None:
+    """Trees unpacked before the note existed are checked by their RECORD hashes, in a new
+    process (this one remembers what it checked): an edit whose mtime was set back is
+    found that way, and the next venv gets the wheel's bytes."""
+    tree, wheel = _store_install(tmp_path, GREETER, tmp_path / "venv")
+    os.unlink(note_path(tree))
+    member = tree / "greeter" / "__init__.py"
+    data = member.read_bytes()
+    os.chmod(member, 0o644)
+    member.write_bytes(data.replace(b"hello", b"HELLO"))
+    os.utime(member, ns=(STORE_MTIME_NS, STORE_MTIME_NS))
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    script = (
+        "import sys; from pathlib import Path; from migrate.build.venv import unpack_to_store\n"
+        "print(unpack_to_store(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(wheel), sha, str(tmp_path / "store")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == str(tree)
+    assert member.read_bytes() == data  # replaced by a fresh tree from the wheel
+    assert unchanged(tree) is True  # and noted
+
+
 def test_a_file_system_that_refuses_hardlinks_gets_copies_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,11 +334,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     demo = build_demo_account(tmp_path_factory.mktemp("build") / "demo")
     plan = plan_of(demo.home, demo.python, demo.crontab)
     before = snapshot(demo.home)
-    venvs = {}
     with home_lock(demo.home):
         transaction = begin(demo.home, "build")
-        for app in buildable(plan):
-            venvs[app.name] = build_app(demo.home, app, transaction)
+        venvs = {v.app: v for v in build_apps(demo.home, buildable(plan), transaction)}
         transaction.commit()
     yield Built(demo.home, demo.crontab, plan, before, venvs)
 
@@ -240,6 +357,20 @@ def test_every_python_app_gets_its_venv_at_its_place_and_it_verifies(built: Buil
     blog = {c.name: c for c in blog_report.versions}
     assert blog["tinyhttp"].found == "1.8"  # the blog's own shadowing copy, not the account's
     assert blog["oldlib"].found == "0.4"
+
+
+def test_each_distribution_the_apps_share_is_packed_once_per_run(built: Built) -> None:
+    by_copy: dict[tuple[Path, str], list[object]] = {}
+    for venv in built.venvs.values():
+        for wheel in venv.wheels:
+            by_copy.setdefault((wheel.dist.path, wheel.dist.name), []).append(wheel)
+    shared = {key: wheels for key, wheels in by_copy.items() if len(wheels) > 1}
+    assert any(name == "acme-utils" for _, name in shared)  # ~/lib's, used by every app
+    for wheels in shared.values():
+        # One wheel per copy for the whole run, packed here: no app found it in the
+        # wheelhouse after another app had packed it again.
+        assert all(wheel is wheels[0] for wheel in wheels)
+        assert not wheels[0].reused  # type: ignore[attr-defined]
 
 
 def test_the_locally_patched_file_is_in_the_venv_patched(built: Built) -> None:
@@ -304,6 +435,16 @@ def test_apps_sharing_a_wheel_share_its_files_with_the_store(built: Built) -> No
     assert inodes == {os.stat(stored).st_ino}
     assert os.stat(stored).st_nlink >= 4  # the store and three venvs: one copy on disk
     assert not os.access(stored, os.W_OK) or os.geteuid() == 0  # read-only: no edit in place
+
+
+def test_the_journal_lists_a_linked_venv_exactly_without_a_stat_per_link(built: Built) -> None:
+    """What the link step vouches for (each store file's inode, size and mtime) gives the
+    listing a full walk gives: the journal may skip the stat of every link."""
+    for venv in built.venvs.values():
+        assert venv.linked is not None and len(venv.linked.known) > 100
+        assert tree.listing(venv.path, venv.linked.known) == tree.listing(venv.path)
+        vouched_wrong = dict.fromkeys(venv.linked.known, (0, 0))  # taken, not stat'ed
+        assert tree.listing(venv.path, vouched_wrong) != tree.listing(venv.path)
 
 
 def test_linked_venvs_have_their_own_record_and_installer_and_pass_pip_check(

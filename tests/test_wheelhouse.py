@@ -17,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import time
 import venv
 import zipfile
 from collections.abc import Sequence
@@ -242,6 +243,36 @@ def test_repacking_again_reuses_the_wheel_and_output_is_deterministic(
         elsewhere = repack(first.dist, tmp_path / "other", python=python)
         assert not elsewhere.reused and elsewhere.sha256 == first.sha256
         assert elsewhere.path.name == first.path.name
+
+
+def test_a_file_edited_in_place_since_is_packed_again_even_with_its_mtime_set_back(
+    home: Path, tmp_path: Path
+) -> None:
+    """Finding a wheel again reads no installed file (their inodes, sizes and times say
+    they are the ones packed); a same-size edit whose mtime was set back still changes the
+    ctime, which nothing can set back, so it is packed again."""
+    lib = account_lib(home)
+    install_wheels(lib, [WheelSpec("quickly", "1.0", {"quickly/__init__.py": b"VALUE = 1\n"})],
+                   tmp_path / "built")  # fmt: skip
+    wheelhouse = wheelhouse_dir(home)
+    first = repack(dist_named(home, "quickly"), wheelhouse, python=PY)
+    assert len(list((wheelhouse / "index" / "quick").glob("*.json"))) == 1
+    again = repack(dist_named(home, "quickly"), wheelhouse, python=PY)
+    assert again.reused and (again.path, again.sha256) == (first.path, first.sha256)
+
+    source = lib / "quickly" / "__init__.py"
+    before = os.stat(source)
+    time.sleep(0.05)  # past the clock tick of the install, so the edit's ctime differs
+    with open(source, "r+b") as out:
+        out.write(b"VALUE = 2\n")
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (os.stat(source).st_size, os.stat(source).st_mtime_ns) == (
+        before.st_size, before.st_mtime_ns,
+    )  # fmt: skip
+    edited = repack(dist_named(home, "quickly"), wheelhouse, python=PY)
+    assert edited.sha256 != first.sha256
+    with zipfile.ZipFile(edited.path) as archive:
+        assert archive.read("quickly/__init__.py") == b"VALUE = 2\n"
 
 
 # --------------------------------------------------------------------------- dist-info

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import posixpath
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -297,15 +298,33 @@ def changed_files(venv: Path) -> tuple[str, ...]:
             for row in csv.reader(io.StringIO(text)):
                 if len(row) < 2 or not row[1]:
                     continue
-                path = os.path.normpath(site / row[0])
-                if not is_inside(path, site):  # scripts: relocated, their hashes are stale
-                    continue
+                name = posixpath.normpath(row[0])
+                if name == ".." or name.startswith(("../", "/")):
+                    continue  # scripts: relocated, their hashes are stale
+                path = os.path.join(site, name)
                 try:
-                    if record_digest(read_regular(path)) != row[1]:
+                    if _digest(path) != row[1]:
                         changed.append(path)
                 except OSError:
                     changed.append(path)
     return tuple(changed)
+
+
+_DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
+"""RECORD digests by inode, size, mtime and ctime: venvs linked from the store share
+their files, so ten venvs' check reads each shared file once, not ten times."""
+
+
+def _digest(path: str) -> str:
+    info = os.stat(path)
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = record_digest(read_regular(path))
+        again = os.stat(path)
+        if (again.st_dev, again.st_ino, again.st_size, again.st_mtime_ns, again.st_ctime_ns) == key:
+            _DIGESTS[key] = digest
+    return digest
 
 
 def _runtimes(

@@ -202,12 +202,14 @@ class Transaction:
                 os.close(folder)
             self._done(n)
 
-    def install_dir(self, staged: Path, dest: Path) -> None:
+    def install_dir(self, staged: Path, dest: Path, known: tree.Known | None = None) -> None:
         """Rename a directory built aside (same file system, inside the home) to ``dest``.
 
         ``dest`` must not exist. Rollback removes it, or the staged folder when the crash
         came before the rename; what was added to it or changed in it since (the listing
         kept in ``backups/`` tells) is the user's, kept aside like an edited file.
+        ``known``: files the caller vouches for by inode, not stat'ed again for the
+        listing (:func:`migrate.journal.tree.listing`).
         """
         self._usable()
         source = resolve(self.home, staged, state_ok=True)
@@ -227,7 +229,7 @@ class Transaction:
                 "destination"
             )
         self._make_parents(target.parent)
-        listed = tree.dumps(tree.listing(source))
+        listed = tree.dumps(tree.listing(source, known))
         with self._guard():
             n = self._next()
             backup = f"{n:04d}-tree"

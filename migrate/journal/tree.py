@@ -21,9 +21,17 @@ Entry = tuple[str, ...]
 (numbers as text: one JSON shape for all), ``("o",)`` anything else."""
 
 
-def listing(root: Path) -> dict[str, Entry]:
-    """Every path below ``root`` (relative, ``/``-separated) and its entry."""
-    return dict(_walk(root))
+Known = Mapping[int, tuple[int, int]]
+"""Files a caller vouches for by inode: ``(size, mtime_ns)`` (what it hardlinked there)."""
+
+
+def listing(root: Path, known: Known | None = None) -> dict[str, Entry]:
+    """Every path below ``root`` (relative, ``/``-separated) and its entry.
+
+    A file whose inode is in ``known`` is not stat'ed again: a venv linked from the store
+    is thousands of links to files whose size and mtime the build already holds, and
+    their inode comes with the folder's listing (``d_ino``) for free."""
+    return dict(_walk(root, known=known or {}))
 
 
 def dumps(entries: Mapping[str, Entry]) -> bytes:
@@ -77,27 +85,48 @@ def _holds_more_than_caches(root: Path, folder: str, ours: set[Path]) -> bool:
 
 
 def _walk(
-    root: Path, descend: Callable[[str], bool] = lambda rel: True
+    root: Path, descend: Callable[[str], bool] = lambda rel: True, known: Known | None = None
 ) -> Iterator[tuple[str, Entry]]:
     """(relative path, entry) of everything below ``root``, never through a symlink: each
-    folder is read through a descriptor (``os.fwalk``), so one swapped for a link while
-    it is read leads nowhere. Only folders for which ``descend(rel)`` holds are entered
-    (the others are reported whole)."""
-    for folder, dirs, files, fd in os.fwalk(root, follow_symlinks=False):
-        prefix = os.path.relpath(folder, root)
-        prefix = "" if prefix == "." else prefix + "/"
-        keep = []
-        for name in sorted(dirs + files):
-            rel = prefix + name
+    folder is opened from its parent's descriptor with ``O_NOFOLLOW``, so one swapped for
+    a link while it is read leads nowhere. Only folders for which ``descend(rel)`` holds
+    are entered (the others are reported whole)."""
+    known = known or {}
+    stack = [("", os.open(root, _FOLDER))]
+    try:
+        while stack:
+            prefix, fd = stack.pop()
             try:
-                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            entry = _entry(name, info, fd)
-            yield rel, entry
-            if entry[0] == "d" and descend(rel):
-                keep.append(name)
-        dirs[:] = keep
+                with os.scandir(fd) as entries:
+                    found = sorted(entries, key=lambda e: e.name)
+                for item in found:
+                    name = item.name
+                    entry: Entry | None = None
+                    if known and item.is_file(follow_symlinks=False):
+                        size_mtime = known.get(item.inode())
+                        if size_mtime is not None:
+                            entry = ("f", str(size_mtime[0]), str(size_mtime[1]))
+                    if entry is None:
+                        try:
+                            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        entry = _entry(name, info, fd)
+                    rel = prefix + name
+                    yield rel, entry
+                    if entry[0] == "d" and descend(rel):
+                        try:
+                            stack.append((rel + "/", os.open(name, _FOLDER, dir_fd=fd)))
+                        except OSError:  # gone, or swapped for a link since
+                            continue
+            finally:
+                os.close(fd)
+    finally:
+        for _, fd in stack:
+            os.close(fd)
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _entry(name: str, info: os.stat_result, folder: int) -> Entry:

@@ -15,10 +15,12 @@ The wheelhouse ``HOME/.concentric-migrate/wheels`` is the tool's own state, writ
 directly (temp file + rename), not through the journal. Wheels sit there under their
 normal names so the folder works as ``--find-links``; ``index/KEY.json`` maps the sha256
 over every member a wheel holds (names, modes, bytes) to that wheel, so an unchanged
-distribution is found and not packed again. Output is deterministic (sorted members,
-fixed timestamps), so the same files always give the same wheel sha256. A second,
-different copy of the same name and version (a patched one beside a pristine one) is
-kept apart, in ``variants/KEY/``.
+distribution is found and not packed again; ``index/quick/KEY.json`` maps the installed
+files' inodes, sizes, mtimes and ctimes to it too, so that finding it again reads no file
+(hashing every installed file each run cost more than the rest of a warm build). Output
+is deterministic (sorted members, fixed timestamps), so the same files always give the
+same wheel sha256. A second, different copy of the same name and version (a patched one
+beside a pristine one) is kept apart, in ``variants/KEY/``.
 """
 
 from __future__ import annotations

@@ -71,11 +71,17 @@ def store_wheel(
     filename = f"{names.base}-{tag}.whl"
     dist_info = names.dist_info
     ordered = sorted(members, key=lambda m: _order(m.name, dist_info))
+    quick = _quick_key(filename, ordered)
+    found = _quick_cached(wheelhouse, quick, filename) if quick else None
+    if found is not None:
+        return RepackedWheel(dist, found[0], found[1], tag, True)
     digests = {m.name: _digest(m) for m in ordered}
     key = _source_key(filename, ordered, digests)
     entry_path = wheelhouse / "index" / f"{key}.json"
     cached = _cached(wheelhouse, entry_path, filename)
     if cached is not None:
+        if quick:
+            _note_quick(wheelhouse, quick, *cached)
         return RepackedWheel(dist, cached[0], cached[1], tag, True)
     _make_wheelhouse(wheelhouse)
     handle, temp_name = tempfile.mkstemp(prefix=".repack-", suffix=".whl", dir=wheelhouse)
@@ -97,7 +103,55 @@ def store_wheel(
     }  # fmt: skip
     data = (json.dumps(entry, indent=2, sort_keys=True) + "\n").encode()
     _write_atomic(entry_path, data, wheelhouse.parent)
+    if quick:
+        _note_quick(wheelhouse, quick, final, sha)
     return RepackedWheel(dist, final, sha, tag, reused)
+
+
+def _quick_key(filename: str, ordered: list[Member]) -> str | None:
+    """The members' identity without reading them: each installed file's inode, size,
+    mtime and ctime (a write changes mtime; ctime cannot be set back), the bytes of the
+    rest. None when a member is read from inside another file (a zipped egg's)."""
+    hasher = hashlib.sha256(f"concentric-migrate quick {FORMAT}\n{filename}\n".encode())
+    for member in ordered:
+        if member.data is not None:
+            stamp = hashlib.sha256(member.data).hexdigest()
+        elif member.path is not None and member.opener is None:
+            try:
+                info = os.stat(member.path)
+            except OSError:
+                return None
+            times = (info.st_mtime_ns, info.st_ctime_ns)
+            stamp = ":".join(map(str, (info.st_dev, info.st_ino, info.st_size, *times)))
+        else:
+            return None
+        hasher.update(f"{member.name}\t{member.mode:o}\t{stamp}\n".encode())
+    return hasher.hexdigest()
+
+
+def _quick_cached(wheelhouse: Path, quick: str, filename: str) -> tuple[Path, str] | None:
+    """The wheel packed before from these very files, when it is unchanged since."""
+    try:
+        entry = json.loads((wheelhouse / "index" / "quick" / f"{quick}.json").read_bytes())
+        path = wheelhouse / entry["wheel"]
+        info = os.stat(path)
+        same = [info.st_ino, info.st_size, info.st_mtime_ns] == entry["stat"]
+        if entry.get("format") != FORMAT or path.name != filename or not same:
+            return None
+        return path, str(entry["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _note_quick(wheelhouse: Path, quick: str, wheel: Path, sha: str) -> None:
+    info = os.stat(wheel)
+    entry = {
+        "format": FORMAT, "wheel": wheel.relative_to(wheelhouse).as_posix(), "sha256": sha,
+        "stat": [info.st_ino, info.st_size, info.st_mtime_ns],
+    }  # fmt: skip
+    _make_dir(wheelhouse / "index" / "quick")
+    data = json.dumps(entry, sort_keys=True).encode()
+    _write_atomic(wheelhouse / "index" / "quick" / f"{quick}.json", data, wheelhouse.parent)
 
 
 def _make_wheelhouse(wheelhouse: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from migrate.build.venv.legacy import legacy_helper, needs_legacy
 from migrate.build.venv.relocate import venv_python
-from migrate.privilege import controller, give_like_dir
 from migrate.build.venv.tools import VenvError, clean_env, run_tool
 from migrate.discover.interpreters import Interpreter
+from migrate.privilege import controller, give_like_dir
 
 
 @dataclass(frozen=True)

@@ -14,30 +14,31 @@ Python. Wheels this path does not take (``_Unusual``) go to pip.
 
 from __future__ import annotations
 
-import configparser
+import contextlib
 import csv
 import errno
 import io
 import os
-import re
 import shutil
 import stat
-import subprocess
 import tempfile
 import zipfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate.build.depcheck import unmet_requirements
+from migrate.build.venv.bytecode import compiling, marker
 from migrate.build.venv.legacy import needs_legacy
 from migrate.build.venv.relocate import site_dirs, venv_python
 from migrate.build.venv.seed import pip_command
-from migrate.build.venv.tools import TIMEOUT, VenvError, clean_env, release, run_tool
+from migrate.build.venv.storetree import link_plan, note_files, note_path, unchanged
+from migrate.build.venv.tools import VenvError, release, run_tool
 from migrate.build.wheelfile import record_digest
 from migrate.discover.interpreters import Interpreter
 from migrate.paths import read_regular
-from migrate.privilege import Owner, as_owner, give, give_like, give_tree
+from migrate.privilege import Owner, give, give_tree
 
 INSTALLER = "concentric-migrate"
 
@@ -64,6 +65,8 @@ class LinkResult:
     copy_reason: str | None = None
     by_pip: tuple[tuple[str, str], ...] = ()
     """(wheel file name, why it went to pip instead of the store)."""
+    known: Mapping[int, tuple[int, int]] = field(default_factory=dict, repr=False)
+    """The store files linked, by inode: (size, mtime_ns), for the journal's listing."""
 
 
 def can_link(interpreter: Interpreter) -> bool:
@@ -95,32 +98,77 @@ def install_linked(
     if len(site) != 1:
         raise VenvError(f"{venv} has {len(site)} site-packages folders, expected one")
     counts = _Counts()
-    by_pip: list[tuple[str, str]] = []
-    trees = []
-    for wheel, sha in wheels:
-        try:
-            trees.append(unpack_to_store(wheel, sha, store, owner))
-        except _Unusual as exc:
-            by_pip.append((wheel.name, str(exc)))
-    if by_pip:  # first, while the venv holds nothing whose .pth lines could run
-        pip_wheels = [str(w) for w, _ in wheels if w.name in {n for n, _ in by_pip}]
+    filled = fill_store(
+        wheels, store, interpreter=venv_python(venv), python=python, bytecode=bytecode,
+        owner=owner,
+    )  # fmt: skip
+    refused = [(w, why) for (w, _), why in zip(wheels, filled, strict=True) if isinstance(why, str)]
+    by_pip = [(wheel.name, why) for wheel, why in refused]
+    if by_pip:  # while the venv holds nothing whose .pth lines could run
         run_tool(
             [*pip_command(venv), "install", "--quiet", "--no-index", "--no-deps",
-             "--no-compile", "--no-warn-script-location", *pip_wheels],
+             "--no-compile", "--no-warn-script-location", *(str(w) for w, _ in refused)],
             f"pip install into {venv}",
         )  # fmt: skip
-    if bytecode:
-        _compile_store(trees, store, venv, python, owner)
-    for tree in trees:
-        _link_wheel(tree, venv, site[0], python, counts)
+    for tree in filled:
+        if isinstance(tree, Path):
+            _link_wheel(tree, venv, site[0], python, counts)
     unmet = unmet_requirements(site[0], python)
     if unmet:
         raise VenvError(f"requirements not met in {venv}:\n" + "\n".join(map(str, unmet)))
-    return LinkResult(counts.linked, counts.copied, counts.reason, tuple(by_pip))
+    return LinkResult(counts.linked, counts.copied, counts.reason, tuple(by_pip), counts.known)
+
+
+def fill_store(
+    wheels: Sequence[tuple[Path, str]],
+    store: Path,
+    *,
+    interpreter: Path,
+    python: str,
+    bytecode: bool = True,
+    owner: Owner | None = None,
+) -> list[Path | str]:
+    """Per ``(wheel, sha256)``: its tree in the store, unpacked (several wheels at once)
+    and, with ``bytecode``, compiled by ``interpreter`` (Python ``python``) while the next
+    unpack; or why the store does not take it (pip installs it then).
+
+    A build calls it once for every wheel of the run before it links any venv, so that
+    apps staged in parallel find every tree ready and never compile one twice."""
+    filled: list[Path | str] = []
+    with (
+        compiling(interpreter, store, python, owner, enabled=bytecode) as compiler,
+        ThreadPoolExecutor(max_workers=_UNPACKERS) as unpackers,
+    ):
+        unpacking = [unpackers.submit(_unpacked, wheel, sha, store, owner) for wheel, sha in wheels]
+        for future in unpacking:
+            tree = future.result()
+            if isinstance(tree, _Unusual):
+                filled.append(str(tree))
+                continue
+            filled.append(tree)
+            if compiler is not None:
+                compiler.add(tree)
+    return filled
 
 
 class _Unusual(Exception):
     """A wheel the store path does not take; pip installs it."""
+
+
+STORE_MTIME_NS = 315_532_800 * 10**9
+"""Every store file's mtime (1980-01-01, the zip epoch): any write through a venv's hard
+link later sets the time of day, so the note of a tree's files cannot miss it, however
+soon after the unpacking it comes (:mod:`~migrate.build.venv.storetree`)."""
+
+_UNPACKERS = 4
+"""Wheels unpacked at once: mostly waiting on the file system (folders, small files)."""
+
+
+def _unpacked(wheel: Path, sha: str, store: Path, owner: Owner | None) -> Path | _Unusual:
+    try:
+        return unpack_to_store(wheel, sha, store, owner)
+    except _Unusual as exc:
+        return exc
 
 
 @dataclass
@@ -128,6 +176,7 @@ class _Counts:
     linked: int = 0
     copied: int = 0
     reason: str | None = None
+    known: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def unpack_to_store(wheel: Path, sha: str, store: Path, owner: Owner | None = None) -> Path:
@@ -174,7 +223,9 @@ def unpack_to_store(wheel: Path, sha: str, store: Path, owner: Owner | None = No
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
+                    out.flush()
                     os.fchmod(fd, mode)
+                    os.utime(fd, ns=(STORE_MTIME_NS, STORE_MTIME_NS))
         give_tree(temp, owner)
         try:
             os.rename(temp, tree)
@@ -186,6 +237,8 @@ def unpack_to_store(wheel: Path, sha: str, store: Path, owner: Owner | None = No
     finally:
         if temp.exists():
             _remove_tree(temp)
+    if not os.path.lexists(note_path(tree)):
+        note_files(tree)
     _INTACT.add((os.fspath(tree), os.lstat(tree).st_ino))
     return tree
 
@@ -196,10 +249,22 @@ _INTACT: set[tuple[str, int]] = set()
 
 def _intact(tree: Path) -> bool:
     """Every file its RECORD lists is a regular file with the recorded hash and size, and
-    nothing else is there but bytecode and folders (no symlink anywhere)."""
+    nothing else is there but bytecode and folders (no symlink anywhere): by the note of
+    its files (:mod:`~migrate.build.venv.storetree`), or, for a tree without one, by
+    hashing it (then noting it)."""
     key = (os.fspath(tree), os.lstat(tree).st_ino)
     if key in _INTACT:
         return True
+    noted = unchanged(tree)
+    if noted is False or (noted is None and not _hashes_match(tree)):
+        return False
+    if noted is None:
+        note_files(tree)
+    _INTACT.add(key)
+    return True
+
+
+def _hashes_match(tree: Path) -> bool:
     try:
         dist_infos = [n for n in os.listdir(tree) if n.endswith(".dist-info")]
         if len(dist_infos) != 1:
@@ -209,7 +274,7 @@ def _intact(tree: Path) -> bool:
         listed = {}
         for row in csv.reader(io.StringIO(text)):
             if row and row[0] != record_name:
-                listed[row[0]] = (row + ["", ""])[1]
+                listed[row[0]] = [*row, ""][1]
         root = os.fspath(tree)
         for folder, dirs, files in os.walk(root):
             for name in files + dirs:
@@ -225,12 +290,9 @@ def _intact(tree: Path) -> bool:
                 digest = listed.pop(relative, None)
                 if digest is None or record_digest(read_regular(path)) != digest:
                     return False
-        if listed:
-            return False
+        return not listed
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
-    _INTACT.add(key)
-    return True
 
 
 def _discard(tree: Path) -> None:
@@ -238,8 +300,9 @@ def _discard(tree: Path) -> None:
     remove it with its bytecode markers."""
     aside = tree.with_name(f".discard-{tree.name}-{os.getpid()}")
     os.rename(tree, aside)
-    for marker in tree.parent.glob(f"{tree.name}.compiled-*"):
-        marker.unlink()
+    for made in (*tree.parent.glob(f"{tree.name}.compiled-*"), note_path(tree)):
+        if os.path.lexists(made):
+            os.unlink(made)
     _remove_tree(aside)
 
 
@@ -284,35 +347,6 @@ def _check_wheel_file(archive: zipfile.ZipFile, dist_info: str, wheel: Path) -> 
             raise _Unusual(f"{name}: a .data folder of another name")
 
 
-def _compile_store(
-    trees: Sequence[Path], store: Path, venv: Path, python: str, owner: Owner | None
-) -> None:
-    """Bytecode in the store, once per Python version, linked into every venv with the
-    sources. Valid there: a ``.pyc`` records its source's mtime and size, and a hardlink
-    is the same inode. The ``.data`` scripts, headers and data are not modules. Without
-    ``site`` (no ``.pth`` line of a tree runs) and as the trees' owner."""
-    markers = {tree: store / f"{tree.name}.compiled-{python}" for tree in trees}
-    todo = [tree for tree, marker in markers.items() if not marker.exists()]
-    if not todo:
-        return
-    data = re.escape(os.sep) + r"[^" + re.escape(os.sep) + r"]+\.data" + re.escape(os.sep)
-    # One run for all the new trees; file names stored relative to the store.
-    subprocess.run(
-        [str(venv_python(venv)), "-I", "-S", "-m", "compileall", "-q", "-j", "0", "-s",
-         str(store), "-x", data + "(scripts|headers|data)" + re.escape(os.sep),
-         *map(str, todo)],
-        capture_output=True, timeout=TIMEOUT, env=_compile_env(), check=False,
-        **as_owner(owner),
-    )  # fmt: skip
-    for tree in todo:
-        for cache in tree.rglob("__pycache__"):
-            for pyc in cache.iterdir():
-                _read_only(pyc)
-        fd = os.open(markers[tree], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o444)
-        give_like(fd, store)
-        os.close(fd)
-
-
 def _read_own(path: Path) -> bytes:
     """A store file's bytes, never what a symlink put in its place points at."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -322,91 +356,52 @@ def _read_own(path: Path) -> bytes:
         return handle.read()
 
 
-def _read_only(path: Path) -> None:
-    """chmod 0444 a regular file, never what a symlink put in its place points at."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.fchmod(fd, 0o444)
-    finally:
-        os.close(fd)
-
-
-def _compile_env() -> dict[str, str]:
-    env = clean_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
 def _link_wheel(tree: Path, venv: Path, site: Path, python: str, counts: _Counts) -> None:
-    dist_info = next(p.name for p in tree.iterdir() if p.name.endswith(".dist-info"))
-    data_prefix = dist_info[: -len(".dist-info")] + ".data/"
-    record_name = f"{dist_info}/RECORD"
-    rows = csv.reader(io.StringIO(_read_own(tree / record_name).decode("utf-8")))
-    dist_name = dist_info[: -len(".dist-info")].rsplit("-", 1)[0]
-    # Plain strings and one os.link per file: this loop runs for every file of every venv.
-    root, site_text = os.fspath(tree), os.fspath(site)
-    bin_dir = venv / "bin"
-    places = {
-        "purelib": site,
-        "platlib": site,
-        "scripts": bin_dir,
-        "headers": venv / "include" / "site" / f"python{python}" / dist_name,
-        "data": venv,
-    }
-    record: list[tuple[str, str, str]] = []
-    made_dirs: set[str] = {site_text}
-    source_dirs: dict[str, str] = {}
+    """One ``mkdir`` per folder and one ``link`` per file (the plan is the tree's, made
+    once); what names this venv — ``#!python`` scripts, launchers, INSTALLER, RECORD — is
+    written here."""
+    site_rel = os.path.relpath(site, venv)
+    record_bytes = _read_own(tree / _dist_info(tree) / "RECORD")
+    plan = link_plan(tree, site_rel, python, record_bytes, marker(tree, python).exists())
+    root = os.fspath(venv) + "/"
+    for folder in plan.folders:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(root + folder)
+    linked = 0
+    for source, target in plan.links:
+        if counts.reason is None:
+            try:
+                os.link(source, root + target, follow_symlinks=False)
+                linked += 1
+                continue
+            except OSError:
+                pass
+        _link(source, root + target, counts)  # replaces, or copies where links are refused
+    counts.linked += linked
+    counts.known.update(plan.known)
     python_path = os.fsdecode(venv_python(venv))
-    for row in rows:
-        if not row or row[0] in (record_name, f"{dist_info}/INSTALLER"):
-            continue
-        name, digest, size = [*row, "", ""][:3]
-        source = f"{root}/{name}"
-        if name.startswith(data_prefix):
-            key, rest = name[len(data_prefix) :].split("/", 1)
-            target = os.fspath(places[key] / rest)
-            relative = os.path.relpath(target, site_text)
-        else:
-            key, target, relative = "", f"{site_text}/{name}", name
-        parent = os.path.dirname(target)
-        if parent not in made_dirs:
-            os.makedirs(parent, exist_ok=True)
-            made_dirs.add(parent)
-        if key == "scripts" and _python_shebang(Path(source)):
-            body = _with_shebang(Path(source).read_bytes(), python_path)
-            _write_new(Path(target), body, 0o755)
-            digest, size = record_digest(body), str(len(body))
-        else:
-            _link(source, target, counts)
-            if not key and name.endswith(".py"):
-                source_dirs[os.path.dirname(name)] = parent
-        record.append((relative, digest, size))
-    for directory, target_dir in source_dirs.items():
-        cache = f"{root}/{directory}/__pycache__" if directory else f"{root}/__pycache__"
-        try:
-            compiled = os.listdir(cache)
-        except FileNotFoundError:
-            continue
-        os.makedirs(f"{target_dir}/__pycache__", exist_ok=True)
-        prefix = f"{directory}/__pycache__/" if directory else "__pycache__/"
-        for pyc in compiled:
-            _link(f"{cache}/{pyc}", f"{target_dir}/__pycache__/{pyc}", counts)
-            record.append((prefix + pyc, "", ""))
-    for script, body in _entry_point_scripts(tree / dist_info, python_path):
-        target_path = bin_dir / script
+    shebang = _shebang(python_path)
+    rows = []
+    for rest, target, relative in plan.scripts:
+        body = shebang + rest
+        _write_new(Path(root + target), body, 0o755)
+        rows.append((relative, record_digest(body), str(len(body))))
+    for name, launcher in plan.launchers:
+        body = shebang + launcher
+        target_path = venv / "bin" / name
         _write_new(target_path, body, 0o755)
-        record.append((os.path.relpath(target_path, site), record_digest(body), str(len(body))))
+        rows.append((os.path.relpath(target_path, site), record_digest(body), str(len(body))))
     installer = INSTALLER.encode() + b"\n"
-    _write_new(site / dist_info / "INSTALLER", installer, 0o644)
-    record.append((f"{dist_info}/INSTALLER", record_digest(installer), str(len(installer))))
-    record.append((record_name, "", ""))
+    _write_new(site / plan.dist_info / "INSTALLER", installer, 0o644)
+    rows.append((f"{plan.dist_info}/INSTALLER", record_digest(installer), str(len(installer))))
+    rows.append((f"{plan.dist_info}/RECORD", "", ""))
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(record)
-    _write_new(site / record_name, out.getvalue().encode(), 0o644)
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    _write_new(site / plan.dist_info / "RECORD", (plan.record + out.getvalue()).encode(), 0o644)
+
+
+def _dist_info(tree: Path) -> str:
+    return next(n for n in os.listdir(tree) if n.endswith(".dist-info"))
 
 
 def _link(source: str, target: str, counts: _Counts) -> None:
@@ -439,60 +434,12 @@ def stat_mode(path: Path) -> int:
     return os.stat(path).st_mode & 0o7777
 
 
-def _python_shebang(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    return head.startswith(b"#!python") or head.startswith(b"#!pythonw")
-
-
-def _with_shebang(data: bytes, python: str) -> bytes:
-    _first, sep, rest = data.partition(b"\n")
-    return _shebang(python) + rest if sep else _shebang(python)
-
-
 def _shebang(python: str) -> bytes:
     """``#!python`` for this venv, or pip's ``/bin/sh`` trampoline when a kernel would not
     take the line (too long, or spaces)."""
     if len(python) + 2 <= _MAX_SHEBANG and " " not in python:
         return f"#!{python}\n".encode()
     return f"#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''\n".encode()
-
-
-_LAUNCHER = """\
-# -*- coding: utf-8 -*-
-import re
-import sys
-from {module} import {head}
-if __name__ == "__main__":
-    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
-    sys.exit({call}())
-"""
-
-
-def _entry_point_scripts(dist_info: Path, python: str) -> list[tuple[str, bytes]]:
-    """Launchers for ``console_scripts`` and ``gui_scripts`` (what pip writes)."""
-    path = dist_info / "entry_points.txt"
-    if not path.is_file():
-        return []
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(path.read_text(encoding="utf-8"))
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        raise VenvError(f"{path}: {exc}") from None
-    scripts = []
-    for section in ("console_scripts", "gui_scripts"):
-        if not parser.has_section(section):
-            continue
-        for name, value in parser.items(section):
-            reference = value.split("[", 1)[0].strip()
-            module, _, call = reference.partition(":")
-            if not module.strip() or not call.strip() or "/" in name:
-                raise VenvError(f"{path}: entry point {name} = {value} is not module:attr")
-            call = call.strip()
-            body = _LAUNCHER.format(module=module.strip(), head=call.split(".")[0], call=call)
-            scripts.append((name.strip(), _shebang(python) + body.encode()))
-    return scripts
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:

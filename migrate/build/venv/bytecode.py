@@ -1,0 +1,170 @@
+"""Bytecode for the store's trees, compiled once per tree and Python version, while the
+next wheels are still being unpacked.
+
+A cold store spends most of its time here (ten Django-sized apps: 5,700 modules, about
+4.5 s on two cores), and most of that is the file system making ``__pycache__`` folders
+and files rather than the compiler, so the work is split in chunks of modules, each
+compiled by its own process of the target Python as soon as its tree is unpacked, as many
+at once as there are CPUs: the unpacking, the compiling and the disk overlap. Each process
+runs ``py_compile`` (its rules: timestamp or, under ``SOURCE_DATE_EPOCH``, hash-based
+pycs) but writes each ``.pyc`` itself: created read-only under its final name, where
+``compileall`` writes a temporary file, renames it and leaves 0644 for a second pass to
+chmod — three metadata writes where one will do, on a cost that is mostly metadata
+writes. That is safe because bytecode is linked from a tree only once its marker says
+the tree is compiled (:func:`marker`), written after every process has finished. The
+name relative to the store goes in each ``.pyc`` (as ``compileall -s`` would; CPython
+sets ``co_filename`` to the real path at import).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from migrate.build.venv.storetree import forget_plan
+from migrate.build.venv.tools import TIMEOUT, clean_env
+from migrate.privilege import Owner, as_owner, give_like
+
+CHUNK = 400
+"""Modules per process: large enough that start-up (about 20 ms) is small beside it."""
+
+_COMPILE = """\
+import importlib._bootstrap_external as external, os, py_compile, sys
+
+def write_new(path, data, mode=0o666):
+    # Read-only at once, and no temp file and rename: a tree is linked only once its
+    # marker says every module is compiled, so a half-written file is never seen.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags, 0o444)
+    except FileExistsError:  # left by a compile cut short
+        os.unlink(path)
+        fd = os.open(path, flags, 0o444)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+external._write_atomic = write_new
+store = sys.argv[1]
+for path in sys.argv[2:]:
+    try:
+        py_compile.compile(path, dfile=os.path.relpath(path, store), doraise=True)
+    except Exception:  # as pip: a module that does not compile still installs
+        pass
+"""
+
+
+def marker(tree: Path, python: str) -> Path:
+    """Says the tree's bytecode for Python ``python`` is complete."""
+    return tree.with_name(f"{tree.name}.compiled-{python}")
+
+
+class StoreCompiler:
+    """Compiles the trees :meth:`add` is given, in chunks, ``jobs`` processes at a time."""
+
+    def __init__(
+        self, interpreter: Path, store: Path, python: str, owner: Owner | None, jobs: int
+    ) -> None:
+        self._interpreter = os.fspath(interpreter)
+        self._store = os.fspath(store)
+        self._python = python
+        self._owner = owner
+        self._jobs = max(1, jobs)
+        self._waiting: deque[tuple[Path, list[str]]] = deque()
+        self._running: deque[tuple[Path, subprocess.Popen[bytes], float]] = deque()
+        self._left: dict[Path, int] = {}
+
+    def add(self, tree: Path) -> None:
+        """Compile ``tree`` unless it is compiled for this Python already."""
+        if tree in self._left or os.path.exists(marker(tree, self._python)):
+            return
+        modules = list(_modules(tree))
+        chunks = [modules[i : i + CHUNK] for i in range(0, len(modules), CHUNK)] or [[]]
+        self._left[tree] = len(chunks)
+        self._waiting.extend((tree, chunk) for chunk in chunks)
+        self._start()
+
+    def finish(self) -> None:
+        """Wait for every chunk; mark each tree compiled."""
+        while self._running or self._waiting:
+            self._wait_oldest()
+            self._start()
+
+    def kill(self) -> None:
+        self._waiting.clear()
+        for _, process, _ in self._running:
+            process.kill()
+            process.wait()
+        self._running.clear()
+
+    def _start(self) -> None:
+        while self._waiting and len(self._running) < self._jobs:
+            tree, chunk = self._waiting.popleft()
+            if not chunk:
+                self._done(tree)
+                continue
+            process = subprocess.Popen(
+                [self._interpreter, "-I", "-S", "-c", _COMPILE, self._store, *chunk],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=_compile_env(), **as_owner(self._owner),
+            )  # fmt: skip
+            self._running.append((tree, process, time.monotonic()))
+
+    def _wait_oldest(self) -> None:
+        if not self._running:
+            return
+        tree, process, started = self._running.popleft()
+        try:
+            process.wait(timeout=max(1.0, TIMEOUT - (time.monotonic() - started)))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self._done(tree)
+
+    def _done(self, tree: Path) -> None:
+        self._left[tree] -= 1
+        if self._left[tree]:
+            return
+        fd = os.open(marker(tree, self._python), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o444)
+        try:
+            give_like(fd, tree.parent)
+        finally:
+            os.close(fd)
+        forget_plan(tree)
+
+
+@contextmanager
+def compiling(
+    interpreter: Path, store: Path, python: str, owner: Owner | None, *, enabled: bool = True
+) -> Iterator[StoreCompiler | None]:
+    """A :class:`StoreCompiler` for the trees unpacked in the block, finished as it ends
+    (its processes killed if the block fails); None when bytecode is not wanted."""
+    if not enabled:
+        yield None
+        return
+    compiler = StoreCompiler(interpreter, store, python, owner, os.cpu_count() or 1)
+    try:
+        yield compiler
+        compiler.finish()
+    finally:
+        compiler.kill()
+
+
+def _modules(tree: Path) -> Iterator[str]:
+    """The tree's ``.py`` files but those of its ``.data`` folder (scripts, headers and
+    data are not modules; nothing links bytecode from there)."""
+    root = os.fspath(tree)
+    for folder, dirs, files in os.walk(root):
+        keep = (d for d in dirs if d != "__pycache__")
+        dirs[:] = sorted(d for d in keep if folder != root or not d.endswith(".data"))
+        yield from (os.path.join(folder, f) for f in sorted(files) if f.endswith(".py"))
+
+
+def _compile_env() -> dict[str, str]:
+    env = clean_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
