@@ -31,14 +31,14 @@ from migrate.build.venv import (
     bytecode,
     check,
     create_venv,
+    fill_store,
     install,
     install_linked,
     legacy_helper,
     needs_legacy,
     relocate,
 )
-from migrate.build.venv.link import STORE_MTIME_NS
-from migrate.build.venv.storetree import forget_plan, note_files, note_path, unchanged
+from migrate.build.venv.storetree import note_files, note_path, store_mtime_ns, unchanged
 from migrate.build.verify import verify_app
 from migrate.build.wheelfile import WheelSpec, build_wheel, record_digest
 from migrate.demo import build_demo_account
@@ -222,7 +222,6 @@ def test_bytecode_of_a_compile_cut_short_is_never_linked_and_is_compiled_again(
     os.chmod(pyc, 0o644)  # as a compile killed midway leaves it: half a file, no marker
     pyc.write_bytes(good[:10])
     os.unlink(bytecode.marker(tree, PY))
-    forget_plan(tree)  # this process planned the tree with its bytecode already
     interpreter = find_interpreter(PY)
     assert interpreter is not None
 
@@ -240,6 +239,39 @@ def test_bytecode_of_a_compile_cut_short_is_never_linked_and_is_compiled_again(
     assert "hello from greeter" in run(full / "bin" / "greet")
 
 
+def test_bytecode_that_cannot_be_written_leaves_no_short_file_and_the_tree_unmarked(
+    tmp_path: Path,
+) -> None:
+    """A full disk or a quota while compiling (here a file-size limit the compiling
+    processes inherit): no truncated ``.pyc`` under its name, no marker, so nothing links
+    bytecode from the tree; the next build compiles it."""
+    interpreter = find_interpreter(PY)
+    assert interpreter is not None
+    wheel = build_wheel(GREETER, tmp_path / "wheels")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    store = tmp_path / "store"
+    # The same wheel twice (a seed pip an app also pins) is one tree, unpacked once.
+    trees = fill_store([(wheel, sha), (wheel, sha)], store, interpreter=interpreter.executable,
+                       python=PY, bytecode=False)  # fmt: skip
+    assert trees == [store / sha, store / sha]
+    script = (
+        "import resource, sys; from pathlib import Path; from migrate.build.venv import "
+        "fill_store\nresource.setrlimit(resource.RLIMIT_FSIZE, (40, 40))\n"
+        "fill_store([(Path(sys.argv[1]), sys.argv[2])], Path(sys.argv[3]), "
+        "interpreter=Path(sys.argv[4]), python=sys.argv[5])\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(wheel), sha, str(store),
+         str(interpreter.executable), PY],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert not list((store / sha).rglob("*.pyc"))
+    assert not bytecode.marker(store / sha, PY).exists()
+
+    fill_store([(wheel, sha)], store, interpreter=interpreter.executable, python=PY)
+    assert list((store / sha).rglob("*.pyc")) and bytecode.marker(store / sha, PY).exists()
+
+
 def test_a_store_tree_is_unchanged_until_a_file_is_edited_swapped_or_added(
     tmp_path: Path,
 ) -> None:
@@ -247,16 +279,26 @@ def test_a_store_tree_is_unchanged_until_a_file_is_edited_swapped_or_added(
     assert unchanged(tree) is True
     member = tree / "greeter" / "__init__.py"
     data = member.read_bytes()
+    own_mtime = store_mtime_ns(hashlib.sha256(data).digest())
+    assert os.stat(member).st_mtime_ns == own_mtime
     os.chmod(member, 0o644)  # the same size, in place, at once: as through a venv's link
     with open(member, "r+b") as out:
         out.write(data.replace(b"hello", b"HELLO"))
     assert unchanged(tree) is False
     member.write_bytes(data)
-    os.utime(member, ns=(STORE_MTIME_NS, STORE_MTIME_NS))
+    os.utime(member, ns=(own_mtime, own_mtime))
     assert unchanged(tree) is True  # its bytes and times back: nothing to tell
+    # `cp -p` from another store file of the same size, through the link: its times too
+    other = next(p for p in tree.rglob("*") if p.is_file() and p != member)
+    with open(member, "r+b") as out:
+        out.write(data.replace(b"hello", b"HELLO"))
+    os.utime(member, ns=(os.stat(other).st_mtime_ns, os.stat(other).st_mtime_ns))
+    assert unchanged(tree) is False
+    member.write_bytes(data)
+    os.utime(member, ns=(own_mtime, own_mtime))
     member.unlink()
     member.write_bytes(data)  # a new file in its place
-    os.utime(member, ns=(STORE_MTIME_NS, STORE_MTIME_NS))
+    os.utime(member, ns=(own_mtime, own_mtime))
     assert unchanged(tree) is False
     note_files(tree)
     (tree / "greeter" / "extra.py").write_bytes(b"")
@@ -279,9 +321,10 @@ def test_an_older_store_tree_without_a_note_is_hashed_and_a_damaged_one_replaced
     os.unlink(note_path(tree))
     member = tree / "greeter" / "__init__.py"
     data = member.read_bytes()
+    mtime = os.stat(member).st_mtime_ns
     os.chmod(member, 0o644)
     member.write_bytes(data.replace(b"hello", b"HELLO"))
-    os.utime(member, ns=(STORE_MTIME_NS, STORE_MTIME_NS))
+    os.utime(member, ns=(mtime, mtime))
     sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     script = (
         "import sys; from pathlib import Path; from migrate.build.venv import unpack_to_store\n"

@@ -41,7 +41,7 @@ from migrate.build.venv import (
     relocate,
 )
 from migrate.build.verify import write_manifest
-from migrate.discover.interpreters import interpreter_at
+from migrate.discover.interpreters import Interpreter, interpreter_at
 from migrate.journal import Transaction
 from migrate.layout import (
     helpers_dir,
@@ -131,22 +131,9 @@ def stage_app(
 
     ``wheels``: what :func:`repack_apps` made for every app of the run (each distinct
     distribution packed once); without it, this app's own are packed here."""
-    if not app.has_python or app.python is None:
-        raise BuildError(f"{app.name} runs no Python: it needs no venv")
+    interpreter = _buildable(home, app)
+    assert app.python is not None
     dest = venv_dir(home, app.name)
-    if os.path.lexists(dest):
-        raise BuildError(
-            f"{home_relative(dest, home)} exists already: move it away (or roll back the "
-            "migration that made it) before building"
-        )
-    base = app.executable  # the runtime's, or --python where the runtime does not say
-    interpreter = interpreter_at(base) if base is not None else None
-    if interpreter is None or interpreter.version != app.python:
-        raise BuildError(
-            f"{app.name} needs Python {app.python}, and no interpreter its runtime starts "
-            f"runs here ({base or 'none found'}; see `plan`): name one with "
-            f"--python {app.python}=/path"
-        )
     state = state_dir(home)
     _same_file_system(state, dest)
 
@@ -189,6 +176,27 @@ def stage_app(
         raise
     built = BuiltVenv(app.name, dest, app.python, pins, tuple(wheels_here), linked, tuple(origins))
     return Staged(staged, built)
+
+
+def _buildable(home: Path, app: AppPlan) -> Interpreter:
+    """The interpreter ``app``'s venv is made with, or BuildError saying why it cannot be."""
+    if not app.has_python or app.python is None:
+        raise BuildError(f"{app.name} runs no Python: it needs no venv")
+    dest = venv_dir(home, app.name)
+    if os.path.lexists(dest):
+        raise BuildError(
+            f"{home_relative(dest, home)} exists already: move it away (or roll back the "
+            "migration that made it) before building"
+        )
+    base = app.executable  # the runtime's, or --python where the runtime does not say
+    interpreter = interpreter_at(base) if base is not None else None
+    if interpreter is None or interpreter.version != app.python:
+        raise BuildError(
+            f"{app.name} needs Python {app.python}, and no interpreter its runtime starts "
+            f"runs here ({base or 'none found'}; see `plan`): name one with "
+            f"--python {app.python}=/path"
+        )
+    return interpreter
 
 
 WheelKey = tuple[str, str, str, str, str]
@@ -258,14 +266,20 @@ def fill_stores(home: Path, apps: Sequence[AppPlan], wheels: Wheels, options: Bu
         if seed := embedded_pip(app.python):
             items[seed[1]] = seed
     for python, (executable, items) in sorted(by_python.items()):
-        report.build(BuildStep("wheels", "store", 0, 1, f"{len(items)} for Python {python}"))
+        detail = f"{len(items)} for Python {python}"
+        report.build(BuildStep("wheels", "store", 0, 1, detail))
         fill_store(
             list(items.values()), store_dir(home), interpreter=executable, python=python,
             bytecode=options.bytecode, owner=owner_of(home),
         )  # fmt: skip
+        report.build(BuildStep("wheels", "store", 1, 1, detail))
 
 
 def _repack_and_fill(home: Path, apps: Sequence[AppPlan], options: BuildOptions) -> Wheels:
+    """What every app's staging needs, made once; an app that cannot be built stops it
+    first (before any packing)."""
+    for app in apps:
+        _buildable(home, app)
     wheels = repack_apps(home, apps, options)
     fill_stores(home, apps, wheels, options)
     return wheels
@@ -325,6 +339,10 @@ def build_apps(
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=become, initargs=(owner,)
         ) as pool:
+            # A worker's progress does not reach this process: one step says what it does.
+            report.build(
+                BuildStep("wheels", "prepare", 0, 1, f"wheels and store, {len(apps)} apps")
+            )
             wheels = pool.submit(_repack_and_fill, home, apps, options).result()
             futures = {
                 pool.submit(stage_app, home, app, options, _wheels_of(app, home, wheels)): app

@@ -10,6 +10,7 @@ interpreter writes it as it pleases (Python 2 beside each module).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -92,10 +93,16 @@ def _walk(
     a link while it is read leads nowhere. Only folders for which ``descend(rel)`` holds
     are entered (the others are reported whole)."""
     known = known or {}
-    stack = [("", os.open(root, _FOLDER))]
+    try:
+        stack = [("", os.open(root, _FOLDER))]
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a link or a file: nothing below
+            return
+        raise
     try:
         while stack:
             prefix, fd = stack.pop()
+            inner: list[tuple[str, str]] = []
             try:
                 with os.scandir(fd) as entries:
                     found = sorted(entries, key=lambda e: e.name)
@@ -115,10 +122,12 @@ def _walk(
                     rel = prefix + name
                     yield rel, entry
                     if entry[0] == "d" and descend(rel):
-                        try:
-                            stack.append((rel + "/", os.open(name, _FOLDER, dir_fd=fd)))
-                        except OSError:  # gone, or swapped for a link since
-                            continue
+                        inner.append((rel + "/", name))
+                for rel, name in reversed(inner):  # top-down, in name order, as os.fwalk
+                    try:
+                        stack.append((rel, os.open(name, _FOLDER, dir_fd=fd)))
+                    except OSError:  # gone, or swapped for a link since
+                        continue
             finally:
                 os.close(fd)
     finally:

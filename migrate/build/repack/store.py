@@ -135,7 +135,7 @@ def _quick_cached(wheelhouse: Path, quick: str, filename: str) -> tuple[Path, st
         entry = json.loads((wheelhouse / "index" / "quick" / f"{quick}.json").read_bytes())
         path = wheelhouse / entry["wheel"]
         info = os.stat(path)
-        same = [info.st_ino, info.st_size, info.st_mtime_ns] == entry["stat"]
+        same = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns] == entry["stat"]
         if entry.get("format") != FORMAT or path.name != filename or not same:
             return None
         return path, str(entry["sha256"])
@@ -147,7 +147,7 @@ def _note_quick(wheelhouse: Path, quick: str, wheel: Path, sha: str) -> None:
     info = os.stat(wheel)
     entry = {
         "format": FORMAT, "wheel": wheel.relative_to(wheelhouse).as_posix(), "sha256": sha,
-        "stat": [info.st_ino, info.st_size, info.st_mtime_ns],
+        "stat": [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns],
     }  # fmt: skip
     _make_dir(wheelhouse / "index" / "quick")
     data = json.dumps(entry, sort_keys=True).encode()

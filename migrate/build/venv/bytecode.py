@@ -11,7 +11,10 @@ pycs) but writes each ``.pyc`` itself: created read-only under its final name, w
 ``compileall`` writes a temporary file, renames it and leaves 0644 for a second pass to
 chmod — three metadata writes where one will do, on a cost that is mostly metadata
 writes. That is safe because bytecode is linked from a tree only once its marker says
-the tree is compiled (:func:`marker`), written after every process has finished. The
+the tree is compiled (:func:`marker`), written after every process for it has ended well:
+a process that could not write a file (a full disk, a quota) or ran out of time leaves
+the tree unmarked, so its venvs get no bytecode from it (the app's Python compiles on
+import) and the next build compiles it again. The
 name relative to the store goes in each ``.pyc`` (as ``compileall -s`` would; CPython
 sets ``co_filename`` to the real path at import).
 """
@@ -26,7 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from migrate.build.venv.storetree import forget_plan
 from migrate.build.venv.tools import TIMEOUT, clean_env
 from migrate.privilege import Owner, as_owner, give_like
 
@@ -45,16 +47,23 @@ def write_new(path, data, mode=0o666):
     except FileExistsError:  # left by a compile cut short
         os.unlink(path)
         fd = os.open(path, flags, 0o444)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except BaseException:
+        os.unlink(path)  # never a short file under the final name
+        raise
 
 external._write_atomic = write_new
-store = sys.argv[1]
+store, failed = sys.argv[1], False
 for path in sys.argv[2:]:
     try:
         py_compile.compile(path, dfile=os.path.relpath(path, store), doraise=True)
-    except Exception:  # as pip: a module that does not compile still installs
+    except py_compile.PyCompileError:  # as pip: a module that does not compile installs
         pass
+    except Exception:  # a full disk, a quota: the tree stays unmarked
+        failed = True
+sys.exit(1 if failed else 0)
 """
 
 
@@ -77,6 +86,7 @@ class StoreCompiler:
         self._waiting: deque[tuple[Path, list[str]]] = deque()
         self._running: deque[tuple[Path, subprocess.Popen[bytes], float]] = deque()
         self._left: dict[Path, int] = {}
+        self._failed: set[Path] = set()
 
     def add(self, tree: Path) -> None:
         """Compile ``tree`` unless it is compiled for this Python already."""
@@ -123,18 +133,19 @@ class StoreCompiler:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.returncode != 0:
+            self._failed.add(tree)
         self._done(tree)
 
     def _done(self, tree: Path) -> None:
         self._left[tree] -= 1
-        if self._left[tree]:
+        if self._left[tree] or tree in self._failed:
             return
         fd = os.open(marker(tree, self._python), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o444)
         try:
             give_like(fd, tree.parent)
         finally:
             os.close(fd)
-        forget_plan(tree)
 
 
 @contextmanager

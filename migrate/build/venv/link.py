@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import os
 import shutil
@@ -33,9 +34,15 @@ from migrate.build.venv.bytecode import compiling, marker
 from migrate.build.venv.legacy import needs_legacy
 from migrate.build.venv.relocate import site_dirs, venv_python
 from migrate.build.venv.seed import pip_command
-from migrate.build.venv.storetree import link_plan, note_files, note_path, unchanged
+from migrate.build.venv.storetree import (
+    link_plan,
+    note_files,
+    note_path,
+    store_mtime_ns,
+    unchanged,
+)
 from migrate.build.venv.tools import VenvError, release, run_tool
-from migrate.build.wheelfile import record_digest
+from migrate.build.wheelfile import record_digest, record_form
 from migrate.discover.interpreters import Interpreter
 from migrate.paths import read_regular
 from migrate.privilege import Owner, give, give_tree
@@ -134,31 +141,33 @@ def fill_store(
 
     A build calls it once for every wheel of the run before it links any venv, so that
     apps staged in parallel find every tree ready and never compile one twice."""
-    filled: list[Path | str] = []
+    done: dict[str, Path | str] = {}
     with (
         compiling(interpreter, store, python, owner, enabled=bytecode) as compiler,
         ThreadPoolExecutor(max_workers=_UNPACKERS) as unpackers,
     ):
-        unpacking = [unpackers.submit(_unpacked, wheel, sha, store, owner) for wheel, sha in wheels]
-        for future in unpacking:
-            tree = future.result()
-            if isinstance(tree, _Unusual):
-                filled.append(str(tree))
-                continue
-            filled.append(tree)
-            if compiler is not None:
-                compiler.add(tree)
-    return filled
+        unique: dict[str, Path] = {}
+        for wheel, sha in wheels:  # the same wheel twice (a seed pip) is unpacked once
+            unique.setdefault(sha, wheel)
+        unpacking = {
+            sha: unpackers.submit(_unpacked, wheel, sha, store, owner)
+            for sha, wheel in unique.items()
+        }
+        try:
+            for sha, future in unpacking.items():
+                tree = future.result()
+                done[sha] = str(tree) if isinstance(tree, _Unusual) else tree
+                if compiler is not None and isinstance(tree, Path):
+                    compiler.add(tree)
+        except BaseException:
+            unpackers.shutdown(wait=True, cancel_futures=True)
+            raise
+    return [done[sha] for _, sha in wheels]
 
 
 class _Unusual(Exception):
     """A wheel the store path does not take; pip installs it."""
 
-
-STORE_MTIME_NS = 315_532_800 * 10**9
-"""Every store file's mtime (1980-01-01, the zip epoch): any write through a venv's hard
-link later sets the time of day, so the note of a tree's files cannot miss it, however
-soon after the unpacking it comes (:mod:`~migrate.build.venv.storetree`)."""
 
 _UNPACKERS = 4
 """Wheels unpacked at once: mostly waiting on the file system (folders, small files)."""
@@ -183,11 +192,12 @@ def unpack_to_store(wheel: Path, sha: str, store: Path, owner: Owner | None = No
     """``store/<sha>``: the wheel's members as they are in it, each checked against RECORD,
     read-only. Unpacked aside and renamed in, so a present tree is a complete one.
 
-    A tree already there is linked only once it is found intact against its RECORD
-    (regular files with their hashes): an edit made in place through one venv's hard link
-    — or a file swapped for a symlink — never reaches another venv; such a tree is
-    replaced by a fresh one (the venvs that share the edited inode are what ``verify``
-    reports)."""
+    A tree already there is linked only once it is found intact (:func:`_intact`: as its
+    note of files says it was, or, without a note, against its RECORD hashes): an edit
+    made in place through one venv's hard link — or a file swapped for a symlink — never
+    reaches another venv; such a tree is replaced by a fresh one (the venvs that share the
+    edited inode are what ``verify`` reports). Each file gets the mtime
+    :func:`~migrate.build.venv.storetree.store_mtime_ns` draws from its hash."""
     tree = store / sha
     if os.path.isdir(tree) and not os.path.islink(tree):
         if _intact(tree):
@@ -213,9 +223,10 @@ def unpack_to_store(wheel: Path, sha: str, store: Path, owner: Owner | None = No
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
                 data = archive.read(info)
+                digest = hashlib.sha256(data).digest()
                 if name != f"{dist_info}/RECORD":
                     expected = record.get(name)
-                    if expected is None or expected[0] != record_digest(data):
+                    if expected is None or expected[0] != record_form(digest):
                         raise _Unusual(f"{name} does not match the wheel's RECORD")
                 # scripts are executable wherever they go (pip makes them so)
                 executable = name.startswith(scripts) or (info.external_attr >> 16) & 0o111
@@ -225,7 +236,8 @@ def unpack_to_store(wheel: Path, sha: str, store: Path, owner: Owner | None = No
                     out.write(data)
                     out.flush()
                     os.fchmod(fd, mode)
-                    os.utime(fd, ns=(STORE_MTIME_NS, STORE_MTIME_NS))
+                    mtime = store_mtime_ns(digest)
+                    os.utime(fd, ns=(mtime, mtime))
         give_tree(temp, owner)
         try:
             os.rename(temp, tree)
@@ -347,22 +359,12 @@ def _check_wheel_file(archive: zipfile.ZipFile, dist_info: str, wheel: Path) -> 
             raise _Unusual(f"{name}: a .data folder of another name")
 
 
-def _read_own(path: Path) -> bytes:
-    """A store file's bytes, never what a symlink put in its place points at."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise VenvError(f"{path} is not a regular file: the store was changed")
-        return handle.read()
-
-
 def _link_wheel(tree: Path, venv: Path, site: Path, python: str, counts: _Counts) -> None:
     """One ``mkdir`` per folder and one ``link`` per file (the plan is the tree's, made
     once); what names this venv — ``#!python`` scripts, launchers, INSTALLER, RECORD — is
     written here."""
     site_rel = os.path.relpath(site, venv)
-    record_bytes = _read_own(tree / _dist_info(tree) / "RECORD")
-    plan = link_plan(tree, site_rel, python, record_bytes, marker(tree, python).exists())
+    plan = link_plan(tree, site_rel, python, marker(tree, python).exists())
     root = os.fspath(venv) + "/"
     for folder in plan.folders:
         with contextlib.suppress(FileExistsError):
@@ -398,10 +400,6 @@ def _link_wheel(tree: Path, venv: Path, site: Path, python: str, counts: _Counts
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     _write_new(site / plan.dist_info / "RECORD", (plan.record + out.getvalue()).encode(), 0o644)
-
-
-def _dist_info(tree: Path) -> str:
-    return next(n for n in os.listdir(tree) if n.endswith(".dist-info"))
 
 
 def _link(source: str, target: str, counts: _Counts) -> None:

@@ -12,10 +12,11 @@ Hashing every file against RECORD once per process cost 0.47 s for 19 trees; ins
 :func:`note_files` records each file's inode, size and mtime once it is known good
 (``store/<sha>.files``) and :func:`unchanged` compares them, as git's index does: a write
 in place changes the mtime (a new link does not), a swap changes the inode. Store files are
-unpacked with a fixed old mtime, so even an edit in the same clock tick as the unpacking
-shows. A tree without a note (an older store) is hashed once, then noted. What it cannot
-see is a same-size edit whose mtime was then set back on purpose: the store is the
-user's own, and she can change it in any way anyway.
+unpacked with an mtime in the past drawn from their own hash (:func:`store_mtime_ns`), so
+even an edit in the same clock tick as the unpacking shows, and so does a same-size copy
+that keeps another file's times. A tree without a note (an older store) is hashed once,
+then noted. What it cannot see is a same-size edit whose mtime was then set back to the
+file's own on purpose: the store is the user's, and she can change it in any way anyway.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import posixpath
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,16 +68,29 @@ def note_files(tree: Path) -> None:
     if files is None:
         return
     note = note_path(tree)
-    temp = note.with_name(f".{note.name}.{os.getpid()}")
     data = json.dumps({"format": _NOTE_FORMAT, "files": files}, separators=(",", ":"))
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
+    fd, temp = tempfile.mkstemp(prefix=f".{note.name}.", dir=tree.parent)
     try:
         give_like(fd, tree.parent)
-        with os.fdopen(fd, "w", closefd=False) as out:
+        os.fchmod(fd, 0o444)
+        with os.fdopen(fd, "w") as out:
             out.write(data)
-    finally:
-        os.close(fd)
-    os.replace(temp, note)
+        os.replace(temp, note)
+    except BaseException:
+        if os.path.lexists(temp):
+            os.unlink(temp)
+        raise
+
+
+def store_mtime_ns(digest: bytes) -> int:
+    """The mtime a store file is given: a fixed day in 1980 (the zip epoch) plus up to
+    about 136 years of seconds taken from its sha256. Any write through a venv's link
+    sets the time of day, and a copy that keeps its source's times (``cp -p``) brings
+    another file's mtime unless it brings the same bytes."""
+    return (_EPOCH + int.from_bytes(digest[:4], "big")) * 10**9
+
+
+_EPOCH = 315_532_800
 
 
 def unchanged(tree: Path) -> bool | None:
@@ -111,29 +126,32 @@ class LinkPlan:
     would otherwise stat each link for."""
 
 
-_PLANS: dict[tuple[str, int, str, str], LinkPlan] = {}
+_PLANS: dict[tuple[str, int, str, str, bool], LinkPlan] = {}
 
 
-def forget_plan(tree: Path) -> None:
-    """The tree gained bytecode: plan its links again."""
-    for key in [k for k in _PLANS if k[0] == os.fspath(tree)]:
-        del _PLANS[key]
-
-
-def link_plan(tree: Path, site: str, python: str, record: bytes, compiled: bool) -> LinkPlan:
-    """The plan for a venv whose site-packages is ``site`` (venv-relative), from the tree's
-    RECORD bytes (read by the caller, who checked the tree); cached per tree and layout.
-    Bytecode is linked only from a tree ``compiled`` completely (its marker is there)."""
-    key = (os.fspath(tree), os.lstat(tree).st_ino, site, python)
+def link_plan(tree: Path, site: str, python: str, compiled: bool) -> LinkPlan:
+    """The plan for a venv whose site-packages is ``site`` (venv-relative), for a tree the
+    caller checked; cached per tree, layout and whether it is ``compiled`` completely (its
+    marker is there: only then is its bytecode linked)."""
+    key = (os.fspath(tree), os.lstat(tree).st_ino, site, python, compiled)
     plan = _PLANS.get(key)
     if plan is None:
+        dist_info = next(n for n in os.listdir(tree) if n.endswith(".dist-info"))
+        record = read_own(tree / dist_info / "RECORD")
         plan = _PLANS[key] = _make_plan(tree, site, python, record, compiled)
     return plan
 
 
-def _make_plan(
-    tree: Path, site: str, python: str, record_bytes: bytes, compiled: bool
-) -> LinkPlan:
+def read_own(path: Path) -> bytes:
+    """A store file's bytes, never what a symlink put in its place points at."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise VenvError(f"{path} is not a regular file: the store was changed")
+        return handle.read()
+
+
+def _make_plan(tree: Path, site: str, python: str, record_bytes: bytes, compiled: bool) -> LinkPlan:
     root = os.fspath(tree)
     dist_info = next(n for n in os.listdir(root) if n.endswith(".dist-info"))
     base = dist_info[: -len(".dist-info")]
@@ -173,12 +191,12 @@ def _make_plan(
     for directory, target_dir in sorted(source_dirs.items()) if compiled else ():
         cache = f"{root}/{directory}/__pycache__" if directory else f"{root}/__pycache__"
         try:
-            compiled = sorted(os.listdir(cache))
+            pycs = sorted(os.listdir(cache))
         except FileNotFoundError:
             continue
         folders.add(f"{target_dir}/__pycache__")
         prefix = f"{directory}/__pycache__/" if directory else "__pycache__/"
-        for pyc in compiled:
+        for pyc in pycs:
             links.append((f"{cache}/{pyc}", f"{target_dir}/__pycache__/{pyc}"))
             rows.append((prefix + pyc, "", ""))
     every = set()
