@@ -170,15 +170,19 @@ class Settings:
         """``--crontab FILE``, else the installed crontab of HOME's user when the caller may
         read it (her own, or root's ``crontab -u``)."""
         from migrate.discover.crontab import INSTALLED, crontab_text, parse_crontab
-        from migrate.journal import JournalError
-        from migrate.journal.crontab import installed_crontab
 
-        # One driver of the crontab command: the one the journal replaces it with.
-        installed = None if self.crontab else installed_crontab(self.home)
-        try:
-            text = crontab_text(self.crontab, None if installed is None else installed.read)
-        except JournalError as exc:
-            raise Failed(f"cannot read the installed crontab: {exc}") from exc
+        if self.crontab:  # a file: the journal (and its import) is not needed to read it
+            text = crontab_text(self.crontab, None)
+        else:
+            from migrate.journal import JournalError
+            from migrate.journal.crontab import installed_crontab
+
+            # One driver of the crontab command: the one the journal replaces it with.
+            installed = installed_crontab(self.home)
+            try:
+                text = crontab_text(None, None if installed is None else installed.read)
+            except JournalError as exc:
+                raise Failed(f"cannot read the installed crontab: {exc}") from exc
         if text is None:
             return None
         return parse_crontab(text, self.crontab or INSTALLED)
@@ -362,10 +366,13 @@ def plan(
     --probe starts each app's runtime privately (its start-up, not its code).
     """
     from migrate.render import plan_json, plan_text
-    from migrate.resolve.trace import trace_entry
 
     overrides = _parse_python_overrides(pythons)
-    tracer = trace_entry if trace else None
+    tracer = None
+    if trace:
+        from migrate.resolve.trace import trace_entry
+
+        tracer = trace_entry
     result = _plan(
         settings, apps, interpreters=overrides, tracer=tracer, probe=probe, minimal=minimal
     )
@@ -384,9 +391,14 @@ def _plan(
     minimal: bool = False,
 ) -> Plan:
     """Discover, inventory and resolve: the read-only front of plan and every writing command."""
-    from migrate.resolve.plan import plan_account
-    from migrate.resolve.probe import probe_entry
+    from migrate.resolve.plan import Prober, plan_account
     from migrate.resolve.recipes import RecipeError
+
+    prober: Prober | None = None
+    if probe:
+        from migrate.resolve.probe import probe_entry
+
+        prober = probe_entry
 
     home = settings.require_home()
     account = discover(home)
@@ -398,7 +410,7 @@ def _plan(
     try:
         return plan_account(
             account, take_inventory(account), crontab, apps=apps, interpreters=interpreters,
-            tracer=tracer, prober=probe_entry if probe else None, minimal=minimal,
+            tracer=tracer, prober=prober, minimal=minimal,
         )  # fmt: skip
     except RecipeError as exc:
         raise Failed(str(exc)) from exc
@@ -584,10 +596,11 @@ def build(
 ) -> None:
     """Build one virtualenv per app (and ~) from the files installed today, offline.
 
-    Each used distribution is repacked into a wheel (HOME/.concentric-migrate/wheels), so
-    patched packages and ones no index has survive; the venv is made with the app's Python
-    (old Pythons through a cached legacy virtualenv), filled with its own pip from exactly
-    those wheels, checked with `pip check`, and renamed into HOME/webapps/APP/venv
+    Each used distribution is repacked into a wheel (HOME/.concentric-migrate/wheels), once
+    however many apps use it, so patched packages and ones no index has survive; the venv
+    is made with the app's Python (old Pythons through a cached legacy virtualenv), filled
+    from exactly those wheels (hardlinked from a shared store) with a pip of its own, its
+    requirements checked as `pip check` does, and renamed into HOME/webapps/APP/venv
     (~: HOME/.venvs/account) as one journaled transaction: `rollback` removes them. If any
     app fails, everything this command built is rolled back.
     """

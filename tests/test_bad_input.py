@@ -174,6 +174,40 @@ def test_unreadable_directories_become_findings(world_readable_home: Path) -> No
     assert [m for m in findings_for(inv, "webapps/closed") if "Permission denied" in m]
 
 
+def test_egg_info_that_cannot_be_listed_is_read_file_by_file(world_readable_home: Path) -> None:
+    """Egg-info folders are listed first (no failing open per absent file); one that can be
+    entered but not listed is still read file by file, and an unreadable SOURCES.txt (only
+    checked, never read) is still reported."""
+    home = world_readable_home
+    lib = account_lib(home)
+    write_files(
+        lib,
+        {
+            "closed-1.0.egg-info/PKG-INFO": "Name: closed\nVersion: 1.0\n",
+            "closed-1.0.egg-info/top_level.txt": "closed\n",
+            "closed-1.0.egg-info/requires.txt": "six\n",
+            "closed-1.0.egg-info/SOURCES.txt": "closed/__init__.py\n",
+            "closed/__init__.py": "",
+            "secret-2.0.egg-info/PKG-INFO": "Name: secret\nVersion: 2.0\n",
+            "secret-2.0.egg-info/SOURCES.txt": "secret.py\n",
+            "secret.py": "",
+        },
+    )
+    for path in home.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (lib / "closed-1.0.egg-info").chmod(0o311)  # traversable but not listable
+    (lib / "secret-2.0.egg-info" / "SOURCES.txt").chmod(0)
+
+    inv = _inventory_as_unprivileged(home)
+    closed = {d.name: d for d in inv.lib_dirs[0].distributions}["closed"]
+
+    assert (closed.version, closed.top_level, closed.requires) == ("1.0", ("closed",), ("six",))
+    assert findings_for(inv, "closed") == []
+    assert findings_for(inv, "secret-2.0.egg-info/SOURCES.txt") == [
+        "warning: cannot read: Permission denied"
+    ]
+
+
 def test_lib_dir_symlinked_outside_home_is_not_followed(home: Path) -> None:
     (home / "lib").mkdir()
     os.symlink("/", home / "lib" / f"python{PY}")

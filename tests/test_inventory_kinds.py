@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import py_compile
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from migrate.build.wheelfile import WheelSpec
 from migrate.demo import write_zipped_egg
 from migrate.discover.account import discover
 from migrate.inventory import take_inventory
+from migrate.inventory._files import MAX_METADATA_BYTES
 from migrate.inventory.model import Distribution, LibDirInventory
 
 
@@ -132,6 +134,61 @@ def test_dist_info_integrity_reports_modified_and_missing_files(home: Path, tmp_
     assert any("missing" in m for m in messages)
 
 
+def test_dist_info_files_the_inventory_reads_are_still_checked_against_record(
+    home: Path, tmp_path: Path
+) -> None:
+    """METADATA, top_level.txt and INSTALLER are read and checked with one ``fstat``: an
+    edit after the install is still seen, both in what is reported and as a modification."""
+    lib = account_lib(home)
+    install_wheels(lib, [WheelSpec("edited", "1.0", {"edited/__init__.py": b""})], tmp_path / "w")
+    info = lib / "edited-1.0.dist-info"
+    (info / "INSTALLER").write_text("by hand\n")  # another size
+    top_level = info / "top_level.txt"
+    same_size = "e" * (len(top_level.read_bytes()) - 1) + "\n"
+    top_level.write_text(same_size)  # the same size, newer than RECORD: hashed
+    (info / "METADATA").write_bytes((info / "METADATA").read_bytes())  # same bytes, newer
+
+    dist = by_name(inventory_of(home)[str(lib)])["edited"]
+
+    assert dist.installer == "by hand"
+    assert dist.top_level == (same_size.strip(),)
+    assert dist.modified == ("edited-1.0.dist-info/INSTALLER", "edited-1.0.dist-info/top_level.txt")
+    assert dist.missing == ()
+
+
+def test_record_rows_are_read_as_csv_reads_them(home: Path) -> None:
+    """RECORD is CSV: quoted paths, CRLF line ends (pip writes them) and blank lines read as
+    the csv module reads them, whichever way the inventory parses the file."""
+    lib = account_lib(home)
+    record = (
+        'odd/"quoted".py,,\r\n'
+        '"odd/a,b.py",sha256=x,3\r\n'
+        "\r\n"
+        "odd/__init__.py,,\r\n"
+        "odd-1.0.dist-info/RECORD,,\r\n"
+    )
+    plain = "odd/__init__.py,,\r\nodd/x.py,,\r\n\r\nodd-1.0.dist-info/RECORD,,\r\n"
+    write_files(
+        lib,
+        {
+            "odd-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: odd\nVersion: 1.0\n",
+            "odd-1.0.dist-info/RECORD": record,
+            "plain-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: plain\nVersion: 1.0\n",
+            "plain-1.0.dist-info/RECORD": plain,
+        },
+    )
+
+    dists = by_name(inventory_of(home)[str(lib)])
+
+    assert dists["odd"].files == (
+        'odd/"quoted".py',
+        "odd/a,b.py",
+        "odd/__init__.py",
+        "odd-1.0.dist-info/RECORD",
+    )
+    assert dists["plain"].files == ("odd/__init__.py", "odd/x.py", "odd-1.0.dist-info/RECORD")
+
+
 def test_dist_info_without_top_level_txt_derives_names_from_record(
     home: Path, tmp_path: Path
 ) -> None:
@@ -179,6 +236,57 @@ def test_egg_info_directory_and_single_file_forms(home: Path) -> None:
         None,
     )
     assert not [d for d in dists.values() if d.kind == "bare"]
+
+
+def test_sources_txt_is_not_read_but_a_broken_one_is_still_reported(home: Path) -> None:
+    """Nothing in an inventory uses SOURCES.txt (the steps that need it read it), so it is
+    only checked: a healthy one costs no read, a broken one is reported where it was."""
+    lib = account_lib(home)
+    write_files(
+        lib,
+        {
+            "fine-1.0.egg-info/PKG-INFO": "Name: fine\nVersion: 1.0\n",
+            "fine-1.0.egg-info/top_level.txt": "fine\n",
+            "fine-1.0.egg-info/SOURCES.txt": "setup.py\nfine/__init__.py\n",
+            "fine/__init__.py": "",
+            "piped-2.0.egg-info/PKG-INFO": "Name: piped\nVersion: 2.0\n",
+            "piped-2.0.egg-info/requires.txt": "six\n",
+            "piped-2.0.egg-info/top_level.txt": "piped\n",
+            "piped/__init__.py": "",
+            "huge-3.0.egg-info/PKG-INFO": "Name: huge\nVersion: 3.0\n",
+            f"eggdir-1.0-py{PY}.egg/EGG-INFO/PKG-INFO": "Name: eggdir\nVersion: 1.0\n",
+            f"eggdir-1.0-py{PY}.egg/EGG-INFO/SOURCES.txt/inside": "a folder, not a file\n",
+            f"eggdir-1.0-py{PY}.egg/eggdir.py": "",
+        },
+    )
+    os.mkfifo(lib / "piped-2.0.egg-info" / "SOURCES.txt")  # reading it would block
+    with open(lib / "huge-3.0.egg-info" / "SOURCES.txt", "wb") as sparse:
+        sparse.truncate(MAX_METADATA_BYTES + 1)
+
+    lib_inv = inventory_of(home)[str(lib)]
+    dists = by_name(lib_inv)
+
+    assert (dists["piped"].version, dists["piped"].requires, dists["piped"].top_level) == (
+        "2.0",
+        ("six",),
+        ("piped",),
+    )
+    assert (dists["huge"].version, dists["eggdir"].version) == ("3.0", "1.0")
+    assert {
+        (f.path.relative_to(lib).as_posix(), f.severity, f.message) for f in lib_inv.findings
+    } == {
+        ("piped-2.0.egg-info/SOURCES.txt", "warning", "cannot read: not a regular file"),
+        (
+            "huge-3.0.egg-info/SOURCES.txt",
+            "warning",
+            f"cannot read: larger than {MAX_METADATA_BYTES} bytes",
+        ),
+        (
+            f"eggdir-1.0-py{PY}.egg/EGG-INFO/SOURCES.txt",
+            "warning",
+            "cannot read: not a regular file",
+        ),
+    }
 
 
 def test_zipped_and_directory_eggs_are_read_without_unpacking(home: Path) -> None:

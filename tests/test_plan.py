@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -19,12 +20,13 @@ from migrate.cli import cli
 from migrate.demo import build_demo_account
 from migrate.discover.account import discover
 from migrate.discover.crontab import parse_crontab
-from migrate.discover.entrypoints import find_entry_points
+from migrate.discover.entrypoints import EntryPoint, find_entry_points
 from migrate.discover.httpd import read_config
 from migrate.discover.imports import scan_sources
 from migrate.discover.interpreters import find_interpreter
 from migrate.inventory import take_inventory
 from migrate.resolve.plan import AppPlan, plan_account
+from migrate.resolve.syspath import PathEntry, PathModel
 
 
 def plan_of(
@@ -594,3 +596,36 @@ def test_python_names_only_what_the_runtime_leaves_open(
         assert any(
             f.kind == "interpreter" and f"not --python {PY}=" in f.message for f in served.findings
         )
+
+
+def test_every_name_with_several_providers_is_judged_for_shadowing(tmp_path: Path) -> None:
+    """Shadowing resolves only the names two path entries may provide (and ``-nspkg.pth``
+    modules): every name with more than one provider, in any form, must be among them."""
+    first, second, egg = tmp_path / "first", tmp_path / "second", tmp_path / "z.egg"
+    so = ".cpython-311-x86_64-linux-gnu.so"
+    write_files(first, {
+        "pkg/__init__.py": "", "mod.py": "", f"ext{so}": "", "ns/a.py": "", "dup.py": "",
+        "notpkg/data.txt": "", "cached.pyc": "", "lonely.py": "", "readme.txt": "",
+    })  # fmt: skip
+    write_files(second, {
+        "pkg.py": "", "mod/__init__.py": "", "ext.abi3.so": "", "ns/b.py": "",
+        "dup/__init__.py": "", "notpkg.py": "", "cached/__init__.pyc": "", "alone/x.py": "",
+    })  # fmt: skip
+    with zipfile.ZipFile(egg, "w") as archive:
+        archive.writestr("pkg/__init__.py", "")
+        archive.writestr("zipped.py", "")
+        archive.writestr("lonely.pyc", "")
+    entry = EntryPoint(tmp_path / "app.wsgi", "wsgi", "app", "3.11", "test", "test")
+    entries = tuple(PathEntry(path, "python-path") for path in (first, second, egg))
+    nspkg = (("alone", second / "alone", second / "alone-nspkg.pth"),)
+    model = PathModel(entry, "3.11", entries, nspkg, extension_suffixes=(so, ".abi3.so", ".so"))
+    cache = model.cache
+    names = {n for e in entries for n in cache.names_in(str(e.path))} | {"missing", "alone"}
+
+    several = {n for n in names if len(model.resolve(n).candidates) > 1}
+
+    assert several == {"pkg", "mod", "ext", "ns", "dup", "notpkg", "cached", "lonely", "alone"}
+    assert {n for n in names if model.may_have_several(n)} >= several
+    assert not model.may_have_several("zipped") and not model.may_have_several("readme")
+    py2 = PathModel(entry, "2.7", entries, extension_suffixes=(".so", "module.so"))
+    assert py2.may_have_several("zipped"), "suffixes names_in cannot see: every name is judged"

@@ -270,8 +270,10 @@ def mod_wsgi_interpreter(so: Path) -> Path | None:
     A ``python-home`` venv must come from that installation (same stdlib, same build):
     ``ldd`` names the libpython the dynamic linker picks; its installation's prefix is the
     nearest folder above it holding ``bin/pythonX.Y``. None for a mod_wsgi linked
-    statically, or one ``ldd`` cannot read.
+    statically, or one ``ldd`` cannot read (or that is not there: ``ldd`` is not run).
     """
+    if not os.path.isfile(so):
+        return None
     try:
         done = subprocess.run(  # as whoever could change the module, never root for them
             ["ldd", str(so)], capture_output=True, text=True, timeout=_TIMEOUT, check=False,

@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from migrate.inventory._files import Unreadable, read_bytes
+from migrate.inventory._files import Unreadable, read_bytes, relative_to
 from migrate.inventory.metadata import canonical, decode_text
 from migrate.inventory.model import Distribution, Finding
 
@@ -92,8 +92,9 @@ def _walk(path: Path, lib_dir: Path, findings: list[Finding]) -> tuple[str, ...]
             Finding(Path(exc.filename or path), "warning", f"cannot list: {exc.strerror}")
         )
 
-    for root, dirs, names in os.walk(path, onerror=on_error):
+    start = str(lib_dir)
+    for root, dirs, names in os.walk(str(path), onerror=on_error):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        rel_root = os.path.relpath(root, lib_dir)
+        rel_root = relative_to(root, start)
         out.extend(f"{rel_root}/{name}" for name in sorted(names))
     return tuple(out)

@@ -10,12 +10,10 @@ from pathlib import Path
 
 from migrate.inventory._files import (
     MAX_METADATA_BYTES,
-    Unreadable,
-    read_if_exists,
+    relative_to,
     top_level_from_files,
 )
 from migrate.inventory.egginfo import EggInfoFiles, egg_metadata
-from migrate.inventory.metadata import text_lines
 from migrate.inventory.model import Distribution, Finding
 
 _OPTIONAL = ("requires.txt", "top_level.txt", "SOURCES.txt")
@@ -47,15 +45,6 @@ def read_egg(path: Path, lib_dir: Path) -> tuple[Distribution, tuple[Finding, ..
 
 def _from_dir(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[Finding, ...]]:
     findings: list[Finding] = []
-    info = path / "EGG-INFO"
-
-    def optional(name: str) -> bytes | None:
-        try:
-            return read_if_exists(info / name)
-        except Unreadable as exc:
-            findings.append(Finding(info / name, "warning", f"cannot read: {exc}"))
-            return None
-
     listing: list[str] = []
 
     def on_error(exc: OSError) -> None:
@@ -63,19 +52,14 @@ def _from_dir(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[F
             Finding(Path(exc.filename or path), "warning", f"cannot list: {exc.strerror}")
         )
 
-    for root, dirs, names in os.walk(path, onerror=on_error):
+    base = str(path)
+    for root, dirs, names in os.walk(base, onerror=on_error):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
-        rel_root = os.path.relpath(root, path)
+        rel_root = relative_to(root, base)
         for name in names:
             listing.append(name if rel_root == "." else f"{rel_root}/{name}")
-    sources = optional("SOURCES.txt")
-    egg_files = EggInfoFiles(
-        pkg_info=None,
-        requires=optional("requires.txt"),
-        top_level=optional("top_level.txt"),
-        sources=text_lines(sources) if sources is not None else None,
-    )
-    return egg_files, tuple(sorted(listing)), tuple(findings)
+    egg_files = EggInfoFiles.from_dir(path / "EGG-INFO", installed_files=False)
+    return egg_files, tuple(sorted(listing)), (*findings, *egg_files.findings)
 
 
 def _from_zip(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[Finding, ...]]:
@@ -100,7 +84,9 @@ def _from_zip(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[F
                 return data
 
             pkg_info = member("PKG-INFO")
-            requires, top_level, sources = (member(name) for name in _OPTIONAL)
+            # SOURCES.txt is not kept, but it is decompressed all the same: a broken member
+            # makes the archive unreadable, and that is reported as it always was.
+            requires, top_level, _sources = (member(name) for name in _OPTIONAL)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         message = f"zipped egg cannot be read ({reason}); name and version taken from the file name"
@@ -111,11 +97,6 @@ def _from_zip(path: Path) -> tuple[EggInfoFiles, tuple[str, ...] | None, tuple[F
     )
     if pkg_info is None and "EGG-INFO/PKG-INFO" not in oversized:
         findings += (Finding(path, "error", "zipped egg has no EGG-INFO/PKG-INFO"),)
-    egg_files = EggInfoFiles(
-        pkg_info=pkg_info,
-        requires=requires,
-        top_level=top_level,
-        sources=text_lines(sources) if sources is not None else None,
-    )
+    egg_files = EggInfoFiles(pkg_info=pkg_info, requires=requires, top_level=top_level)
     listing = tuple(n for n in names if not n.endswith("/") and "__pycache__/" not in n)
     return egg_files, listing, findings

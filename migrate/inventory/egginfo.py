@@ -6,7 +6,14 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from migrate.inventory._files import Unreadable, read_bytes, read_if_exists, top_level_from_files
+from migrate.inventory._files import (
+    Unreadable,
+    check_readable,
+    read_bytes,
+    read_if_exists,
+    relative_to,
+    top_level_from_files,
+)
 from migrate.inventory.metadata import (
     canonical,
     decode_text,
@@ -43,30 +50,46 @@ class EggInfoFiles:
     requires: bytes | None = None
     top_level: bytes | None = None
     installed_files: tuple[str, ...] | None = None
-    sources: tuple[str, ...] | None = None
     findings: tuple[Finding, ...] = ()
 
     @classmethod
-    def from_dir(cls, path: Path) -> EggInfoFiles:
+    def from_dir(cls, path: Path, *, installed_files: bool = True) -> EggInfoFiles:
+        """Read what the record needs; SOURCES.txt (often the longest, and read by the
+        steps that need it) is only checked, so a broken one is still reported here."""
         findings: list[Finding] = []
+        present = _listing(path)
 
         def optional(name: str) -> bytes | None:
+            if present is not None and name not in present:
+                return None  # listed first: no failing open per absent file
             try:
                 return read_if_exists(path / name)
             except Unreadable as exc:
                 findings.append(Finding(path / name, "warning", f"cannot read: {exc}"))
                 return None
 
-        installed = optional("installed-files.txt")
-        sources = optional("SOURCES.txt")
+        installed = optional("installed-files.txt") if installed_files else None
+        if present is None or "SOURCES.txt" in present:
+            try:
+                check_readable(path / "SOURCES.txt")
+            except Unreadable as exc:
+                if os.path.lexists(path / "SOURCES.txt"):
+                    findings.append(Finding(path / "SOURCES.txt", "warning", f"cannot read: {exc}"))
         return cls(
             pkg_info=None,
             requires=optional("requires.txt"),
             top_level=optional("top_level.txt"),
             installed_files=text_lines(installed) if installed is not None else None,
-            sources=text_lines(sources) if sources is not None else None,
             findings=tuple(findings),
         )
+
+
+def _listing(path: Path) -> frozenset[str] | None:
+    """The folder's names, or None when it cannot be listed (its files may still open)."""
+    try:
+        return frozenset(os.listdir(path))
+    except OSError:
+        return None
 
 
 def egg_metadata(
@@ -130,8 +153,5 @@ def egg_metadata(
 
 def _relative_to_lib(entries: tuple[str, ...], egg_info: Path, lib_dir: Path) -> tuple[str, ...]:
     """installed-files.txt lists paths relative to the egg-info dir; make them lib-dir relative."""
-    out = []
-    for entry in entries:
-        full = os.path.normpath(os.path.join(egg_info, entry))
-        out.append(os.path.relpath(full, lib_dir))
-    return tuple(out)
+    base, start = str(egg_info), str(lib_dir)
+    return tuple(relative_to(os.path.normpath(os.path.join(base, e)), start) for e in entries)

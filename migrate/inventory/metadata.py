@@ -64,7 +64,10 @@ def header_fields(text: str) -> dict[str, list[str]]:
     """
     fields: dict[str, list[str]] = {}
     values: list[str] | None = None
-    for line in text.splitlines():
+    # The first blank line ends the header at or before the first "\n\n": split only up to
+    # there, not the long description after it.
+    end = text.find("\n\n")
+    for line in (text if end < 0 else text[: end + 1]).splitlines():
         if not line:
             break
         if line[0] in " \t":
@@ -152,8 +155,11 @@ class NameFromFile:
     python: str | None = None
 
 
+@functools.lru_cache(maxsize=8192)
 def name_from_filename(filename: str) -> NameFromFile | None:
-    """Name, version and Python tag encoded in a ``.dist-info``/``.egg-info``/``.egg`` name."""
+    """Name, version and Python tag encoded in a ``.dist-info``/``.egg-info``/``.egg`` name.
+
+    Pure and repeated across an account (the same distribution in many apps): cached."""
     if filename.endswith(".dist-info"):
         match = _DIST_INFO_NAME.match(filename)
         if not match:
@@ -167,5 +173,7 @@ def name_from_filename(filename: str) -> NameFromFile | None:
     return NameFromFile(match["name"].replace("_", "-"), version, match["python"])
 
 
+@functools.lru_cache(maxsize=8192)
 def canonical(name: str) -> str:
+    """The PEP 503 name (cached, as :func:`name_from_filename`)."""
     return str(canonicalize_name(name))

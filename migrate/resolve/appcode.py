@@ -9,6 +9,7 @@ runtime trace saw loading (:mod:`migrate.resolve.trace`).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -106,17 +107,22 @@ def top_name(ref: Ref) -> str:
     return "" if ref.is_distribution else ref.target.split(".", 1)[0]
 
 
+@functools.lru_cache(maxsize=4096)
+def in_home(path: Path, home: Path) -> str:
+    """:func:`~migrate.paths.home_relative`, kept: a plan names the same files and lib dirs
+    in the findings of many apps (the paths are absolute: the answer never changes)."""
+    return home_relative(path, home)
+
+
 def describe(ref: Ref, home: Path) -> str:
     """Why a reference is there, in the words the plan shows."""
-    where = (
-        f"{home_relative(ref.file, home)}:{ref.line}" if ref.line else home_relative(ref.file, home)
-    )
+    where = f"{in_home(ref.file, home)}:{ref.line}" if ref.line else in_home(ref.file, home)
     if isinstance(ref, RecipeRef):
         return f"recipe {ref.recipe}: {ref.setting} in {where}"
     if ref.how == "trace":
-        return f"traced loading {home_relative(ref.file, home)}"
+        return f"traced loading {in_home(ref.file, home)}"
     if ref.how == "run":
-        return f"runs -m {ref.name} in {home_relative(ref.file, home)}"
+        return f"runs -m {ref.name} in {in_home(ref.file, home)}"
     optional = " (optional)" if ref.optional else ""
     return f"import {ref.name} in {where}{optional}"
 

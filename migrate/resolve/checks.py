@@ -12,7 +12,8 @@ from pathlib import Path
 
 from migrate.discover.entrypoints import ACCOUNT_GROUP, EntryPoint
 from migrate.findings import AppFinding
-from migrate.paths import home_relative, is_inside
+from migrate.paths import is_inside
+from migrate.resolve.appcode import in_home
 from migrate.resolve.distindex import DistIndex
 from migrate.resolve.syspath import PathModel
 from migrate.resolve.uses import PackageRow
@@ -45,7 +46,7 @@ def shadowing(
     reported: set[str] = set()
     for model in models:
         for name in sorted(model.names(inside=home)):
-            if name in reported:
+            if name in reported or not model.may_have_several(name):
                 continue
             resolution = model.resolve(name)
             losers = [
@@ -61,14 +62,14 @@ def shadowing(
                     continue
                 version = f" {dist.version}" if dist and dist.version else ""
                 where = loser.origin or loser.entry.path  # type: ignore[union-attr]
-                loser_text.append(f"{home_relative(where, home)}{version}")
+                loser_text.append(f"{in_home(where, home)}{version}")
             if not loser_text:
                 continue
             reported.add(name)
             win_version = f" {winner_dist.version}" if winner_dist and winner_dist.version else ""
             usage = "used" if name in used else "not used"
             winner = resolution.winner
-            loads = home_relative(winner.origin or Path("?"), home)
+            loads = in_home(winner.origin or Path("?"), home)
             rule = winner.entry.rule if winner.entry else "builtin"
             found.append(
                 AppFinding(
@@ -96,7 +97,7 @@ def scope_findings(
                     "leaked",
                     row.dist.name,
                     f"{label} is used but comes from the {where} dir "
-                    f"{home_relative(row.dist.lib_dir, home)}",
+                    f"{in_home(row.dist.lib_dir, home)}",
                 )
             )
         if not row.used and scope != "system":

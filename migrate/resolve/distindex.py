@@ -28,6 +28,8 @@ class DistIndex:
         self.links: dict[str, Distribution] = {}
         self.cache = DirCache()
         """Listings shared by every app's path model: a plan reads, never writes."""
+        self._on_dir: dict[str, tuple[Distribution, ...]] = {}
+        self._owners: dict[str, tuple[tuple[Distribution, ...], dict[str, list[Distribution]]]] = {}
         for lib in inventory.lib_dirs:
             for dist in lib.distributions:
                 if dist.kind == "egg":
@@ -54,14 +56,18 @@ class DistIndex:
             lib = self.system(entry, python)
         if lib is None:
             return ()
-        return tuple(d for d in lib.distributions if d.kind not in ("egg", "egg-link"))
+        found = self._on_dir.get(key)
+        if found is None:  # asked for every import of every app: kept
+            found = tuple(d for d in lib.distributions if d.kind not in ("egg", "egg-link"))
+            self._on_dir[key] = found
+        return found
 
     def provider_dist(self, provider: Provider, python: str) -> Distribution | None:
         """The distribution that installed what an import loads, if an installer made it."""
         if provider.entry is None or provider.kind in ("builtin", "nspkg"):
             return None
         candidates = self.dists_on(provider.entry.path, provider.entry.rule, python)
-        owners = [d for d in candidates if provider.name in d.top_level]
+        owners = self._by_top_level(str(provider.entry.path), candidates).get(provider.name, [])
         if len(owners) > 1 and provider.origin is not None:
             rel = os.path.relpath(provider.origin, provider.entry.path)
             owners = [d for d in owners if d.files and rel in d.files] or owners
@@ -70,6 +76,21 @@ class DistIndex:
         if len(candidates) == 1 and candidates[0].kind in ("egg", "egg-link"):
             return candidates[0]
         return None
+
+    def _by_top_level(
+        self, key: str, candidates: tuple[Distribution, ...]
+    ) -> dict[str, list[Distribution]]:
+        """The entry's distributions by the top-level names they provide, in their order."""
+        index = self._owners.get(key)
+        if index is None or index[0] is not candidates:
+            names: dict[str, list[Distribution]] = {}
+            for dist in candidates:
+                for name in dist.top_level:
+                    owners = names.setdefault(name, [])
+                    if not owners or owners[-1] is not dist:
+                        owners.append(dist)
+            index = self._owners[key] = (candidates, names)
+        return index[1]
 
     def scope(self, dist: Distribution) -> str | None:
         """The scope of the lib dir it lives in (``account``, ``app``, ``system``, …)."""

@@ -32,8 +32,12 @@ def marker_environment(python: str) -> dict[str, str]:
     return env
 
 
+@functools.lru_cache(maxsize=8192)
 def parse(text: str) -> Requirement | None:
-    """A ``Requires-Dist`` line, or None when it is not PEP 508 (it is then ignored)."""
+    """A ``Requires-Dist`` line, or None when it is not PEP 508 (it is then ignored).
+
+    Kept: every app of an account follows the same lines (``six>=1.9`` everywhere), and
+    parsing is the costly part. The result is shared: read it, never change it."""
     try:
         return Requirement(text)
     except InvalidRequirement:

@@ -98,7 +98,11 @@ def declared_groups(dist: Distribution) -> frozenset[str]:
 
 
 def _declared(dist: Distribution) -> frozenset[str]:
-    for candidate in (dist.path / "entry_points.txt", dist.path / "EGG-INFO" / "entry_points.txt"):
+    base = str(dist.path)  # asked of every distribution an app sees: plain strings
+    for candidate in (
+        os.path.join(base, "entry_points.txt"),
+        os.path.join(base, "EGG-INFO", "entry_points.txt"),
+    ):
         try:
             text = read_regular(candidate, 1024 * 1024).decode("utf-8", "replace")
         except OSError:
@@ -138,40 +142,40 @@ def _read(dist: Distribution) -> Reach:
 
 
 def _note(
-    imports: dict[str, tuple[Path, int]], name: bytes, path: Path, data: bytes, at: int
+    imports: dict[str, tuple[Path, int]], name: bytes, path: str, data: bytes, at: int
 ) -> None:
     top = name.split(b".", 1)[0].strip(b"() \t").decode("ascii", "replace")
     if _IDENTIFIER.match(top) and top not in imports:
-        imports[top] = (path, data.count(b"\n", 0, at) + 1)
+        imports[top] = (Path(path), data.count(b"\n", 0, at) + 1)
 
 
-def _code_files(dist: Distribution) -> Iterator[Path]:
+def _code_files(dist: Distribution) -> Iterator[str]:
     """Its ``.py`` files: from its file list where it keeps one, else its top-level
     packages and modules beside its metadata (eggs: inside the egg). Zipped eggs are not
-    read."""
+    read. Plain strings: thousands of files, each read once."""
     if dist.zipped:
         return
-    base = dist.path if dist.kind == "egg" else dist.lib_dir
+    base = str(dist.path if dist.kind == "egg" else dist.lib_dir)
     if dist.kind == "egg-link" and dist.target is not None:
-        base = dist.target
+        base = str(dist.target)
     count = 0
     if dist.files is not None and dist.kind != "egg-link":
         for name in dist.files:
             if name.endswith(".py") and count < MAX_FILES and not _is_test(name):
                 count += 1
-                yield base / name
+                yield os.path.join(base, name)
         return
     for top in dist.top_level:
-        module = base / f"{top}.py"
-        if module.is_file():
+        module = os.path.join(base, f"{top}.py")
+        if Path(module).is_file():
             yield module
             continue
-        for root, dirs, names in os.walk(base / top):
+        for root, dirs, names in os.walk(os.path.join(base, top)):
             dirs[:] = [d for d in dirs if d not in _TEST_DIRS]
             for name in names:
                 if name.endswith(".py") and count < MAX_FILES and not _is_test(name):
                     count += 1
-                    yield Path(root, name)
+                    yield os.path.join(root, name)
 
 
 def _is_test(name: str) -> bool:

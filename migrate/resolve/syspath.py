@@ -23,8 +23,11 @@ entries to ``sys.__egginsert`` (the front). ``-nspkg.pth`` files put namespace m
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,8 @@ from migrate.paths import is_inside, read_regular
 ProviderKind = Literal["package", "module", "namespace", "nspkg", "builtin"]
 
 _PLEN_START = "sys.__plen = len(sys.path)"
+_MODULE_ENDINGS = (".py", ".pyc", ".so", ".pyd")
+"""Files :meth:`DirCache.names_in` counts as modules."""
 _PLEN_END = "sys.__egginsert"
 
 
@@ -94,9 +99,43 @@ class PathModel:
     account_code: tuple[Path, ...] = ()
     """The account's .pth files with import lines the model does not follow: code the
     runtime runs at start-up (so the probe will not start it)."""
+    resolved: dict[str, Resolution] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    """What :meth:`resolve` answered, by name: a model reads its folders through
+    :attr:`cache`, which a plan never sees change."""
 
     def resolve(self, name: str) -> Resolution:
-        """What ``import name`` loads: builtins, nspkg modules, then the first entry."""
+        """What ``import name`` loads: builtins, nspkg modules, then the first entry.
+
+        Kept per model: the plan asks the same names again (its imports, its packages'
+        imports, then every name of the home for shadowing)."""
+        resolution = self.resolved.get(name)
+        if resolution is None:
+            resolution = self.resolved[name] = self._resolve(name)
+        return resolution
+
+    def may_have_several(self, name: str) -> bool:
+        """Whether more than one provider of ``name`` is possible: a ``-nspkg.pth`` module,
+        or a name that the listings of two entries offer (what :meth:`resolve` can find on
+        an entry, :meth:`DirCache.names_in` lists, for any interpreter whose suffixes it
+        knows). False means at most one provider: nothing can be hidden."""
+        if any(n == name for n, _, _ in self.nspkg):
+            return True
+        offered = self._offered
+        return offered is None or offered[name] > 1
+
+    @functools.cached_property
+    def _offered(self) -> Counter[str] | None:
+        """How many entries list each name; None when a suffix is one names_in misses."""
+        if not all(s[:1] == "." and s.endswith(_MODULE_ENDINGS) for s in self._suffixes()):
+            return None
+        counts: Counter[str] = Counter()
+        for entry in self.entries:
+            counts.update(self.cache.names_in(str(entry.path)))
+        return counts
+
+    def _resolve(self, name: str) -> Resolution:
         if name in self.builtins:
             builtin = Provider(name, None, "builtin", None)
             return Resolution(name, builtin, (builtin,))
@@ -125,26 +164,8 @@ class PathModel:
         return out
 
     def _find(self, name: str, entry: PathEntry) -> Provider | None:
-        path = str(entry.path)
-        zipped = self.cache.zip_names(path)
-        if zipped is not None:
-            return _find_in_zip(name, entry, path, zipped)
-        listing = self.cache.listing(path)
-        if not listing:
-            return None
-        py2 = self.python.startswith("2.")
-        if name in listing:
-            package_dir = os.path.join(path, name)
-            inner = self.cache.listing(package_dir)
-            for suffix in self._suffixes():
-                if "__init__" + suffix in inner:
-                    return Provider(name, entry, "package", Path(package_dir, "__init__" + suffix))
-        for suffix in self._suffixes():
-            if name + suffix in listing and os.path.isfile(os.path.join(path, name + suffix)):
-                return Provider(name, entry, "module", Path(path, name + suffix))
-        if name in listing and not py2 and os.path.isdir(os.path.join(path, name)):
-            return Provider(name, entry, "namespace", Path(path, name))
-        return None
+        found = self.cache.find(str(entry.path), name, self._suffixes(), self.python[:2] == "2.")
+        return None if found is None else Provider(name, entry, found[0], found[1])
 
     def _suffixes(self) -> tuple[str, ...]:
         return (*self.extension_suffixes, ".py", ".pyc")
@@ -394,11 +415,20 @@ def _key(path: Path) -> str:
 
 
 class DirCache:
-    """Directory and zip listings, read once per plan (the model looks up names many times)."""
+    """Directory and zip listings, read once per plan (the model looks up names many times).
+
+    What a name is on a path entry (:meth:`find`) and which names an entry offers
+    (:meth:`names_in`) are kept too: every app's model shares the home's lib dirs and
+    the interpreter's own, and a plan reads, never writes.
+    """
 
     def __init__(self) -> None:
         self._listings: dict[str, frozenset[str]] = {}
+        self._stems: dict[str, frozenset[str]] = {}
         self._zips: dict[str, frozenset[str] | None] = {}
+        self._found: dict[tuple[str, str, tuple[str, ...], bool], _Found | None] = {}
+        self._names: dict[str, frozenset[str]] = {}
+        self._kinds: dict[str, tuple[bool, bool]] = {}
 
     def listing(self, path: str) -> frozenset[str]:
         found = self._listings.get(path)
@@ -423,8 +453,69 @@ class DirCache:
             self._zips[path] = names
         return self._zips[path]
 
-    def names_in(self, path: str) -> set[str]:
+    def find(self, path: str, name: str, suffixes: tuple[str, ...], py2: bool) -> _Found | None:
+        """What ``import name`` finds on the entry ``path``: package, module or namespace
+        portion, as FileFinder looks (``suffixes`` in its order), and the file it loads."""
+        key = (path, name, suffixes, py2)
+        if key not in self._found:
+            self._found[key] = self._find(path, name, suffixes, py2)
+        return self._found[key]
+
+    def _find(self, path: str, name: str, suffixes: tuple[str, ...], py2: bool) -> _Found | None:
+        zipped = self.zip_names(path)
+        if zipped is not None:
+            return _find_in_zip(name, path, zipped)
+        listing = self.listing(path)
+        if not listing:
+            return None
+        if "." not in name and all(s[:1] == "." for s in suffixes):
+            # Every candidate file is ``name`` or ``name.<suffix>``: none is listed
+            # unless its stem is (most names are on one entry of many).
+            stems = self._stems.get(path)
+            if stems is None:
+                stems = self._stems[path] = frozenset(n.split(".", 1)[0] for n in listing)
+            if name not in stems:
+                return None
+        if name in listing:
+            package_dir = os.path.join(path, name)
+            inner = self.listing(package_dir)
+            for suffix in suffixes:
+                if "__init__" + suffix in inner:
+                    return "package", Path(package_dir, "__init__" + suffix)
+        for suffix in suffixes:
+            if name + suffix in listing and self._is_file(os.path.join(path, name + suffix)):
+                return "module", Path(path, name + suffix)
+        if name in listing and not py2 and self._is_dir(os.path.join(path, name)):
+            return "namespace", Path(path, name)
+        return None
+
+    def _is_file(self, path: str) -> bool:
+        return self._kind(path)[0]
+
+    def _is_dir(self, path: str) -> bool:
+        return self._kind(path)[1]
+
+    def _kind(self, path: str) -> tuple[bool, bool]:
+        """(is a file, is a folder), following links, as ``os.path.isfile`` / ``isdir``."""
+        kind = self._kinds.get(path)
+        if kind is None:
+            try:
+                mode = os.stat(path).st_mode
+            except (OSError, ValueError):
+                kind = (False, False)
+            else:
+                kind = (stat.S_ISREG(mode), stat.S_ISDIR(mode))
+            self._kinds[path] = kind
+        return kind
+
+    def names_in(self, path: str) -> frozenset[str]:
         """Top-level import names a path entry offers (dir listing or zip members)."""
+        names = self._names.get(path)
+        if names is None:
+            names = self._names[path] = frozenset(self._names_in(path))
+        return names
+
+    def _names_in(self, path: str) -> set[str]:
         zipped = self.zip_names(path)
         listing = {n.split("/", 1)[0] for n in zipped} if zipped is not None else self.listing(path)
         out = set()
@@ -433,18 +524,22 @@ class DirCache:
             if not stem.isidentifier() or stem == "__pycache__":
                 continue
             if "." in item:
-                if item.endswith((".py", ".pyc", ".so", ".pyd")):
+                if item.endswith(_MODULE_ENDINGS):
                     out.add(stem)
-            elif zipped is not None or os.path.isdir(os.path.join(path, item)):
+            elif zipped is not None or self._is_dir(os.path.join(path, item)):
                 out.add(item)
         return out
 
 
-def _find_in_zip(name: str, entry: PathEntry, path: str, names: frozenset[str]) -> Provider | None:
+_Found = tuple[ProviderKind, Path]
+"""What a name is on one path entry, and the file (or folder) it loads."""
+
+
+def _find_in_zip(name: str, path: str, names: frozenset[str]) -> _Found | None:
     for suffix in (".py", ".pyc"):
         if f"{name}/__init__{suffix}" in names:
-            return Provider(name, entry, "package", Path(path, name, "__init__" + suffix))
+            return "package", Path(path, name, "__init__" + suffix)
     for suffix in (".py", ".pyc"):
         if f"{name}{suffix}" in names:
-            return Provider(name, entry, "module", Path(path, name + suffix))
+            return "module", Path(path, name + suffix)
     return None

@@ -18,9 +18,8 @@ from packaging.utils import canonicalize_name
 from migrate.discover.imports import ImportRef
 from migrate.findings import AppFinding
 from migrate.inventory.model import Distribution
-from migrate.paths import home_relative
 from migrate.resolve import pep508
-from migrate.resolve.appcode import Ref, describe
+from migrate.resolve.appcode import Ref, describe, in_home
 from migrate.resolve.distindex import DistIndex
 from migrate.resolve.reach import declared_groups, loads_group, reach_of
 from migrate.resolve.recipes import RecipeRef
@@ -112,7 +111,7 @@ class UsedSet:
             versions = {d.version for d, _, _ in items}
             if len(versions) > 1 and name in used_names:
                 where = "; ".join(
-                    f"{d.version} in {home_relative(d.path, self.home)}" for d, _, _ in items
+                    f"{d.version} in {in_home(d.path, self.home)}" for d, _, _ in items
                 )
                 self._report("conflict", name, f"{len(versions)} versions visible: {where}")
 
@@ -156,6 +155,12 @@ class UsedSet:
         """Add what the used distributions not yet read import, and their plugins; True
         when something was added."""
         added = False
+        # The visible distributions that declare plugins: few, and the same for each use.
+        declaring = [
+            (key, item, declared)
+            for key, item in self._visible.items()
+            if (declared := declared_groups(item[0]))
+        ]
         for use in list(self._uses.values()):
             dist = use.dist
             if str(dist.path) in scanned:
@@ -168,11 +173,10 @@ class UsedSet:
                 found = self._provider(models, name)
                 if found is None or str(found[0].path) == str(dist.path):
                     continue
-                where = f"{home_relative(file, self.home)}:{line}"
+                where = f"{in_home(file, self.home)}:{line}"
                 added |= self._use_for(found, f"imported by {dist.display_name} ({where})", dist)
-            for key, (other, entry, rule) in list(self._visible.items()):
-                declared = declared_groups(other)
-                if not declared or key in self._uses:
+            for key, (other, entry, rule), declared in declaring:
+                if key in self._uses:
                     continue
                 groups = [g for g in sorted(declared) if loads_group(dist, reach, g)]
                 if groups:
