@@ -51,6 +51,7 @@ from pathlib import Path
 
 from migrate.build.venv import embedded_pip
 from migrate.build.wheelfile import WheelSpec, build_wheel
+from migrate.demo import httpd_conf
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 ENV = {
@@ -119,18 +120,6 @@ def du_k(paths: list[Path]) -> int:
     return int(done.stdout.strip().splitlines()[-1].split()[0])
 
 
-def httpd_conf(app: Path, home: Path, name: str, port: int) -> str:
-    return (
-        f'ServerRoot "{app}/apache2"\n'
-        "LoadModule wsgi_module modules/mod_wsgi.so\n"
-        f"Listen {port}\n"
-        f"WSGIDaemonProcess {name} processes=2 threads=12 "
-        f"python-path={app}:{app}/lib/python{PY}:{home}/lib/python{PY}\n"
-        f"WSGIProcessGroup {name}\n"
-        f"WSGIScriptAlias / {app}/{name}.wsgi\n"
-    )
-
-
 @dataclass
 class Bench:
     root: Path
@@ -189,7 +178,8 @@ def build_bench(root: Path, apps: int) -> Bench:
         app = home / "webapps" / name
         (app / "apache2" / "conf").mkdir(parents=True)
         (app / "lib" / f"python{PY}").mkdir(parents=True)
-        (app / "apache2" / "conf" / "httpd.conf").write_text(httpd_conf(app, home, name, 18000 + n))
+        conf = httpd_conf(app, home, name, 18000 + n)
+        (app / "apache2" / "conf" / "httpd.conf").write_bytes(conf)
         (app / f"{name}.wsgi").write_text(
             "import pkg00\n\ndef application(environ, start_response):\n"
             "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
@@ -214,35 +204,18 @@ class Approach:
 
 
 def ours(command: tuple[str, ...], *, warm: bool) -> tuple[Callable, Callable]:
+    def tool(bench: Bench, home: Path, *args: str) -> int:
+        return sh(*TOOL, "--home", home, "--crontab", bench.root / "crontab", "-q", *args)
+
     def prepare(bench: Bench, label: str) -> Path:
         home = bench.account(label)
         if warm:  # the wheelhouse and store of a run before; no venv yet
-            sh(
-                *TOOL,
-                "--home",
-                home,
-                "--crontab",
-                bench.root / "crontab",
-                "-q",
-                *command,
-                "--python",
-                f"{PY}={bench.python}",
-            )
-            sh(*TOOL, "--home", home, "--crontab", bench.root / "crontab", "-q", "rollback")
+            tool(bench, home, *command, "--python", f"{PY}={bench.python}")
+            tool(bench, home, "rollback")
         return home
 
     def act(bench: Bench, home: Path) -> int:
-        return sh(
-            *TOOL,
-            "--home",
-            home,
-            "--crontab",
-            bench.root / "crontab",
-            "-q",
-            *command,
-            "--python",
-            f"{PY}={bench.python}",
-        )
+        return tool(bench, home, *command, "--python", f"{PY}={bench.python}")
 
     return prepare, act
 
