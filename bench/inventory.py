@@ -60,6 +60,7 @@ TARGET_SECONDS = 1.0
 """The library call: the whole account in under this."""
 TARGET_CLI_SECONDS = 0.5
 """``inventory --json`` by the CLI, start-up included (issue 17)."""
+BENCH_DIR = Path(__file__).resolve().parent
 CLI_LABEL = "concentric-migrate inventory --json (CLI)"
 LIBRARY_LABEL = "take_inventory(discover(HOME)) (library)"
 
@@ -318,8 +319,13 @@ def run_cli(command: list[str], env: dict[str, str]) -> str:
 
 def in_fresh_process(code: str, *args: str) -> tuple[float, dict]:
     """Run ``code`` in a new interpreter; it prints one JSON object whose ``seconds`` it
-    measured itself (imports and start-up left out, no cache of an earlier run warm)."""
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    measured itself (imports and start-up left out, no cache of an earlier run warm).
+
+    It runs in bench/, so ``-c`` puts no checkout first on ``sys.path``: ``migrate`` is
+    the one the CLI imports too (``PYTHONPATH``, else the installed or editable one)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=BENCH_DIR
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the timed run failed:\n{done.stderr}")
     document = json.loads(done.stdout)

@@ -63,6 +63,7 @@ from pathlib import Path
 # bench/inventory.py (this script's folder is sys.path[0]): same wheels, same pip call,
 # same interleaved rounds.
 from inventory import (
+    BENCH_DIR,
     PY,
     ROUNDS,
     Timing,
@@ -388,7 +389,7 @@ class Measured:
 def measure(account: FakeAccount, rounds: int) -> Measured:
     """The library (fresh process), the CLI and the naive baseline, interleaved."""
     home, crontab, python = account.home, account.crontab, account.python
-    library_args = (str(home), str(crontab), str(python), str(Path(__file__).parent))
+    library_args = (str(home), str(crontab), str(python), str(BENCH_DIR))
     command = [
         *cli_command(), "--home", str(home), "--crontab", str(crontab), "plan",
         "--python", f"{PY}={python}", "--json",
