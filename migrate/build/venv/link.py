@@ -72,7 +72,7 @@ class LinkResult:
     copy_reason: str | None = None
     by_pip: tuple[tuple[str, str], ...] = ()
     """(wheel file name, why it went to pip instead of the store)."""
-    known: Mapping[int, tuple[int, int]] = field(default_factory=dict, repr=False)
+    known: Mapping[int, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
     """The store files linked, by inode: (size, mtime_ns), for the journal's listing."""
 
 
