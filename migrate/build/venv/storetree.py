@@ -49,6 +49,7 @@ def _files(tree: Path) -> dict[str, list[int]] | None:
     root = os.fspath(tree)
     for folder, dirs, files in os.walk(root):
         cache = os.path.basename(folder) == "__pycache__"
+        prefix = folder[len(root) + 1 :] + "/" if folder != root else ""
         for name in dirs:
             if not stat.S_ISDIR(os.lstat(os.path.join(folder, name)).st_mode):
                 return None  # a link to a folder: os.walk lists it among the folders
@@ -57,8 +58,7 @@ def _files(tree: Path) -> dict[str, list[int]] | None:
             if not stat.S_ISREG(info.st_mode):
                 return None
             if not cache:
-                relative = os.path.relpath(os.path.join(folder, name), root)
-                found[relative] = [info.st_ino, info.st_size, info.st_mtime_ns]
+                found[prefix + name] = [info.st_ino, info.st_size, info.st_mtime_ns]
     return found
 
 
@@ -83,11 +83,11 @@ def note_files(tree: Path) -> None:
 
 
 def store_mtime_ns(digest: bytes) -> int:
-    """The mtime a store file is given: a fixed day in 1980 (the zip epoch) plus up to
-    about 136 years of seconds taken from its sha256. Any write through a venv's link
+    """The mtime a store file is given: 1980-01-01 (the zip epoch) plus up to 194 days of
+    seconds taken from its sha256, so always in the past. Any write through a venv's link
     sets the time of day, and a copy that keeps its source's times (``cp -p``) brings
-    another file's mtime unless it brings the same bytes."""
-    return (_EPOCH + int.from_bytes(digest[:4], "big")) * 10**9
+    another file's mtime unless it brings the same bytes (1 chance in 16.7 million)."""
+    return (_EPOCH + int.from_bytes(digest[:3], "big")) * 10**9
 
 
 _EPOCH = 315_532_800
