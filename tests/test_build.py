@@ -26,8 +26,10 @@ from accounts import PY, install_wheels, write_files
 from journal_helper import snapshot
 
 from migrate.build.app import BuildError, BuiltVenv, build_app, build_apps
+from migrate.build.repack import RepackError
 from migrate.build.venv import (
     HelperUnavailable,
+    StoreFill,
     bytecode,
     check,
     create_venv,
@@ -270,6 +272,51 @@ def test_bytecode_that_cannot_be_written_leaves_no_short_file_and_the_tree_unmar
 
     fill_store([(wheel, sha)], store, interpreter=interpreter.executable, python=PY)
     assert list((store / sha).rglob("*.pyc")) and bytecode.marker(store / sha, PY).exists()
+
+
+def test_a_store_fill_stopped_by_an_error_kills_its_compiles_and_marks_no_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``build`` feeds the store each wheel as it is repacked: a repack that fails then
+    stops the compiles under way (none outlives the build) and the tree they were
+    compiling stays unmarked, so no venv links its half-made bytecode."""
+    monkeypatch.setattr(bytecode, "CHUNK", 1)  # a process per module: still busy below
+    files = {f"slow/m{i}.py": f"X = {i}\n".encode() for i in range(60)}
+    wheel = build_wheel(WheelSpec("slow", "1.0", {"slow/__init__.py": b"", **files}), tmp_path)
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    interpreter = find_interpreter(PY)
+    assert interpreter is not None
+    store = tmp_path / "store"
+
+    filling = StoreFill(store, interpreter=interpreter.executable, python=PY)
+    with pytest.raises(RepackError, match="a later repack failed"), filling:
+        filling.add(wheel, sha)
+        while sha not in filling.trees:  # unpacked, and its compiles started
+            filling.add(wheel, sha)
+        raise RepackError("a later repack failed")
+
+    tree = store / sha
+    assert tree.is_dir() and not bytecode.marker(tree, PY).exists()
+    assert len(list(tree.rglob("*.pyc"))) < len(files) + 1, "the compiles were cut short"
+    assert _compiling_children() == []
+    trees = fill_store([(wheel, sha)], store, interpreter=interpreter.executable, python=PY)
+    assert trees == [tree] and bytecode.marker(tree, PY).exists()
+    assert len(list(tree.rglob("*.pyc"))) == len(files) + 1
+
+
+def _compiling_children() -> list[int]:
+    """This process's children that run the store's compile script."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        parent = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid"))
+        if int(parent) == os.getpid() and b"py_compile" in command:
+            found.append(int(entry))
+    return found
 
 
 def test_a_store_tree_is_unchanged_until_a_file_is_edited_swapped_or_added(

@@ -224,9 +224,11 @@ def test_jobs_2_builds_what_a_sequential_build_builds_and_rolls_back(
 # --------------------------------------------------------------------------- 2. failure
 
 
-def test_a_failure_with_jobs_2_leaves_nothing(tmp_path: Path) -> None:
-    """The failing app sits between two good ones: whatever the workers staged is removed,
-    whatever was renamed in is rolled back, and the home is as it was."""
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_failure_with_jobs_2_leaves_nothing(tmp_path: Path, jobs: str) -> None:
+    """The failing app sits between two good ones: whatever the workers (processes with
+    ``--jobs 2``, threads of the command without) staged is removed, whatever was renamed
+    in is rolled back, and the home is as it was."""
     home = tmp_path / "home"
     lib = f"lib/python{PY}"
     needy = WheelSpec(
@@ -243,7 +245,7 @@ def test_a_failure_with_jobs_2_leaves_nothing(tmp_path: Path) -> None:
     })  # fmt: skip
     before = snapshot(home)
 
-    failed = cli(home, "build", "--jobs", "2")
+    failed = cli(home, "build", "--jobs", jobs)
 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "Traceback" not in failed.stderr

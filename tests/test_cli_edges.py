@@ -3,6 +3,7 @@ speak in words, paths are written one way, and long work shows progress on a ter
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -253,3 +254,15 @@ def test_root_creates_the_users_files_as_the_user(tmp_path: Path) -> None:
     for path in [*written, demo.home / ".venvs"]:
         info = path.stat()
         assert (info.st_uid, info.st_gid) == (nobody.pw_uid, nobody.pw_gid), path
+
+
+def test_runtimes_probed_at_once_are_never_handed_one_port() -> None:
+    """``run`` verifies its apps at once, each starting its real runtime on a free
+    loopback port: a port stays promised to one probe until that probe ends."""
+    from migrate.resolve.probe import _free_port
+
+    with contextlib.ExitStack() as held:
+        ports = [held.enter_context(_free_port()) for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
+    with _free_port() as again:  # released: the process may hand them out again
+        assert 1024 <= again <= 65535

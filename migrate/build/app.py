@@ -12,6 +12,7 @@ The venv carries what it must provide (:func:`migrate.build.verify.write_manifes
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -19,8 +20,8 @@ import secrets
 import shutil
 import stat
 import sys
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +32,11 @@ from migrate.build.indexsource import IndexChoice, index_wheel
 from migrate.build.repack import RepackedWheel, RepackError, repack
 from migrate.build.venv import (
     LinkResult,
+    StoreFill,
     VenvError,
     can_link,
     create_venv,
     embedded_pip,
-    fill_store,
     install,
     install_linked,
     relocate,
@@ -221,8 +222,14 @@ def _wheels_of(app: AppPlan, home: Path, wheels: Wheels) -> Wheels:
     return {key: wheels[key] for key in keys if key in wheels}
 
 
-def repack_apps(home: Path, apps: Sequence[AppPlan], options: BuildOptions) -> Wheels:
-    """The wheel of every distribution the ``apps`` pin, each packed (or fetched) once.
+def repack_apps(
+    home: Path,
+    apps: Sequence[AppPlan],
+    options: BuildOptions,
+    then: Callable[[WheelKey, RepackedWheel], None] | None = None,
+) -> Wheels:
+    """The wheel of every distribution the ``apps`` pin, each packed (or fetched) once;
+    ``then`` is given each as soon as it is made.
 
     Ten apps that share ``~/lib`` pin the same installed copies: packing them per app
     re-read and re-hashed every installed file ten times (3.2 s of a 10-app build)."""
@@ -241,48 +248,49 @@ def repack_apps(home: Path, apps: Sequence[AppPlan], options: BuildOptions) -> W
             wheels[key] = (fetched or _repack(pin, home, python), choice.reason)
         else:
             wheels[key] = (_repack(pin, home, python), "installed files")
+        if then is not None:
+            then(key, wheels[key][0])
     report.build(BuildStep("wheels", "repack", len(todo), len(todo)))
     return wheels
 
 
-def fill_stores(home: Path, apps: Sequence[AppPlan], wheels: Wheels, options: BuildOptions) -> None:
-    """Every store tree the ``apps`` will link, unpacked and compiled once, before any app
-    is staged: apps staged at once then only link, and no two compile one tree. Apps that
-    cannot link (a legacy Python, or no interpreter: :func:`stage_app` says why) are left
-    out."""
-    if not options.link:
-        return
-    by_python: dict[str, tuple[Path, dict[str, tuple[Path, str]]]] = {}
-    for app in apps:
-        if not app.has_python or app.python is None or app.executable is None:
-            continue
-        interpreter = interpreter_at(app.executable)
-        if interpreter is None or interpreter.version != app.python or not can_link(interpreter):
-            continue
-        _, items = by_python.setdefault(app.python, (interpreter.executable, {}))
-        for pin in pins_for(app, home):
-            wheel = wheels[_wheel_key(pin, app.python)][0]
-            items[wheel.sha256] = (wheel.path, wheel.sha256)
-        if seed := embedded_pip(app.python):
-            items[seed[1]] = seed
-    for python, (executable, items) in sorted(by_python.items()):
-        detail = f"{len(items)} for Python {python}"
-        report.build(BuildStep("wheels", "store", 0, 1, detail))
-        fill_store(
-            list(items.values()), store_dir(home), interpreter=executable, python=python,
-            bytecode=options.bytecode, owner=owner_of(home),
-        )  # fmt: skip
-        report.build(BuildStep("wheels", "store", 1, 1, detail))
-
-
 def _repack_and_fill(home: Path, apps: Sequence[AppPlan], options: BuildOptions) -> Wheels:
-    """What every app's staging needs, made once; an app that cannot be built stops it
-    first (before any packing)."""
-    for app in apps:
-        _buildable(home, app)
-    wheels = repack_apps(home, apps, options)
-    fill_stores(home, apps, wheels, options)
+    """What every app's staging needs, made once: each distribution's wheel, and every
+    store tree the apps will link, unpacked and compiled before any app is staged (apps
+    staged at once then only link, and no two compile one tree).
+
+    An app that cannot be built stops it first, before any packing. Each wheel goes to the
+    store as soon as it is packed, so unpacking and compiling overlap the packing of the
+    next. Apps that cannot link (a legacy Python) get nothing from the store."""
+    interpreters = {i.version: i for i in (_buildable(home, app) for app in apps)}
+    with contextlib.ExitStack() as stack:
+        fills = {
+            python: stack.enter_context(_store_fill(home, interpreter, options))
+            for python, interpreter in sorted(interpreters.items())
+            if options.link and can_link(interpreter)
+        }
+
+        for python, fill in fills.items():  # first: it is ready, and the most to compile
+            if seed := embedded_pip(python):
+                fill.add(*seed)
+
+        def to_store(key: WheelKey, wheel: RepackedWheel) -> None:
+            if (fill := fills.get(key[-1])) is not None:
+                fill.add(wheel.path, wheel.sha256)
+
+        wheels = repack_apps(home, apps, options, then=to_store)
+        if fills:
+            report.build(BuildStep("wheels", "store", 0, 1, "unpack and compile"))
+    if fills:
+        report.build(BuildStep("wheels", "store", 1, 1, "unpack and compile"))
     return wheels
+
+
+def _store_fill(home: Path, interpreter: Interpreter, options: BuildOptions) -> StoreFill:
+    return StoreFill(
+        store_dir(home), interpreter=interpreter.executable, python=interpreter.version,
+        bytecode=options.bytecode, owner=owner_of(home),
+    )  # fmt: skip
 
 
 def install_staged(home: Path, staged: Staged, transaction: Transaction) -> BuiltVenv:
@@ -324,10 +332,7 @@ def build_apps(
     jobs = options.jobs
     owner = owner_of(home)
     if owner is None and (jobs <= 1 or len(apps) <= 1):
-        wheels = _repack_and_fill(home, apps, options)
-        return [
-            install_staged(home, stage_app(home, app, options, wheels), transaction) for app in apps
-        ]
+        return _build_in_threads(home, apps, transaction, options)
     refused = builder_refused(owner)
     if refused:
         raise BuildError(refused)
@@ -367,6 +372,36 @@ def build_apps(
                 leftover = future.result().staged
                 if leftover not in installed:
                     shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _build_in_threads(
+    home: Path, apps: Sequence[AppPlan], transaction: Transaction, options: BuildOptions
+) -> list[BuiltVenv]:
+    """Stage the apps in threads of this process, one per CPU (linking a venv is mostly
+    ``link`` and ``mkdir`` calls, which run side by side), and install each in ``apps``
+    order as soon as it and those before it are staged."""
+    wheels = _repack_and_fill(home, apps, options)
+    staging = min(len(apps), os.cpu_count() or 1)
+    if staging <= 1:
+        return [
+            install_staged(home, stage_app(home, app, options, wheels), transaction) for app in apps
+        ]
+    built: list[BuiltVenv] = []
+    with ThreadPoolExecutor(max_workers=staging, thread_name_prefix="stage") as pool:
+        futures = [pool.submit(stage_app, home, app, options, wheels) for app in apps]
+        try:
+            for future in futures:
+                built.append(install_staged(home, future.result(), transaction))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            for future in futures:  # staged, never installed (renamed away): ours alone
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    shutil.rmtree(future.result().staged, ignore_errors=True)
+    return built
 
 
 @functools.cache

@@ -219,6 +219,8 @@ def verify_app(
     home: Path,
     hidden: Sequence[Path] = (),
     runtimes: Sequence[EntryPoint] = (),
+    *,
+    files: bool = True,
 ) -> VerifyReport:
     """Import every used top-level name and compare every pinned version, inside ``venv``.
 
@@ -233,6 +235,9 @@ def verify_app(
     each entry point of ``runtimes`` (as its configuration reads now, pointing at the venv)
     has its real runtime started so (:func:`migrate.resolve.probe.probe_entry`), which must
     import every name from the venv.
+
+    ``files``: also check the venv's files against their RECORD (:func:`changed_files`);
+    a caller checking several venvs at once does that itself, in one thread.
     """
     python = venv_python(venv)
     if not python.exists():
@@ -278,7 +283,7 @@ def verify_app(
     ran, errors = _runtimes(venv, runtimes, sorted(targets), home, hidden, base)
     return VerifyReport(
         app.name, venv, tuple(imports), versions, isolation=how if hidden else "", leaks=leaks,
-        runtimes=ran, runtime_errors=errors, changed=changed_files(venv),
+        runtimes=ran, runtime_errors=errors, changed=changed_files(venv) if files else (),
     )  # fmt: skip
 
 

@@ -33,6 +33,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -224,13 +225,13 @@ def _probe_mod_wsgi(
     config = _config(work, names)
     wsgi.write_text(f"CONFIG_FILE = {str(config)!r}\n" + _probe_source(), encoding="utf-8")
     wsgi.chmod(0o644)
-    port = _free_port()
     conf = work / "httpd.conf"
-    conf.write_text(_httpd_conf(entry, work, home, so, mpm, port), encoding="utf-8")
     mode = "daemon" if entry.daemon else "embedded"
     runtime = f"{apache} with {so} in {mode} mode"
-    with _running(apache, conf, work, home, hidden):
-        found = _fetch(port, work)
+    with _free_port() as port:
+        conf.write_text(_httpd_conf(entry, work, home, so, mpm, port), encoding="utf-8")
+        with _running(apache, conf, work, home, hidden):
+            found = _fetch(port, work)
     return _report(entry, runtime, found)
 
 
@@ -302,10 +303,27 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_PORTS_HELD: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _free_port() -> Iterator[int]:
+    """A loopback port free now, and handed to no other probe of this process until the
+    block ends (``run`` verifies apps at once: two probes must never get one port)."""
+    with _PORTS_LOCK:
+        while True:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _PORTS_HELD:
+                _PORTS_HELD.add(port)
+                break
+    try:
+        yield port
+    finally:
+        with _PORTS_LOCK:
+            _PORTS_HELD.discard(port)
 
 
 @contextlib.contextmanager

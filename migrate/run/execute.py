@@ -14,12 +14,13 @@ import hashlib
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from migrate import report
 from migrate.build.app import BuildOptions, BuiltVenv, build_apps, builder_refused
-from migrate.build.verify import VerifyReport, verify_app
+from migrate.build.verify import VerifyReport, changed_files, verify_app
 from migrate.discover.account import discover
 from migrate.discover.crontab import INSTALLED, Crontab, parse_crontab
 from migrate.discover.entrypoints import EntryPoints, find_entry_points
@@ -346,15 +347,37 @@ def _verify_all(
     runtimes: EntryPoints,
 ) -> dict[str, VerifyReport]:
     """``verify --isolated`` of each venv: its imports, and its entry points' real runtimes
-    as the rewritten files start them, with the concentric dirs hidden."""
-    reports = {}
+    as the rewritten files start them, with the concentric dirs hidden.
+
+    The venvs are checked at once, one per CPU (each check is mostly its own processes:
+    the venv's Python, the runtime), while this thread compares their files with their
+    RECORDs (hashing wants the interpreter lock; venvs linked from one store share their
+    files, hashed once). The first failing app in ``built`` order stops the run."""
+    by_name = {app.name: app for app in apps}
+
+    def check(venv: BuiltVenv) -> VerifyReport:
+        app = by_name[venv.app]
+        entries = runtimes.for_group(venv.app)
+        return verify_app(venv.path, app, home, hidden, entries, files=False)
+
     for venv in built:
         report.step(f"verify {venv.app} with the concentric dirs hidden")
-        app = next(a for a in apps if a.name == venv.app)
-        verified = verify_app(venv.path, app, home, hidden, runtimes.for_group(venv.app))
-        if not verified.ok:
-            raise _Stop(f"verify {venv.app}: " + "; ".join(verified.problems))
-        reports[venv.app] = verified
+    reports = {}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify") as pool:
+        checks = [(venv, pool.submit(check, venv)) for venv in built]
+        try:
+            changed = {venv.app: changed_files(venv.path) for venv in built}
+            for venv, future in checks:
+                verified = future.result()
+                if verified.error is None:
+                    verified = replace(verified, changed=changed[venv.app])
+                if not verified.ok:
+                    raise _Stop(f"verify {venv.app}: " + "; ".join(verified.problems))
+                reports[venv.app] = verified
+        except BaseException:
+            for _, future in checks:
+                future.cancel()
+            raise
     return reports
 
 

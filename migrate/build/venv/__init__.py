@@ -28,6 +28,7 @@ from migrate.build.venv.legacy import LEGACY_HELPER, LEGACY_VIRTUALENV, legacy_h
 from migrate.build.venv.link import (
     INSTALLER,
     LinkResult,
+    StoreFill,
     can_link,
     fill_store,
     install_linked,
@@ -44,6 +45,7 @@ __all__ = [
     "LEGACY_VIRTUALENV",
     "HelperUnavailable",
     "LinkResult",
+    "StoreFill",
     "Tool",
     "VenvError",
     "can_link",

@@ -26,7 +26,6 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from migrate.build.venv.tools import TIMEOUT, clean_env
@@ -104,6 +103,12 @@ class StoreCompiler:
             self._wait_oldest()
             self._start()
 
+    def poll(self) -> None:
+        """Reap the chunks that have ended and start the next ones, without waiting."""
+        while self._running and self._running[0][1].poll() is not None:
+            self._wait_oldest()
+        self._start()
+
     def kill(self) -> None:
         self._waiting.clear()
         for _, process, _ in self._running:
@@ -146,23 +151,6 @@ class StoreCompiler:
             give_like(fd, tree.parent)
         finally:
             os.close(fd)
-
-
-@contextmanager
-def compiling(
-    interpreter: Path, store: Path, python: str, owner: Owner | None, *, enabled: bool = True
-) -> Iterator[StoreCompiler | None]:
-    """A :class:`StoreCompiler` for the trees unpacked in the block, finished as it ends
-    (its processes killed if the block fails); None when bytecode is not wanted."""
-    if not enabled:
-        yield None
-        return
-    compiler = StoreCompiler(interpreter, store, python, owner, os.cpu_count() or 1)
-    try:
-        yield compiler
-        compiler.finish()
-    finally:
-        compiler.kill()
 
 
 def _modules(tree: Path) -> Iterator[str]:

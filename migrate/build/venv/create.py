@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ class Tool:
     legacy: bool
     helper: Path | None = None
     """The helper environment's python (legacy only)."""
+
+
+_VIRTUALENV = threading.Lock()
+"""One virtualenv session at a time: apps are staged in threads, and virtualenv does not
+say its sessions (interpreter discovery, app-data) may run side by side in one process."""
 
 
 @contextlib.contextmanager
@@ -95,7 +101,8 @@ def create_venv(
             if not seed:
                 args.append("--no-seed")
             try:
-                virtualenv.cli_run(args, setup_logging=False, env=clean_env())
+                with _VIRTUALENV:
+                    virtualenv.cli_run(args, setup_logging=False, env=clean_env())
             except (Exception, SystemExit) as exc:  # virtualenv exits on bad input
                 raise VenvError(
                     f"virtualenv could not create {dest} for {interpreter.executable}: {exc}"
