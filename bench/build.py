@@ -26,11 +26,12 @@ so uv installs the same pip wheel too, and the naive venv gets it from ``ensurep
 Cold: no store or wheelhouse of ours, an empty uv cache. Warm: our state folder (wheelhouse,
 store) and uv's cache kept from a run before; only the venvs are gone. The page cache is
 warm on both sides. Each round runs every approach once, in turn, on a fresh copy of the
-account (copied outside the timing); the rounds interleave so that the machine's drift
-hits every approach alike. It prints min, median and max seconds, the peak memory (max
-RSS) of our commands, disk (``du`` over all venvs together, plus our store or uv's cache,
-which their files are hardlinked from: a hardlinked file counts once), and the issue-17
-targets against the medians.
+account (copied outside the timing, then ``sync``: the writes and deletions of the step
+before, a naive round's 650 MB say, are not left for the next one to wait on); the rounds
+interleave so that the machine's drift hits every approach alike. It prints min, median
+and max seconds, the peak memory (max RSS) of our commands, disk (``du`` over all venvs
+together, plus our store or uv's cache, which their files are hardlinked from: a
+hardlinked file counts once), and the issue-17 targets against the medians.
 """
 
 from __future__ import annotations
@@ -358,6 +359,7 @@ def main() -> int:
                 if approach.group == "naive" and number >= args.naive_rounds:
                     continue
                 where = approach.prepare(bench, approach.label)
+                os.sync()  # what the step before wrote or deleted is on disk, not on this one
                 start = time.perf_counter()
                 peak = approach.act(bench, where)
                 approach.seconds.append(time.perf_counter() - start)

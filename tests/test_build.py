@@ -10,6 +10,7 @@ import csv
 import errno
 import hashlib
 import importlib.util
+import json
 import marshal
 import os
 import shutil
@@ -41,7 +42,7 @@ from migrate.build.venv import (
     relocate,
 )
 from migrate.build.venv.storetree import note_files, note_path, store_mtime_ns, unchanged
-from migrate.build.verify import verify_app
+from migrate.build.verify import MANIFEST, verify_app
 from migrate.build.wheelfile import WheelSpec, build_wheel, record_digest
 from migrate.demo import build_demo_account
 from migrate.discover.account import discover
@@ -509,6 +510,44 @@ def test_verify_reports_what_a_venv_lacks(built: Built, tmp_path: Path) -> None:
         "tinyhttp": None,
         "webframe": None,
     }
+
+
+def test_verify_finds_each_version_where_importlib_metadata_finds_it(
+    built: Built, tmp_path: Path
+) -> None:
+    """The check reads versions from the metadata files on ``sys.path`` rather than
+    importing ``importlib.metadata`` in every venv: dist-info, egg-info folders and files,
+    eggs, the first on ``sys.path`` winning — as the venv's own importlib.metadata says."""
+    shop = app_named(built, "shop")
+    interpreter = find_interpreter(shop.python or "")
+    assert interpreter is not None
+    venv = tmp_path / "kinds"
+    create_venv(venv, interpreter, helpers=built.home / STATE_DIR / "helpers", seed=False)
+    site = next(venv.glob("lib/python*/site-packages"))
+    later = tmp_path / "later"
+    write_files(site, {
+        "alpha-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\n\n",
+        "Beta_Pkg-2.0.egg-info/PKG-INFO": "Metadata-Version: 1.1\nName: Beta-Pkg\nVersion: 2.0\n",
+        "gamma-3.0.egg-info": "Metadata-Version: 1.1\nName: gamma\nVersion: 3.0\n",
+        "omega-1.0.egg-info/PKG-INFO": "Metadata-Version: 1.1\nName: omega\nVersion: 1.0\n",
+        "delta-4.0-py3.egg/EGG-INFO/PKG-INFO": "Metadata-Version: 1.1\nName: delta\nVersion: 4.0\n",
+        "paths.pth": f"{site}/delta-4.0-py3.egg\n{later}\n",
+    })  # fmt: skip
+    write_files(later, {  # after site-packages on sys.path: shadowed
+        "omega-2.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: omega\nVersion: 2.0\n",
+        "alpha-0.5.dist-info/METADATA": "Metadata-Version: 2.1\nName: alpha\nVersion: 0.5\n",
+    })  # fmt: skip
+    names = ["alpha", "beta-pkg", "gamma", "omega", "delta"]
+    pins = [[name, "9"] for name in names]
+    (venv / MANIFEST).write_text(json.dumps({"pins": pins, "imports": []}), encoding="utf-8")
+    asked = "import importlib.metadata as m, json, sys; print(json.dumps([m.version(n) for n in sys.argv[1:]]))"
+
+    report = verify_app(venv, shop, built.home)
+
+    runtime = json.loads(run(venv / "bin" / "python", "-I", "-c", asked, *names))
+    assert (
+        [check.found for check in report.versions] == runtime == ["1.0", "2.0", "3.0", "1.0", "4.0"]
+    )
 
 
 def test_apps_sharing_a_wheel_share_its_files_with_the_store(built: Built) -> None:
