@@ -51,6 +51,9 @@ class Member:
     path: Path | None = None
     data: bytes | None = None
     opener: Callable[[], BinaryIO] | None = field(default=None, compare=False)
+    identity: tuple[int, ...] | None = field(default=None, compare=False)
+    """The file's device, inode, size, mtime and ctime when it was found: the wheelhouse's
+    quick key (:mod:`~migrate.build.repack.store`) without a second ``stat``."""
 
     def chunks(self) -> Iterator[bytes]:
         if self.data is not None:
@@ -108,7 +111,14 @@ def file_member(name: str, path: Path, st: os.stat_result | None = None) -> Memb
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    return Member(_check_name(name, path), member_mode(st.st_mode), str(path), path=path)
+    name = _check_name(name, path)
+    return Member(name, member_mode(st.st_mode), str(path), path=path, identity=identity(st))
+
+
+def identity(st: os.stat_result) -> tuple[int, ...]:
+    """What tells a file's bytes changed without reading them (as git's index): a write
+    changes the mtime, and the ctime cannot be set back."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def member_mode(st_mode: int) -> int:

@@ -176,7 +176,7 @@ def dist_info_members(
         *(f"Tag: {t}" for t in expand_tags(tag)),
     ]
     members = {
-        m.name: Member(prefix + m.name, m.mode, m.origin, m.path, m.data, m.opener)
+        m.name: Member(prefix + m.name, m.mode, m.origin, m.path, m.data, m.opener, m.identity)
         for m in contents.meta_files
     }
     members["METADATA"] = Member(prefix + "METADATA", 0o644, "METADATA", data=contents.metadata)

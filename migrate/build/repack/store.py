@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from migrate.build.repack.members import CHUNK, Member, Names, RepackError
+from migrate.build.repack.members import CHUNK, Member, Names, RepackError, identity
 from migrate.build.wheelfile import record_form
 from migrate.inventory.model import Distribution
 from migrate.privilege import give_like, give_like_dir
@@ -117,12 +117,13 @@ def _quick_key(filename: str, ordered: list[Member]) -> str | None:
         if member.data is not None:
             stamp = hashlib.sha256(member.data).hexdigest()
         elif member.path is not None and member.opener is None:
-            try:
-                info = os.stat(member.path)
-            except OSError:
-                return None
-            times = (info.st_mtime_ns, info.st_ctime_ns)
-            stamp = ":".join(map(str, (info.st_dev, info.st_ino, info.st_size, *times)))
+            found = member.identity
+            if found is None:
+                try:
+                    found = identity(os.stat(member.path))
+                except OSError:
+                    return None
+            stamp = ":".join(map(str, found))
         else:
             return None
         hasher.update(f"{member.name}\t{member.mode:o}\t{stamp}\n".encode())
