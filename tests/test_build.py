@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,6 +304,64 @@ def test_a_store_fill_stopped_by_an_error_kills_its_compiles_and_marks_no_tree(
     trees = fill_store([(wheel, sha)], store, interpreter=interpreter.executable, python=PY)
     assert trees == [tree] and bytecode.marker(tree, PY).exists()
     assert len(list(tree.rglob("*.pyc"))) == len(files) + 1
+
+
+def _slow_python(tmp_path: Path, seconds: int) -> Path:
+    """The real interpreter, but a chunk naming ``slow`` only sleeps: a compile held up
+    by the disk, say."""
+    interpreter = find_interpreter(PY)
+    assert interpreter is not None
+    wrapper = tmp_path / "python-slow"
+    wrapper.write_text(
+        f'#!/bin/sh\ncase "$*" in *slow*) exec sleep {seconds};; esac\nexec {interpreter.executable} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_a_chunk_that_ends_is_followed_at_once_though_an_older_one_still_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bytecode, "CHUNK", 1)
+    names = ["a_slow", *(f"fast{i}" for i in range(6))]
+    files = {f"pkg/{name}.py": b"X = 1\n" for name in names}
+    wheel = build_wheel(WheelSpec("pkg", "1.0", {"pkg/__init__.py": b"", **files}), tmp_path)
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    tree = fill_store([(wheel, sha)], tmp_path / "store", interpreter=Path(sys.executable),
+                      python=PY, bytecode=False)[0]  # fmt: skip
+    assert isinstance(tree, Path)
+    compiler = bytecode.StoreCompiler(_slow_python(tmp_path, 20), tmp_path / "store", PY, None, 2)
+    cache = tree / "pkg" / "__pycache__"
+    try:
+        compiler.add(tree)  # __init__ first, then a_slow beside the fast ones
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            compiler.poll()
+            done = {p.name.split(".")[0] for p in cache.iterdir()} if cache.exists() else set()
+            if {"__init__", *names[1:]} <= done:
+                break
+            time.sleep(0.05)
+        assert {"__init__", *names[1:]} <= done, "the other CPU waited for the slow chunk"
+    finally:
+        compiler.kill()
+    assert not bytecode.marker(tree, PY).exists()
+
+
+def test_a_chunk_past_the_time_limit_is_killed_and_its_tree_left_unmarked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bytecode, "TIMEOUT", 1.0)
+    files = {"slow/__init__.py": b"", "slow/m.py": b"X = 1\n"}
+    wheel = build_wheel(WheelSpec("slow", "1.0", files), tmp_path)
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    store = tmp_path / "store"
+
+    started = time.monotonic()
+    trees = fill_store([(wheel, sha)], store, interpreter=_slow_python(tmp_path, 60), python=PY)
+
+    assert time.monotonic() - started < 30
+    assert trees == [store / sha] and not bytecode.marker(store / sha, PY).exists()
+    assert _compiling_children() == []
 
 
 def _compiling_children() -> list[int]:

@@ -34,6 +34,9 @@ from migrate.privilege import Owner, as_owner, give_like
 CHUNK = 400
 """Modules per process: large enough that start-up (about 20 ms) is small beside it."""
 
+_POLL = 0.005
+"""Seconds between looks at the running chunks (each takes a second or so)."""
+
 _COMPILE = """\
 import importlib._bootstrap_external as external, os, py_compile, sys
 
@@ -100,13 +103,12 @@ class StoreCompiler:
     def finish(self) -> None:
         """Wait for every chunk; mark each tree compiled."""
         while self._running or self._waiting:
-            self._wait_oldest()
+            self._reap(block=True)
             self._start()
 
     def poll(self) -> None:
         """Reap the chunks that have ended and start the next ones, without waiting."""
-        while self._running and self._running[0][1].poll() is not None:
-            self._wait_oldest()
+        self._reap(block=False)
         self._start()
 
     def kill(self) -> None:
@@ -129,18 +131,30 @@ class StoreCompiler:
             )  # fmt: skip
             self._running.append((tree, process, time.monotonic()))
 
-    def _wait_oldest(self) -> None:
-        if not self._running:
-            return
-        tree, process, started = self._running.popleft()
-        try:
-            process.wait(timeout=max(1.0, TIMEOUT - (time.monotonic() - started)))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.returncode != 0:
-            self._failed.add(tree)
-        self._done(tree)
+    def _reap(self, *, block: bool) -> None:
+        """Take every chunk that has ended, whichever started first (a CPU is never left
+        idle behind a longer chunk); with ``block``, wait until one has. A chunk past
+        ``TIMEOUT`` is killed and its tree left unmarked."""
+        while self._running:
+            ended = [run for run in self._running if self._ended(*run)]
+            for tree, process, started in ended:
+                self._running.remove((tree, process, started))
+                if process.returncode != 0:
+                    self._failed.add(tree)
+                self._done(tree)
+            if ended or not block:
+                return
+            time.sleep(_POLL)
+
+    @staticmethod
+    def _ended(tree: Path, process: subprocess.Popen[bytes], started: float) -> bool:
+        if process.poll() is not None:
+            return True
+        if time.monotonic() - started < TIMEOUT:
+            return False
+        process.kill()
+        process.wait()
+        return True
 
     def _done(self, tree: Path) -> None:
         self._left[tree] -= 1

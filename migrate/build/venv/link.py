@@ -26,7 +26,7 @@ import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,9 +200,18 @@ class StoreFill:
                 self._compiler.kill()
 
     def _take(self, *, block: bool) -> None:
-        """Hand unpacked trees to the compiler, in the order they were added."""
-        while self._pending and (block or self._pending[0][1].done()):
-            sha, future = self._pending.popleft()
+        """Hand unpacked trees to the compiler, in the order they were added; with
+        ``block``, until every one is (the compiler kept busy meanwhile)."""
+        while self._pending:
+            sha, future = self._pending[0]
+            if not future.done():
+                if not block:
+                    break
+                wait([future], timeout=_POLL)
+                if self._compiler is not None:
+                    self._compiler.poll()
+                continue
+            self._pending.popleft()
             tree = future.result()
             self.trees[sha] = str(tree) if isinstance(tree, _Unusual) else tree
             if self._compiler is not None and isinstance(tree, Path):
@@ -214,6 +223,9 @@ class StoreFill:
 class _Unusual(Exception):
     """A wheel the store path does not take; pip installs it."""
 
+
+_POLL = 0.02
+"""Seconds between looks at the compiler while an unpack is awaited."""
 
 _UNPACKERS = 1
 """Wheels unpacked at once, beside the thread that adds them. One: more threads making
