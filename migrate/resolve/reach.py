@@ -38,6 +38,8 @@ _GROUP = re.compile(
     rb"""(?:iter_entry_points|entry_points|select|get_group_all)\(\s*(?:group\s*=\s*)?"""
     rb"""['"](?P<group>[A-Za-z_][\w.\-]*)['"]"""
 )
+_GROUP_WORDS = (b"entry_points", b"select", b"get_group_all")
+"""What every match of ``_GROUP`` contains (``iter_entry_points`` too)."""
 _TEST_DIRS = frozenset({"tests", "test", "testing", "_tests", "_testing", "__pycache__"})
 """Folders of a package's own tests: what they import is not what the package uses."""
 INFRASTRUCTURE = frozenset({"setuptools", "pip", "wheel", "distribute"})
@@ -135,9 +137,11 @@ def _read(dist: Distribution) -> Reach:
                 names = [part.strip().split(b" ", 1)[0] for part in match["names"].split(b",")]
             for name in names:
                 _note(imports, name, path, data, match.start())
-        for match in _DYNAMIC.finditer(data):
-            _note(imports, match["module"], path, data, match.start())
-        groups.update(m["group"].decode("ascii", "replace") for m in _GROUP.finditer(data))
+        if b"import_module" in data or b"__import__" in data:  # few files: no scan for the rest
+            for match in _DYNAMIC.finditer(data):
+                _note(imports, match["module"], path, data, match.start())
+        if any(word in data for word in _GROUP_WORDS):
+            groups.update(m["group"].decode("ascii", "replace") for m in _GROUP.finditer(data))
     return Reach(imports, frozenset(groups))
 
 
