@@ -555,8 +555,9 @@ JOBS_OPTION = click.option(
     "-j",
     type=click.IntRange(min=1),
     default=1,
-    show_default=True,
-    help="Build this many apps' venvs at once (worker processes; the journal stays one).",
+    help="Stage N apps' venvs at once in N worker processes. By default (or with 1) they "
+    "are staged by threads of this command, one per CPU; either way one journal renames "
+    "them in, in order.",
 )
 SOURCE_OPTION = click.option(
     "--source",
