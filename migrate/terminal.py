@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,18 +22,20 @@ from migrate.report import LOGGER, BuildStep
 
 class Terminal(logging.Handler):
     """Draws the library's report records; ignores those of worker processes (forked
-    with this handler attached), which report through this process instead."""
+    with this handler attached) and of other threads (apps staged at once), which report
+    through this process's own thread instead."""
 
     def __init__(self, lib_dirs: int = 0) -> None:
         super().__init__(logging.DEBUG)
         self.pid = os.getpid()
+        self.thread = threading.get_ident()
         self.tty = sys.stderr.isatty()
         self.lib_dirs = lib_dirs
         self._app: str | None = None
         self._bar: Any = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        if os.getpid() != self.pid:
+        if os.getpid() != self.pid or threading.get_ident() != self.thread:
             return
         if (update := getattr(record, "build", None)) is not None:
             self._build(update)
@@ -43,10 +46,15 @@ class Terminal(logging.Handler):
             click.echo(f"- {message}", err=True)
 
     def _build(self, update: BuildStep) -> None:
-        """One bar per app; with ``--jobs`` the steps arrive per app staged, as "apps"."""
+        """One bar per app; apps staged at once report as one, "apps", per app staged
+        (their renames shown in its label)."""
         if not self.tty:
             return
         if update.app != self._app:
+            if self._app == "apps" and update.stage == "rename":  # one of the apps staged
+                self._bar.label = f"{update.app}: rename {update.detail}".rstrip()
+                self._bar.render_progress()
+                return
             self._open(update.app, 1, f"building {update.app}")
         if update.stage in ("staged", "repack"):  # repack: each distribution once a run
             self._bar.length = update.total

@@ -225,7 +225,7 @@ def test_jobs_2_builds_what_a_sequential_build_builds_and_rolls_back(
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_a_failure_with_jobs_2_leaves_nothing(tmp_path: Path, jobs: str) -> None:
+def test_a_failure_while_apps_are_staged_at_once_leaves_nothing(tmp_path: Path, jobs: str) -> None:
     """The failing app sits between two good ones: whatever the workers (processes with
     ``--jobs 2``, threads of the command without) staged is removed, whatever was renamed
     in is rolled back, and the home is as it was."""

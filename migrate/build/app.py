@@ -68,7 +68,7 @@ class BuildOptions:
     """How venvs are built: one value from the command line down to each venv."""
 
     jobs: int = 1
-    """Apps staged at once (worker processes)."""
+    """Apps staged at once in worker processes; 1: by threads of this process, one per CPU."""
     link: bool = True
     """Hardlink from the shared store where the target allows it; else pip installs."""
     bytecode: bool = True
@@ -130,8 +130,11 @@ def stage_app(
     (wheelhouse, store, ``HOME/.concentric-migrate/tmp-*``), so apps can be staged in
     parallel while one journal installs them. On failure nothing staged is left.
 
-    ``wheels``: what :func:`repack_apps` made for every app of the run (each distinct
-    distribution packed once); without it, this app's own are packed here."""
+    ``wheels``: what :func:`_repack_and_fill` made for every app of the run (each
+    distinct distribution packed once, the store filled and compiled): staging then only
+    links — a tree left uncompiled (a full disk, say) links without bytecode rather than
+    being compiled by every app staged at once. Without it, this app's own are packed
+    (and compiled) here."""
     interpreter = _buildable(home, app)
     assert app.python is not None
     dest = venv_dir(home, app.name)
@@ -139,6 +142,7 @@ def stage_app(
     _same_file_system(state, dest)
 
     pins = pins_for(app, home)
+    filled = wheels is not None  # the store too: staging links, and compiles no tree
     if wheels is None:
         wheels = repack_apps(home, [app], options)
     chosen = [wheels[_wheel_key(pin, app.python)] for pin in pins]
@@ -160,8 +164,8 @@ def stage_app(
             items = [(w.path, w.sha256) for w in wheels_here]
             items += [seed] if (seed := embedded_pip(app.python)) else []
             linked = install_linked(
-                staged, items, store_dir(home), python=app.python, bytecode=options.bytecode,
-                owner=owner_of(home),
+                staged, items, store_dir(home), python=app.python,
+                bytecode=options.bytecode and not filled, owner=owner_of(home),
             )  # fmt: skip
         else:
             install(staged, [wheel.path for wheel in wheels_here])
@@ -313,15 +317,16 @@ def build_apps(
     transaction: Transaction,
     options: BuildOptions = BuildOptions(),
 ) -> list[BuiltVenv]:
-    """Build every app's venv; with ``options.jobs`` > 1, that many apps are staged at once.
+    """Build every app's venv, the apps staged at once: by threads of this process, one per
+    CPU, or with ``options.jobs`` > 1 by that many worker processes.
 
     Each venv is made with the interpreter the app's runtime starts (``app.executable``:
     mod_wsgi's own for a served app; ``--python`` where the runtime does not say).
-    Staging writes only the tool's state, so it runs in worker processes; the journal
-    stays in this process and installs the staged venvs one by one, in ``apps`` order. On
-    the first failure the other staged venvs are removed and the error raised; the caller
-    rolls back what was installed. With workers, progress is reported once per app staged
-    (:func:`migrate.report.build`, from this process).
+    Staging writes only the tool's state, so it runs beside the journal, which stays in
+    this thread and installs the staged venvs one by one, in ``apps`` order. On the first
+    failure the other staged venvs are removed and the error raised; the caller rolls
+    back what was installed. Progress is reported once per app staged, as "apps"
+    (:func:`migrate.report.build`, from this thread).
 
     As root on another user's home the workers always run, and run as her
     (:func:`migrate.privilege.become`): staging writes by path into her state folder,
@@ -387,11 +392,22 @@ def _build_in_threads(
             install_staged(home, stage_app(home, app, options, wheels), transaction) for app in apps
         ]
     built: list[BuiltVenv] = []
+    futures: list[Future[Staged]] = []
+
+    def stop_the_rest(done: Future[Staged]) -> None:  # a failure stops the apps after it
+        if not done.cancelled() and done.exception() is not None:
+            for future in futures[futures.index(done) + 1 :]:
+                future.cancel()
+
     with ThreadPoolExecutor(max_workers=staging, thread_name_prefix="stage") as pool:
-        futures = [pool.submit(stage_app, home, app, options, wheels) for app in apps]
         try:
-            for future in futures:
-                built.append(install_staged(home, future.result(), transaction))
+            for app in apps:
+                futures.append(pool.submit(stage_app, home, app, options, wheels))
+                futures[-1].add_done_callback(stop_the_rest)
+            for number, (app, future) in enumerate(zip(apps, futures, strict=True), 1):
+                staged = future.result()
+                report.build(BuildStep("apps", "staged", number, len(apps), app.name))
+                built.append(install_staged(home, staged, transaction))
         except BaseException:
             for future in futures:
                 future.cancel()

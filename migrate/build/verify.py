@@ -114,7 +114,7 @@ class VerifyReport:
 # Runs in the venv's python (2.7 included): reads {"imports": [[name, [children]]...],
 # "dists": [...]} on stdin, prints what each import loaded and each distribution's version.
 _VERIFY_SCRIPT = r"""
-import importlib, json, os, re, sys
+import importlib, io, json, os, re, sys
 
 def load(name):
     try:
@@ -129,30 +129,31 @@ def load(name):
 def canonical(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
-def headers(path):
-    name = version = None
+def version_header(path):
     try:
-        with open(path) as handle:
+        with io.open(path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if not line.strip():
                     break
                 key, _, value = line.partition(":")
-                if key == "Name":
-                    name = value.strip()
-                elif key == "Version":
-                    version = value.strip()
-    except (IOError, OSError, ValueError):
+                if key.strip().lower() == "version":
+                    return value.strip()
+    except (IOError, OSError):
         pass
-    return name, version
+    return None
 
 def scanned():
-    # Each distribution's version as importlib.metadata finds it (the first on sys.path:
-    # dist-info, egg-info folder or file, egg), without importing it (a tenth of a second).
+    # Each distribution's version where importlib.metadata finds it, without importing it
+    # (a tenth of a second a venv): the first sys.path entry with a dist-info or egg-info
+    # (folder or file) named for it, or that is its egg; named as importlib.metadata
+    # names them, by the folder (within one folder, in name order where it takes the
+    # listing's: two of one name there is a broken install anyway).
     found = {}
     for entry in sys.path:
         metas = []
-        if entry.endswith(".egg"):
-            metas.append(os.path.join(entry, "EGG-INFO", "PKG-INFO"))
+        base = os.path.basename(entry.rstrip("/")).lower()
+        if base.endswith(".egg"):
+            metas.append((base, os.path.join(entry, "EGG-INFO", "PKG-INFO")))
         else:
             try:
                 names = sorted(os.listdir(entry or "."))
@@ -160,14 +161,16 @@ def scanned():
                 continue
             for folder in names:
                 path = os.path.join(entry, folder)
-                if folder.endswith(".dist-info"):
-                    metas.append(os.path.join(path, "METADATA"))
-                elif folder.endswith(".egg-info"):
-                    metas.append(os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path)
-        for meta in metas:
-            name, version = headers(meta)
-            if name and canonical(name) not in found:
-                found[canonical(name)] = version
+                low = folder.lower()
+                if low.endswith(".dist-info"):
+                    metas.append((low, os.path.join(path, "METADATA")))
+                elif low.endswith(".egg-info"):
+                    inside = os.path.isdir(path)
+                    metas.append((low, os.path.join(path, "PKG-INFO") if inside else path))
+        for low, meta in metas:
+            name = canonical(low.rpartition(".")[0].partition("-")[0])
+            if name and name not in found and os.path.exists(meta):
+                found[name] = version_header(meta)
     return found
 
 def version_of(name, found):

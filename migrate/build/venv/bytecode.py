@@ -132,8 +132,8 @@ class StoreCompiler:
             self._running.append((tree, process, time.monotonic()))
 
     def _reap(self, *, block: bool) -> None:
-        """Take every chunk that has ended, whichever started first (a CPU is never left
-        idle behind a longer chunk); with ``block``, wait until one has. A chunk past
+        """Take every chunk that has ended, whichever started first (no CPU waits behind
+        an older, longer chunk); with ``block``, wait until one has. A chunk past
         ``TIMEOUT`` is killed and its tree left unmarked."""
         while self._running:
             ended = [run for run in self._running if self._ended(*run)]

@@ -27,8 +27,9 @@ class Tool:
 
 
 _VIRTUALENV = threading.Lock()
-"""One virtualenv session at a time: apps are staged in threads, and virtualenv does not
-say its sessions (interpreter discovery, app-data) may run side by side in one process."""
+"""One virtualenv session, and one build of the legacy helper, at a time: apps are staged
+in threads, virtualenv does not say its sessions (interpreter discovery, app-data) may run
+side by side in one process, and the helper is built in a folder named by the process."""
 
 
 @contextlib.contextmanager
@@ -84,7 +85,8 @@ def create_venv(
         prompt or dest.name,
     ]
     if needs_legacy(interpreter.version):
-        helper = legacy_helper(helpers, offline=offline)
+        with _VIRTUALENV:  # one helper built, in one folder, whatever stages at once
+            helper = legacy_helper(helpers, offline=offline)
         command = [
             str(helper), "-m", "virtualenv", str(dest), "--python", str(interpreter.executable),
             "--no-wheel", "--app-data", str(helpers / "app-data-legacy"), *options,

@@ -136,9 +136,9 @@ def fill_store(
     bytecode: bool = True,
     owner: Owner | None = None,
 ) -> list[Path | str]:
-    """Per ``(wheel, sha256)``: its tree in the store, unpacked (several wheels at once)
-    and, with ``bytecode``, compiled by ``interpreter`` (Python ``python``) while the next
-    unpack; or why the store does not take it (pip installs it then)."""
+    """Per ``(wheel, sha256)``: its tree in the store, unpacked and, with ``bytecode``,
+    compiled by ``interpreter`` (Python ``python``) while the next unpack; or why the
+    store does not take it (pip installs it then)."""
     with StoreFill(store, interpreter=interpreter, python=python, bytecode=bytecode,
                    owner=owner) as filling:  # fmt: skip
         for wheel, sha in wheels:
@@ -147,12 +147,14 @@ def fill_store(
 
 
 class StoreFill:
-    """Wheels unpacked into the store as they are :meth:`add`-ed, four at a time, each
-    tree compiled as it lands; all done (or, on an error, stopped) as the block ends.
+    """Wheels unpacked into the store as they are :meth:`add`-ed (by one thread beside
+    the caller's), each tree compiled as it lands; all done (or, on an error, stopped) as
+    the block ends.
 
     A build feeds it each wheel as soon as that is repacked, so the store fills — and the
-    compiler runs on the other CPUs — while the next distributions are still being packed,
-    and apps staged in parallel afterwards find every tree ready and compile none twice."""
+    compiler's processes run — while the next distributions are still being packed (the
+    compiler is looked at on each :meth:`add`, and constantly once the block ends), and
+    apps staged in parallel afterwards find every tree ready and compile none twice."""
 
     def __init__(
         self,
@@ -194,10 +196,10 @@ class StoreFill:
                 self._take(block=True)
                 if self._compiler is not None:
                     self._compiler.finish()
-        finally:
-            self._unpackers.shutdown(wait=True, cancel_futures=True)
+        finally:  # the compiles first: a second Ctrl-C while an unpack ends leaves none
             if self._compiler is not None:
                 self._compiler.kill()
+            self._unpackers.shutdown(wait=True, cancel_futures=True)
 
     def _take(self, *, block: bool) -> None:
         """Hand unpacked trees to the compiler, in the order they were added; with
