@@ -845,19 +845,21 @@ def verify(
     every used top-level name is imported and every distribution's version compared with
     the pin. With --isolated the account's lib dirs are hidden too (a private mount
     namespace where the kernel allows it, else an audit of every file opened): anything
-    that still reaches one fails. Exit 1 on any mismatch, missing venv or import error.
+    that still reaches one fails. The venvs are checked at once, one per CPU. Exit 1 on
+    any mismatch, missing venv or import error.
     """
-    from migrate.build.verify import verify_app
+    from migrate.build.verify import verify_venvs
     from migrate.layout import venv_dir
     from migrate.render import verify_json
 
     result = _plan(settings, apps, interpreters=_parse_python_overrides(pythons))
     hidden = result.concentric if isolated else ()
-    reports = [
-        verify_app(venv_dir(result.home, app.name), app, result.home, hidden, app.entry_points)
+    checks = [
+        (venv_dir(result.home, app.name), app, app.entry_points)
         for app in result.apps
         if app.runs_python
     ]
+    reports = list(verify_venvs(checks, result.home, hidden))
     if as_json:
         _echo_json(verify_json(reports))
     elif not reports:

@@ -16,8 +16,9 @@ import os
 import posixpath
 import subprocess
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +305,33 @@ def verify_app(
         app.name, venv, tuple(imports), versions, isolation=how if hidden else "", leaks=leaks,
         runtimes=ran, runtime_errors=errors, changed=changed_files(venv) if files else (),
     )  # fmt: skip
+
+
+VenvCheck = tuple[Path, AppPlan, Sequence[EntryPoint]]
+"""What :func:`verify_venvs` checks: a venv, its app, the entry points whose runtimes start."""
+
+
+def verify_venvs(
+    checks: Sequence[VenvCheck], home: Path, hidden: Sequence[Path] = ()
+) -> Iterator[VerifyReport]:
+    """:func:`verify_app` of each venv, the reports in ``checks`` order, the checks run at
+    once: one per CPU in threads (each is mostly its own processes: the venv's Python, the
+    runtimes), while this thread compares the venvs' files with their RECORDs (hashing
+    wants the interpreter lock; venvs linked from one store share their files, hashed
+    once). Closing the iterator early cancels the checks not yet started."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify") as pool:
+        futures = [
+            pool.submit(verify_app, venv, app, home, hidden, entries, files=False)
+            for venv, app, entries in checks
+        ]
+        try:
+            changed = [changed_files(venv) for venv, _, _ in checks]
+            for future, files in zip(futures, changed, strict=True):
+                verified = future.result()
+                yield replace(verified, changed=files) if verified.error is None else verified
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def changed_files(venv: Path) -> tuple[str, ...]:

@@ -10,17 +10,17 @@ reason. A crash at any point leaves a journal that ``rollback`` undoes exactly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate import report
 from migrate.build.app import BuildOptions, BuiltVenv, build_apps, builder_refused
-from migrate.build.verify import VerifyReport, changed_files, verify_app
+from migrate.build.verify import VerifyReport, verify_venvs
 from migrate.discover.account import discover
 from migrate.discover.crontab import INSTALLED, Crontab, parse_crontab
 from migrate.discover.entrypoints import EntryPoints, find_entry_points
@@ -346,38 +346,19 @@ def _verify_all(
     hidden: Sequence[Path],
     runtimes: EntryPoints,
 ) -> dict[str, VerifyReport]:
-    """``verify --isolated`` of each venv: its imports, and its entry points' real runtimes
-    as the rewritten files start them, with the concentric dirs hidden.
-
-    The venvs are checked at once, one per CPU (each check is mostly its own processes:
-    the venv's Python, the runtime), while this thread compares their files with their
-    RECORDs (hashing wants the interpreter lock; venvs linked from one store share their
-    files, hashed once). The first failing app in ``built`` order stops the run."""
+    """``verify --isolated`` of each venv (at once: :func:`verify_venvs`): its imports, and
+    its entry points' real runtimes as the rewritten files start them, with the concentric
+    dirs hidden. The first failing app in ``built`` order stops the run."""
     by_name = {app.name: app for app in apps}
-
-    def check(venv: BuiltVenv) -> VerifyReport:
-        app = by_name[venv.app]
-        entries = runtimes.for_group(venv.app)
-        return verify_app(venv.path, app, home, hidden, entries, files=False)
-
     for venv in built:
         report.step(f"verify {venv.app} with the concentric dirs hidden")
+    checks = [(venv.path, by_name[venv.app], runtimes.for_group(venv.app)) for venv in built]
     reports = {}
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify") as pool:
-        checks = [(venv, pool.submit(check, venv)) for venv in built]
-        try:
-            changed = {venv.app: changed_files(venv.path) for venv in built}
-            for venv, future in checks:
-                verified = future.result()
-                if verified.error is None:
-                    verified = replace(verified, changed=changed[venv.app])
-                if not verified.ok:
-                    raise _Stop(f"verify {venv.app}: " + "; ".join(verified.problems))
-                reports[venv.app] = verified
-        except BaseException:
-            for _, future in checks:
-                future.cancel()
-            raise
+    with contextlib.closing(verify_venvs(checks, home, hidden)) as results:
+        for venv, verified in zip(built, results, strict=True):
+            if not verified.ok:
+                raise _Stop(f"verify {venv.app}: " + "; ".join(verified.problems))
+            reports[venv.app] = verified
     return reports
 
 
