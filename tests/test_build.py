@@ -300,7 +300,7 @@ def test_a_store_fill_stopped_by_an_error_kills_its_compiles_and_marks_no_tree(
     tree = store / sha
     assert tree.is_dir() and not bytecode.marker(tree, PY).exists()
     assert len(list(tree.rglob("*.pyc"))) < len(files) + 1, "the compiles were cut short"
-    assert _compiling_children() == []
+    assert _live_children() == []
     trees = fill_store([(wheel, sha)], store, interpreter=interpreter.executable, python=PY)
     assert trees == [tree] and bytecode.marker(tree, PY).exists()
     assert len(list(tree.rglob("*.pyc"))) == len(files) + 1
@@ -361,11 +361,11 @@ def test_a_chunk_past_the_time_limit_is_killed_and_its_tree_left_unmarked(
 
     assert time.monotonic() - started < 30
     assert trees == [store / sha] and not bytecode.marker(store / sha, PY).exists()
-    assert _compiling_children() == []
+    assert _live_children() == []
 
 
-def _compiling_children() -> list[int]:
-    """This process's live children (a test's compiles are the only ones it starts)."""
+def _live_children() -> list[int]:
+    """This process's live children: after a store fill, its compiles must all be gone."""
     found = []
     for entry in os.listdir("/proc"):
         try:
