@@ -638,6 +638,31 @@ def test_the_journal_lists_a_linked_venv_exactly_without_a_stat_per_link(built: 
         assert tree.listing(venv.path, vouched_wrong) != tree.listing(venv.path)
 
 
+def test_the_journal_lists_every_path_of_a_venv_but_its_bytecode(built: Built) -> None:
+    """The listing is what ``os.walk`` and ``lstat`` see, bytecode files left out (rollback
+    never keeps them aside, so listing them would only double a compiled venv's listing);
+    ``__pycache__`` folders stay."""
+    for venv in built.venvs.values():
+        expected: dict[str, tuple[str, ...]] = {}
+        bytecode = 0
+        for top, folders, files in os.walk(venv.path):
+            rel_top = os.path.relpath(top, venv.path)
+            for name in folders + files:
+                path = os.path.join(top, name)
+                rel = name if rel_top == "." else f"{rel_top}/{name}"
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode):
+                    expected[rel] = ("l", os.readlink(path))
+                elif stat.S_ISDIR(info.st_mode):
+                    expected[rel] = ("d",)
+                elif name.endswith((".pyc", ".pyo")):
+                    bytecode += 1
+                else:
+                    expected[rel] = ("f", str(info.st_size), str(info.st_mtime_ns))
+        assert bytecode > 100 and any(rel.endswith("/__pycache__") for rel in expected)
+        assert tree.listing(venv.path, venv.linked.known if venv.linked else None) == expected
+
+
 def test_linked_venvs_have_their_own_record_and_installer_and_pass_pip_check(
     built: Built,
 ) -> None:

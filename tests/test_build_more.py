@@ -260,6 +260,36 @@ def test_a_failure_while_apps_are_staged_at_once_leaves_nothing(tmp_path: Path, 
     assert "already rolled back" in again.stdout
 
 
+def test_a_wheel_that_cannot_be_packed_removes_the_venvs_made_meanwhile(tmp_path: Path) -> None:
+    """Venvs are made while the wheels are packed: when the last distribution cannot be
+    packed (its metadata names no valid project), the venvs already made are removed
+    and nothing else was written."""
+    home = tmp_path / "home"
+    lib = f"lib/python{PY}"
+    install_wheels(home / lib, [COMMON_1, UTIL], tmp_path / "wheels")
+    badly = WheelSpec("badly", "1.0", {"badly/__init__.py": module("1.0")})
+    install_wheels(home / "webapps/c_last" / lib, [badly], tmp_path / "wheels")
+    (metadata,) = (home / "webapps/c_last" / lib).glob("badly-1.0.dist-info/METADATA")
+    metadata.write_text(metadata.read_text().replace("Name: badly", "Name: badly named!"))
+    write_files(home / "webapps", {
+        "a_first/first.wsgi": wsgi("util"),
+        "b_second/second.wsgi": wsgi("common"),
+        "c_last/last.wsgi": wsgi("badly", "util"),
+    })  # fmt: skip
+    for app in ("a_first", "b_second"):
+        (home / "webapps" / app / lib).mkdir(parents=True)
+    before = snapshot(home)
+
+    failed = cli(home, "build")
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert "not a valid project name" in failed.stderr, failed.stderr
+    assert venvs(home) == []
+    assert staging_leftovers(home) == []
+    assert snapshot(home) == before
+
+
 # --------------------------------------------------------------------------- 3. legacy kinds
 
 LEGACY_IMPORTS = {

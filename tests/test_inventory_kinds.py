@@ -475,11 +475,16 @@ def test_parallel_inventory_equals_serial(
         lib = account_lib(home, f"app{n:02}")
         write_files(lib, {f"mod{n}.py": module(str(n)), "shared/__init__.py": ""})
     install_wheels(account_lib(home, "app00"), [WheelSpec("real", "1.0", {"real.py": b""})], wheels)
+    project = tmp_path / "devproject"
+    write_files(project, {"dev.egg-info/PKG-INFO": "Name: dev\nVersion: 0.1\n"})
+    (account_lib(home, "app01") / "dev.egg-link").write_text(f"{project}\n.\n")
     serial = take_inventory(discover(home), jobs=1)
     with caplog.at_level(logging.DEBUG, logger="migrate"):
         parallel = take_inventory(discover(home), jobs=2)
     seen = [r.lib_dir.app or "" for r in caplog.records if hasattr(r, "lib_dir")]
 
     assert parallel == serial
+    [linked] = [d for d in parallel.lib_dirs[1].distributions if d.kind == "egg-link"]
+    assert isinstance(linked.path, Path) and linked.target == project  # sent as text
     assert seen == sorted(seen) and len(seen) == PARALLEL_MIN_LIB_DIRS + 2
     assert {d.name for d in serial.lib_dirs[0].distributions} == {"mod0", "real", "shared"}

@@ -27,16 +27,19 @@ Known = Mapping[int, tuple[int, int]]
 
 
 def listing(root: Path, known: Known | None = None) -> dict[str, Entry]:
-    """Every path below ``root`` (relative, ``/``-separated) and its entry.
+    """Every path below ``root`` (relative, ``/``-separated) and its entry, top-down in name
+    order; bytecode files are left out (rollback never keeps them, listed or not: half of
+    a compiled venv's files).
 
     A file whose inode is in ``known`` is not stat'ed again: a venv linked from the store
     is thousands of links to files whose size and mtime the build already holds, and
     their inode comes with the folder's listing (``d_ino``) for free."""
-    return dict(_walk(root, known=known or {}))
+    return dict(_walk(root, known=known or {}, bytecode=False))
 
 
 def dumps(entries: Mapping[str, Entry]) -> bytes:
-    return json.dumps(dict(sorted(entries.items())), separators=(",", ":")).encode("utf-8")
+    """The listing as JSON, in its own order (a listing's is fixed: top-down, by name)."""
+    return json.dumps(entries, separators=(",", ":")).encode("utf-8")
 
 
 def loads(data: bytes) -> dict[str, Entry]:
@@ -73,7 +76,7 @@ def added_or_changed(root: Path, listed: Mapping[str, Entry], ours: set[Path]) -
 
 def _is_cache(rel: str, entry: Entry) -> bool:
     """Bytecode: in ``__pycache__``, or beside its source (Python 2)."""
-    return entry[0] == "f" and rel.endswith((".pyc", ".pyo"))
+    return entry[0] == "f" and rel.endswith(_BYTECODE)
 
 
 def _holds_more_than_caches(root: Path, folder: str, ours: set[Path]) -> bool:
@@ -86,12 +89,18 @@ def _holds_more_than_caches(root: Path, folder: str, ours: set[Path]) -> bool:
 
 
 def _walk(
-    root: Path, descend: Callable[[str], bool] = lambda rel: True, known: Known | None = None
+    root: Path,
+    descend: Callable[[str], bool] = lambda rel: True,
+    known: Known | None = None,
+    *,
+    bytecode: bool = True,
 ) -> Iterator[tuple[str, Entry]]:
     """(relative path, entry) of everything below ``root``, never through a symlink: each
     folder is opened from its parent's descriptor with ``O_NOFOLLOW``, so one swapped for
     a link while it is read leads nowhere. Only folders for which ``descend(rel)`` holds
-    are entered (the others are reported whole)."""
+    are entered (the others are reported whole); ``bytecode=False`` skips the files
+    :func:`_is_cache` names. A folder's kind comes from its listing (``d_type``), unstat'ed.
+    """
     known = known or {}
     try:
         stack = [("", os.open(root, _FOLDER))]
@@ -109,7 +118,11 @@ def _walk(
                 for item in found:
                     name = item.name
                     entry: Entry | None = None
-                    if known and item.is_file(follow_symlinks=False):
+                    if item.is_dir(follow_symlinks=False):
+                        entry = _FOLDER_ENTRY
+                    elif item.is_file(follow_symlinks=False):
+                        if not bytecode and name.endswith(_BYTECODE):
+                            continue
                         size_mtime = known.get(item.inode())
                         if size_mtime is not None:
                             entry = ("f", str(size_mtime[0]), str(size_mtime[1]))
@@ -121,7 +134,7 @@ def _walk(
                         entry = _entry(name, info, fd)
                     rel = prefix + name
                     yield rel, entry
-                    if entry[0] == "d" and descend(rel):
+                    if entry is _FOLDER_ENTRY and descend(rel):
                         inner.append((rel + "/", name))
                 for rel, name in reversed(inner):  # top-down, in name order, as os.fwalk
                     try:
@@ -135,12 +148,15 @@ def _walk(
             os.close(fd)
 
 
+_FOLDER_ENTRY: Entry = ("d",)
+_BYTECODE = (".pyc", ".pyo")
+
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _entry(name: str, info: os.stat_result, folder: int) -> Entry:
     if stat.S_ISDIR(info.st_mode):
-        return ("d",)
+        return _FOLDER_ENTRY
     if stat.S_ISLNK(info.st_mode):
         return ("l", os.readlink(name, dir_fd=folder))
     if stat.S_ISREG(info.st_mode):
