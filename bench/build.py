@@ -19,6 +19,8 @@ so uv installs the same pip wheel too, and the naive venv gets it from ``ensurep
 * ``run``: ``concentric-migrate run --no-restart --yes`` — the whole migration (inventory,
   plan, requirements, repack, store, venvs, rewrites, verify), bytecode compiled;
 * ``build``: ``concentric-migrate build`` — the venvs alone, with and without bytecode;
+* ``plan``: ``concentric-migrate plan --json`` — what ``build`` does before its first venv
+  (start-up, inventory, plan), timed alone, to tell the venvs' share of a build;
 * ``uv``: ``uv venv`` + ``uv pip install --offline --link-mode hardlink`` per app, with and
   without ``--compile-bytecode`` (link mode named: uv's default differs by platform);
 * ``naive``: ``python -m venv`` + ``pip install --no-index -r requirements.txt`` per app.
@@ -283,6 +285,10 @@ def make_venvs(bench: Bench, kind: str, where: Path, cache: Path, options: tuple
     return peak
 
 
+PLAN_LABEL = "concentric-migrate plan --json (no venv)"
+"""What ``build`` does before its first venv (start-up, inventory, plan), timed alone."""
+
+
 def approaches(uv: bool, naive: bool) -> list[Approach]:
     run = ("run", "--no-restart", "--yes")
     made = [
@@ -303,6 +309,7 @@ def approaches(uv: bool, naive: bool) -> list[Approach]:
             *ours(("build", "--no-bytecode", "-j", "2"), warm=True),
             "nb-warm",
         ),
+        Approach(PLAN_LABEL, *ours(("plan", "--json"), warm=False), "plan"),
     ]
     if uv:
         made += [
@@ -324,6 +331,8 @@ def approaches(uv: bool, naive: bool) -> list[Approach]:
 
 
 def disk_of(bench: Bench, approach: Approach, where: Path) -> int:
+    if approach.label == PLAN_LABEL:
+        return 0
     if approach.label.startswith(("concentric", "  the same")):
         venvs = [where / "webapps" / f"app{n:02d}" / "venv" for n in range(bench.apps)]
         return du_k([*venvs, where / ".concentric-migrate" / "store"])
@@ -426,6 +435,13 @@ def report(chosen: list[Approach], apps: int) -> None:
         1.0,
     )
     lean, uv_lean = "concentric-migrate build --no-bytecode, warm", "uv, warm"
+    if lean in medians and uv_lean in medians:
+        venvs = medians[lean] - medians[PLAN_LABEL]
+        print(
+            f"build --no-bytecode, warm, less what it does before any venv (plan --json "
+            f"{medians[PLAN_LABEL]:.2f} s): {venvs:.2f} s for the venvs / uv, warm: "
+            f"{venvs / medians[uv_lean]:.2f}x"
+        )
     if lean in disks and uv_lean in disks:
         ratio = disks[lean] / disks[uv_lean]
         print(

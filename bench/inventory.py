@@ -21,6 +21,10 @@ It then times, in one run, over ``--rounds`` interleaved rounds (default 5):
   cache of an earlier round helps; start-up and imports are not counted),
 * ``python -m pip list --path DIR --format json`` once per lib dir, summed (or on an
   evenly spaced sample with ``--pip-sample N``, extrapolated to every lib dir),
+* the floor under the CLI: ``concentric-migrate --version`` (start-up), and the system
+  calls the inventory makes for the dist-info folders alone — listings, the member files
+  opened and read, the RECORD files stat'ed — replayed from a list made beforehand by as
+  many forked workers as the inventory uses (no parsing, no objects, no output),
 
 and prints min / median / max totals, per-lib-dir figures, the pip/ours ratio, the number of
 distributions each found (pip has no way to see bare packages, which carry no metadata)
@@ -63,6 +67,8 @@ TARGET_CLI_SECONDS = 0.5
 BENCH_DIR = Path(__file__).resolve().parent
 CLI_LABEL = "concentric-migrate inventory --json (CLI)"
 LIBRARY_LABEL = "take_inventory(discover(HOME)) (library)"
+STARTUP_LABEL = "concentric-migrate --version (start-up)"
+SYSCALLS_LABEL = "the dist-info system calls alone, replayed"
 
 EASY_INSTALL_HEAD = "import sys; sys.__plen = len(sys.path)\n"
 EASY_INSTALL_TAIL = (
@@ -346,11 +352,74 @@ print(json.dumps({"seconds": seconds, "kinds": kinds}))
 """
 
 
+FLOOR_RUN = """
+import json, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+with open(sys.argv[1]) as handle:
+    work = json.load(handle)
+FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+def replay(lib):
+    path, dists = lib
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.listdir(path)
+        for folder, members, listed in dists:
+            os.listdir(folder)
+            for member in members:
+                file = os.open(member, FLAGS, dir_fd=fd)
+                os.fstat(file)
+                os.read(file, 1 << 20)
+                os.close(file)
+            for name in listed:
+                os.stat(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+workers = os.cpu_count() or 1
+start = time.perf_counter()
+with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+    list(pool.map(replay, work, chunksize=max(1, len(work) // (workers * 4))))
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+"""The system calls the inventory of the dist-info folders makes (listings, the member
+files opened and read, the RECORD files stat'ed), replayed from a list made beforehand,
+by as many forked workers as the inventory uses: no parsing, no objects, no output."""
+
+
+def syscall_work(home: Path) -> list[tuple[str, list[tuple[str, list[str], list[str]]]]]:
+    """What :data:`FLOOR_RUN` replays, per lib dir: each dist-info folder, the members the
+    inventory reads (paths relative to the lib dir) and the RECORD files it stats."""
+    from migrate.discover.account import discover
+    from migrate.inventory.distinfo import _MEMBERS
+
+    work = []
+    for lib in discover(home).lib_dirs:
+        dists = []
+        for name in sorted(os.listdir(lib.path)):
+            if not name.endswith(".dist-info"):
+                continue
+            present = os.listdir(lib.path / name)
+            members = [f"{name}/{m}" for m in _MEMBERS if m in present]
+            record = (lib.path / name / "RECORD").read_text() if "RECORD" in present else ""
+            listed = [
+                row[0]
+                for line in record.splitlines()
+                if len(row := line.split(",")) > 1 and "=" in row[1] and row[0] not in members
+            ]
+            dists.append((str(lib.path / name), members, listed))
+        work.append((str(lib.path), dists))
+    return work
+
+
 def time_ours(home: Path, root: Path, rounds: int) -> dict[str, tuple[Timing, Counter[str]]]:
-    """The CLI and the library, interleaved over ``rounds``: (timing, kinds found) each."""
+    """The CLI and the library, and the floor under the CLI — its start-up, and the
+    dist-info system calls alone (:data:`FLOOR_RUN`) — interleaved over ``rounds``:
+    (timing, kinds found) each."""
     command = [*cli_command(), "--home", str(home), "inventory", "--json"]
     env = cli_env(root)
     run_cli(command, env)  # untimed: compiles the bytecode into the cache
+    work = root / "syscalls.json"
+    work.write_text(json.dumps(syscall_work(home)))
 
     def cli() -> tuple[float, Counter[str]]:
         seconds, stdout = timed(lambda: run_cli(command, env))()
@@ -363,7 +432,18 @@ def time_ours(home: Path, root: Path, rounds: int) -> dict[str, tuple[Timing, Co
         seconds, document = in_fresh_process(LIBRARY_RUN, str(home))
         return seconds, Counter(document["kinds"])
 
-    return interleaved(rounds, {CLI_LABEL: cli, LIBRARY_LABEL: library})
+    def startup() -> tuple[float, Counter[str]]:
+        seconds, _ = timed(lambda: run_cli([*cli_command(), "--version"], env))()
+        return seconds, Counter()
+
+    def syscalls() -> tuple[float, Counter[str]]:
+        seconds, _ = in_fresh_process(FLOOR_RUN, str(work))
+        return seconds, Counter()
+
+    return interleaved(
+        rounds,
+        {CLI_LABEL: cli, LIBRARY_LABEL: library, STARTUP_LABEL: startup, SYSCALLS_LABEL: syscalls},
+    )
 
 
 def time_pip_list(libs: Sequence[Path]) -> tuple[float, int]:
@@ -526,6 +606,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             results, dirs=len(libs), mix=mix, build_seconds=build_seconds, footnote=footnote
         )
         print(f"kinds found by concentric-migrate: {dict(sorted(lib_kinds.items()))}")
+        startup, syscalls = ours[STARTUP_LABEL][0], ours[SYSCALLS_LABEL][0]
+        floor = startup.median + syscalls.median
+        print(
+            f"floor under the CLI (medians): start-up {startup.median:.3f} s + the dist-info "
+            f"system calls alone {syscalls.median:.3f} s (no parsing, no output; the other "
+            f"kinds left out) = {floor:.3f} s; the CLI's target is {TARGET_CLI_SECONDS:g} s"
+        )
     finally:
         if args.keep:
             print(f"kept {root} (account: {root / 'home'})")
