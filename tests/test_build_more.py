@@ -260,10 +260,12 @@ def test_a_failure_while_apps_are_staged_at_once_leaves_nothing(tmp_path: Path, 
     assert "already rolled back" in again.stdout
 
 
-def test_a_wheel_that_cannot_be_packed_removes_the_venvs_made_meanwhile(tmp_path: Path) -> None:
-    """Venvs are made while the wheels are packed: when the last distribution cannot be
-    packed (its metadata names no valid project), the venvs already made are removed
-    and nothing else was written."""
+def test_a_distribution_that_cannot_be_packed_stops_the_build_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """The last app's distribution cannot be packed (its metadata names no valid project):
+    the build says which and why, in one line, and leaves no venv, no staging folder, the
+    home as it was."""
     home = tmp_path / "home"
     lib = f"lib/python{PY}"
     install_wheels(home / lib, [COMMON_1, UTIL], tmp_path / "wheels")

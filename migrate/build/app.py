@@ -124,7 +124,7 @@ def stage_app(
     home: Path,
     app: AppPlan,
     options: BuildOptions = BuildOptions(),
-    wheels: Wheels | Future[Wheels] | None = None,
+    wheels: Wheels | None = None,
 ) -> Staged:
     """Everything of :func:`build_app` but the rename: writes only the tool's own state
     (wheelhouse, store, ``HOME/.concentric-migrate/tmp-*``), so apps can be staged in
@@ -133,9 +133,8 @@ def stage_app(
     ``wheels``: what :func:`_repack_and_fill` made for every app of the run (each
     distinct distribution packed once, the store filled and compiled): staging then only
     links — a tree left uncompiled (a full disk, say) links without bytecode rather than
-    being compiled by every app staged at once. A future of them: the venv is made while
-    they are (its first making is virtualenv's slowest: imports, interpreter discovery).
-    Without it, this app's own are packed (and compiled) here."""
+    being compiled by every app staged at once. Without it, this app's own are packed
+    (and compiled) here."""
     interpreter = _buildable(home, app)
     assert app.python is not None
     dest = venv_dir(home, app.name)
@@ -143,6 +142,13 @@ def stage_app(
     _same_file_system(state, dest)
 
     pins = pins_for(app, home)
+    filled = wheels is not None  # the store too: staging links, and compiles no tree
+    if wheels is None:
+        wheels = repack_apps(home, [app], options)
+    chosen = [wheels[_wheel_key(pin, app.python)] for pin in pins]
+    origins = [origin for _, origin in chosen]
+    wheels_here = [wheel for wheel, _ in chosen]
+
     staged = state / f"tmp-{secrets.token_hex(8)}"
     try:
         linking = options.link and can_link(interpreter)
@@ -151,14 +157,6 @@ def stage_app(
             staged, interpreter, helpers=helpers_dir(home), prompt=app.name, seed=not linking,
             offline=options.offline,
         )  # fmt: skip
-        if isinstance(wheels, Future):
-            wheels = wheels.result()
-        filled = wheels is not None  # the store too: staging links, and compiles no tree
-        if wheels is None:
-            wheels = repack_apps(home, [app], options)
-        chosen = [wheels[_wheel_key(pin, app.python)] for pin in pins]
-        origins = [origin for _, origin in chosen]
-        wheels_here = [wheel for wheel, _ in chosen]
         report.build(BuildStep(app.name, "install", 0, 1, f"{len(wheels_here)} wheels"))
         linked = None
         if linking:
@@ -386,15 +384,13 @@ def _build_in_threads(
 ) -> list[BuiltVenv]:
     """Stage the apps in threads of this process, one per CPU (linking a venv is mostly
     ``link`` and ``mkdir`` calls, which run side by side), and install each in ``apps``
-    order as soon as it and those before it are staged. The first apps' venvs are made
-    while this thread packs the wheels and fills the store; they link once it is done."""
+    order as soon as it and those before it are staged."""
+    wheels = _repack_and_fill(home, apps, options)
     staging = min(len(apps), os.cpu_count() or 1)
     if staging <= 1:
-        wheels = _repack_and_fill(home, apps, options)
         return [
             install_staged(home, stage_app(home, app, options, wheels), transaction) for app in apps
         ]
-    ready: Future[Wheels] = Future()
     built: list[BuiltVenv] = []
     futures: list[Future[Staged]] = []
 
@@ -406,13 +402,8 @@ def _build_in_threads(
     with ThreadPoolExecutor(max_workers=staging, thread_name_prefix="stage") as pool:
         try:
             for app in apps:
-                futures.append(pool.submit(stage_app, home, app, options, ready))
+                futures.append(pool.submit(stage_app, home, app, options, wheels))
                 futures[-1].add_done_callback(stop_the_rest)
-            try:
-                ready.set_result(_repack_and_fill(home, apps, options))
-            except BaseException as exc:  # the venvs made meanwhile are removed
-                ready.set_exception(exc)
-                raise
             for number, (app, future) in enumerate(zip(apps, futures, strict=True), 1):
                 staged = future.result()
                 report.build(BuildStep("apps", "staged", number, len(apps), app.name))
