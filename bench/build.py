@@ -286,7 +286,8 @@ def make_venvs(bench: Bench, kind: str, where: Path, cache: Path, options: tuple
 
 
 PLAN_LABEL = "concentric-migrate plan --json (no venv)"
-"""What ``build`` does before its first venv (start-up, inventory, plan), timed alone."""
+"""What ``build`` does before its first venv (start-up, inventory, plan), timed alone (it
+also writes the plan's JSON, which a build does not: a little more than a build's share)."""
 
 
 def approaches(uv: bool, naive: bool) -> list[Approach]:

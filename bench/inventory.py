@@ -368,22 +368,39 @@ def replay(lib):
             os.listdir(folder)
             for member in members:
                 file = os.open(member, FLAGS, dir_fd=fd)
-                os.fstat(file)
-                os.read(file, 1 << 20)
+                os.read(file, os.fstat(file).st_size + 1)
                 os.close(file)
             for name in listed:
-                os.stat(name, dir_fd=fd)
+                try:
+                    os.stat(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
     finally:
         os.close(fd)
-workers = os.cpu_count() or 1
+workers = int(sys.argv[2])
 start = time.perf_counter()
-with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-    list(pool.map(replay, work, chunksize=max(1, len(work) // (workers * 4))))
+if workers > 1:
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        list(pool.map(replay, work, chunksize=max(1, len(work) // (workers * 4))))
+else:
+    for lib in work:
+        replay(lib)
 print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 """The system calls the inventory of the dist-info folders makes (listings, the member
 files opened and read, the RECORD files stat'ed), replayed from a list made beforehand,
-by as many forked workers as the inventory uses: no parsing, no objects, no output."""
+by as many forked workers as the inventory uses (none below its threshold): no parsing,
+no objects, no output, and none of what it does besides (the other install kinds, each
+lib dir's ``realpath``, discovery, hashing a file newer than its RECORD): a floor."""
+
+
+def floor_workers(libs: int) -> int:
+    """How many processes :func:`migrate.inventory.take_inventory` reads ``libs`` lib dirs
+    with, by its own rule."""
+    from migrate.inventory import PARALLEL_MIN_LIB_DIRS, _can_fork
+
+    workers = os.cpu_count() or 1
+    return workers if workers > 1 and libs >= PARALLEL_MIN_LIB_DIRS and _can_fork() else 1
 
 
 def syscall_work(home: Path) -> list[tuple[str, list[tuple[str, list[str], list[str]]]]]:
@@ -405,7 +422,8 @@ def syscall_work(home: Path) -> list[tuple[str, list[tuple[str, list[str], list[
                 row[0]
                 for line in record.splitlines()
                 if len(row := line.split(",")) > 1 and "=" in row[1] and row[0] not in members
-            ]
+                and not row[0].startswith("/") and ".." not in row[0]  # relocated: not judged
+            ]  # fmt: skip
             dists.append((str(lib.path / name), members, listed))
         work.append((str(lib.path), dists))
     return work
@@ -419,7 +437,9 @@ def time_ours(home: Path, root: Path, rounds: int) -> dict[str, tuple[Timing, Co
     env = cli_env(root)
     run_cli(command, env)  # untimed: compiles the bytecode into the cache
     work = root / "syscalls.json"
-    work.write_text(json.dumps(syscall_work(home)))
+    replayed = syscall_work(home)
+    work.write_text(json.dumps(replayed))
+    workers = str(floor_workers(len(replayed)))
 
     def cli() -> tuple[float, Counter[str]]:
         seconds, stdout = timed(lambda: run_cli(command, env))()
@@ -437,7 +457,7 @@ def time_ours(home: Path, root: Path, rounds: int) -> dict[str, tuple[Timing, Co
         return seconds, Counter()
 
     def syscalls() -> tuple[float, Counter[str]]:
-        seconds, _ = in_fresh_process(FLOOR_RUN, str(work))
+        seconds, _ = in_fresh_process(FLOOR_RUN, str(work), workers)
         return seconds, Counter()
 
     return interleaved(

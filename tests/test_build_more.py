@@ -260,8 +260,9 @@ def test_a_failure_while_apps_are_staged_at_once_leaves_nothing(tmp_path: Path, 
     assert "already rolled back" in again.stdout
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_distribution_that_cannot_be_packed_stops_the_build_and_leaves_nothing(
-    tmp_path: Path,
+    tmp_path: Path, jobs: str
 ) -> None:
     """The last app's distribution cannot be packed (its metadata names no valid project):
     the build says which and why, in one line, and leaves no venv, no staging folder, the
@@ -282,11 +283,12 @@ def test_a_distribution_that_cannot_be_packed_stops_the_build_and_leaves_nothing
         (home / "webapps" / app / lib).mkdir(parents=True)
     before = snapshot(home)
 
-    failed = cli(home, "build")
+    failed = cli(home, "build", "--jobs", jobs)
 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "Traceback" not in failed.stderr
-    assert "not a valid project name" in failed.stderr, failed.stderr
+    [said] = [line for line in failed.stderr.splitlines() if "not a valid project name" in line]
+    assert "badly named!" in said and "c_last" in said, failed.stderr
     assert venvs(home) == []
     assert staging_leftovers(home) == []
     assert snapshot(home) == before

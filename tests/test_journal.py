@@ -189,6 +189,52 @@ def test_what_was_added_to_an_installed_venv_is_kept_never_deleted(account: Path
     assert kept[f"{folder}/bin/python"].read_bytes() == b"#!/bin/sh\necho patched\n"
 
 
+def install_compiled_venv(account: Path) -> Path:
+    """A venv installed with its bytecode (as the store links it), committed."""
+    dest = account / ".venvs/app"
+    with home_lock(account):
+        staged = staged_venv(account)
+        package = staged / "lib/site-packages/pkg"
+        (package / "__pycache__").mkdir(parents=True)
+        (package / "__init__.py").write_bytes(b"X = 1\n")
+        (package / "__pycache__/__init__.cpython-311.pyc").write_bytes(b"\0" * 16)
+        txn = begin(account, "a compiled venv")
+        txn.install_dir(staged, dest)
+        txn.commit()
+    return dest
+
+
+def test_bytecode_an_interpreter_rewrote_in_an_installed_venv_is_not_an_edit(
+    account: Path,
+) -> None:
+    before = snapshot(account)
+    venv = install_compiled_venv(account)
+    (venv / "lib/site-packages/pkg/__pycache__/__init__.cpython-311.pyc").write_bytes(b"\1" * 32)
+    (venv / "lib/site-packages/pkg/__pycache__/extra.cpython-311.pyc").write_bytes(b"\2" * 16)
+
+    result = locked_rollback(account)
+
+    assert result.kept_aside == () and snapshot(account) == before
+
+
+def test_a_note_put_beside_the_bytecode_of_an_installed_venv_is_hers(account: Path) -> None:
+    """Bytecode is not listed, its folder is: the note, not the folder, is what was added."""
+    before = snapshot(account)
+    venv = install_compiled_venv(account)
+    cache = venv / "lib/site-packages/pkg/__pycache__"
+    (cache / "__init__.cpython-311.pyc").write_bytes(b"\1" * 32)
+    (cache / "notes.txt").write_bytes(b"hers\n")
+
+    with pytest.raises(EditedSince) as caught:
+        locked_rollback(account)
+    assert set(caught.value.files) == {cache / "notes.txt"}
+
+    result = locked_rollback(account, force=True)
+    assert [p.name for p in result.kept_aside] == ["notes.txt"]
+    assert result.kept_aside[0].read_bytes() == b"hers\n"
+    assert snapshot(account) == before
+
+
 def txn_edited(kept: Path) -> Path:
     """The ``edited/`` folder a kept path lies in."""
     return next(p for p in kept.parents if p.name == "edited")

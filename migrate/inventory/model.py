@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from migrate.discover.account import App, Scope
 from migrate.findings import Finding
@@ -44,28 +44,6 @@ class Distribution:
     editable: bool = False
     version_guessed: bool = False
     """True when the version was read from source (``__version__``) rather than metadata."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Worker processes send distributions by the thousand (:func:`take_inventory`), and
-        a pickled ``Path`` costs several times a string to load: ``path`` and ``target``
-        travel as text (``lib_dir``, one object per lib dir, is pickled once anyway)."""
-        state = dict(self.__dict__)
-        for name in _TEXT_PATHS:
-            if state[name] is not None:
-                state[name] = str(state[name])
-        return (_distribution, (state,))
-
-
-_TEXT_PATHS = ("path", "target")
-
-
-def _distribution(state: dict[str, Any]) -> Distribution:
-    dist = object.__new__(Distribution)
-    for name in _TEXT_PATHS:
-        if state[name] is not None:
-            state[name] = Path(state[name])
-    dist.__dict__.update(state)
-    return dist
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 A venv is installed whole (renamed in) and taken away whole by rollback; files the user
 added to it afterwards — a ``pip install``, a note, a patched module — are hers, not the
 journal's, and must be kept aside rather than deleted. The listing records each path's
-kind, and for a file its size and mtime: cheap (one ``lstat`` each, no reading) and enough
-to see an addition or an edit. Bytecode (``.pyc``, ``.pyo``) is not hers to keep: the
-interpreter writes it as it pleases (Python 2 beside each module).
+kind, and for a file its size and mtime: cheap (at most one ``lstat`` each, no reading) and
+enough to see an addition or an edit. Bytecode (``.pyc``, ``.pyo``) is not hers to keep:
+the interpreter writes it as it pleases (Python 2 beside each module), so it is not listed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def listing(root: Path, known: Known | None = None) -> dict[str, Entry]:
     A file whose inode is in ``known`` is not stat'ed again: a venv linked from the store
     is thousands of links to files whose size and mtime the build already holds, and
     their inode comes with the folder's listing (``d_ino``) for free."""
-    return dict(_walk(root, known=known or {}, bytecode=False))
+    return dict(_walk(root, known=known, bytecode=False))
 
 
 def dumps(entries: Mapping[str, Entry]) -> bytes:
@@ -99,8 +99,8 @@ def _walk(
     folder is opened from its parent's descriptor with ``O_NOFOLLOW``, so one swapped for
     a link while it is read leads nowhere. Only folders for which ``descend(rel)`` holds
     are entered (the others are reported whole); ``bytecode=False`` skips the files
-    :func:`_is_cache` names. A folder's kind comes from its listing (``d_type``), unstat'ed.
-    """
+    :func:`_is_cache` names. Kinds come from the folder's listing (``d_type``): a folder
+    costs no ``stat`` where the file system says what each name is."""
     known = known or {}
     try:
         stack = [("", os.open(root, _FOLDER))]
@@ -127,14 +127,14 @@ def _walk(
                         if size_mtime is not None:
                             entry = ("f", str(size_mtime[0]), str(size_mtime[1]))
                     if entry is None:
-                        try:
-                            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                        try:  # relative to fd; the lstat behind d_type, if one was made
+                            info = item.stat(follow_symlinks=False)
                         except FileNotFoundError:
                             continue
                         entry = _entry(name, info, fd)
                     rel = prefix + name
                     yield rel, entry
-                    if entry is _FOLDER_ENTRY and descend(rel):
+                    if entry[0] == "d" and descend(rel):
                         inner.append((rel + "/", name))
                 for rel, name in reversed(inner):  # top-down, in name order, as os.fwalk
                     try:
