@@ -46,6 +46,39 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 
 
 def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
-    """The bytes of a regular file (at most ``limit + 1`` when a limit is given)."""
-    with open_regular(path) as handle:
-        return handle.read() if limit is None else handle.read(limit + 1)
+    """The bytes of a regular file (at most ``limit + 1`` when a limit is given).
+
+    By descriptor, sized by ``fstat``: the plan reads thousands of small modules, and a
+    file object costs three more system calls each, and ``read(limit + 1)`` a buffer of
+    ``limit`` bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd)
+        if not stat.S_ISREG(size.st_mode):
+            raise NotAFile(errno.EINVAL, "not a regular file", os.fspath(path))
+        return read_to_end(fd, size.st_size, limit)
+    finally:
+        os.close(fd)
+
+
+def read_to_end(fd: int, size: int, limit: int | None = None) -> bytes:
+    """An open file's bytes, read in one call where it still has the ``size`` its ``fstat``
+    gave; at most ``limit + 1`` bytes when a limit is given (so a caller sees it was more)."""
+    cap = None if limit is None else limit + 1
+    first = size + 1 if cap is None else min(size + 1, cap)
+    data = os.read(fd, first)
+    while 0 < len(data) < min(size, first):  # a short read before that size: read on
+        more = os.read(fd, first - len(data))
+        if not more:
+            break
+        data += more
+    if len(data) > size and (cap is None or len(data) < cap):  # it grew meanwhile: to the end
+        chunks, got = [data], len(data)
+        while cap is None or got < cap:
+            more = os.read(fd, 1 << 16 if cap is None else min(1 << 16, cap - got))
+            if not more:
+                break
+            chunks.append(more)
+            got += len(more)
+        data = b"".join(chunks)
+    return data

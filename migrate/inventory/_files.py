@@ -7,6 +7,8 @@ import os
 import stat
 from pathlib import Path
 
+from migrate.paths import read_to_end
+
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 """Larger metadata files are refused: nothing legitimate comes close."""
 
@@ -44,17 +46,7 @@ def read_with_stat(
         size = info.st_size
         if size > limit:
             raise Unreadable(f"larger than {limit} bytes")
-        data = os.read(fd, size + 1)
-        while 0 < len(data) < size:  # a short read before the end fstat gave: read on
-            more = os.read(fd, size + 1 - len(data))
-            if not more:
-                break
-            data += more
-        if len(data) > size:  # it grew meanwhile: read to the end, as a file object would
-            chunks = [data]
-            while more := os.read(fd, 1 << 16):
-                chunks.append(more)
-            data = b"".join(chunks)
+        data = read_to_end(fd, size)
     except OSError as exc:
         raise Unreadable(exc.strerror or str(exc)) from exc
     finally:

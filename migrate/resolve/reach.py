@@ -125,22 +125,26 @@ def loads_group(dist: Distribution, reach: Reach, group: str) -> bool:
 def _read(dist: Distribution) -> Reach:
     imports: dict[str, tuple[Path, int]] = {}
     groups: set[str] = set()
+    seen: set[bytes] = set()  # names as written: most files import what others did
     for path in _code_files(dist):
         try:
             data = read_regular(path, MAX_FILE_BYTES)
         except OSError:
             continue
         for match in _IMPORT.finditer(data):
-            if match["module"] is not None:
-                names = [match["module"]]
+            module = match["module"]
+            if module is not None:
+                names = [module]
             else:
                 names = [part.strip().split(b" ", 1)[0] for part in match["names"].split(b",")]
             for name in names:
-                _note(imports, name, path, data, match.start())
+                if name not in seen:
+                    seen.add(name)
+                    _note(imports, name, path, data, match.start())
         if b"import_module" in data or b"__import__" in data:  # few files: no scan for the rest
             for match in _DYNAMIC.finditer(data):
                 _note(imports, match["module"], path, data, match.start())
-        if any(word in data for word in _GROUP_WORDS):
+        if any(map(data.__contains__, _GROUP_WORDS)):
             groups.update(m["group"].decode("ascii", "replace") for m in _GROUP.finditer(data))
     return Reach(imports, frozenset(groups))
 

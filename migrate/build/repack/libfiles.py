@@ -26,12 +26,13 @@ def lib_files(
     writes them again from entry_points.txt for the new interpreter).
     """
     out: list[Member] = []
+    base = os.path.join(dist.lib_dir, "")  # with its separator: thousands of plain joins
     for raw in listed:
         rel = posixpath.normpath(raw.replace("\\", "/"))
         if rel.startswith("/") or rel in (".", ""):
             continue
         if not rel.startswith("../"):
-            member = file_member(rel, dist.lib_dir / rel)
+            member = file_member(rel, base + rel)
         else:
             member = _outside_member(dist, rel, names, console)
         if member is not None:

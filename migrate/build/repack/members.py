@@ -48,7 +48,8 @@ class Member:
     name: str
     mode: int
     origin: str
-    path: Path | None = None
+    path: str | Path | None = None
+    """The file it is read from (plain text where thousands are found: no ``Path`` each)."""
     data: bytes | None = None
     opener: Callable[[], BinaryIO] | None = field(default=None, compare=False)
     identity: tuple[int, ...] | None = field(default=None, compare=False)
@@ -103,7 +104,7 @@ class Contents:
     """True when the metadata listed payload files, so an empty payload means a broken install."""
 
 
-def file_member(name: str, path: Path, st: os.stat_result | None = None) -> Member | None:
+def file_member(name: str, path: str | Path, st: os.stat_result | None = None) -> Member | None:
     """A regular file on disk (symlinks followed, as import does); ``None`` for anything else."""
     try:
         st = st or os.stat(path)
@@ -112,7 +113,7 @@ def file_member(name: str, path: Path, st: os.stat_result | None = None) -> Memb
     if not stat.S_ISREG(st.st_mode):
         return None
     name = _check_name(name, path)
-    return Member(name, member_mode(st.st_mode), str(path), path=path, identity=identity(st))
+    return Member(name, member_mode(st.st_mode), os.fspath(path), path=path, identity=identity(st))
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
