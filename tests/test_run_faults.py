@@ -46,6 +46,9 @@ HAVE_ACL = shutil.which("setfacl") is not None and shutil.which("getfacl") is no
 account = test_run.account
 """test_run's fixture: HOME with blog and shop (mod_wsgi), a cron-run app, ~/bin/report;
 and a crontab file."""
+needs_mod_wsgi = test_run.pytestmark
+"""For the tests on that account: its apps are served by Debian's mod_wsgi (whose Python
+models them), so they skip, saying so, where it is not installed, as test_run does."""
 
 
 @pytest.fixture(autouse=True)
@@ -135,6 +138,7 @@ STEPS_PER_OPERATION = {
 BEGIN_STEPS, COMMIT_STEPS = 2, 1
 
 
+@needs_mod_wsgi
 def test_crash_at_every_journal_step_of_run_then_rollback_restores_everything(
     small_account: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,6 +230,7 @@ def venvs_in_place(home: Path) -> list[Path]:
     return [p for p in (*home.glob("webapps/*/venv"), home / ".venvs" / "account") if p.exists()]
 
 
+@needs_mod_wsgi
 def test_sigkill_of_run_from_outside_then_rollback_restores_everything(
     account: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -258,6 +263,7 @@ def test_sigkill_of_run_from_outside_then_rollback_restores_everything(
 # ---------------------------------------------------------------------- 3. two writers
 
 
+@needs_mod_wsgi
 def test_two_runs_at_once_one_migrates_and_the_other_names_the_lock_holder(
     account: tuple[Path, Path],
 ) -> None:
@@ -307,6 +313,7 @@ HOLD_LOCK = (
 )
 
 
+@needs_mod_wsgi
 def test_run_while_another_process_holds_the_lock_writes_nothing(
     account: tuple[Path, Path],
 ) -> None:
@@ -379,6 +386,7 @@ def mode_of(path: Path) -> int:
     return os.stat(path).st_mode & 0o7777
 
 
+@needs_mod_wsgi
 @pytest.mark.parametrize("kept", ["mode", "acl", "owner"])
 def test_run_keeps_mode_owner_and_acl_of_rewritten_files_and_rollback_restores_them(
     small_account: tuple[Path, Path], kept: str
@@ -447,6 +455,7 @@ def every_entry(root: Path) -> dict[str, tuple[object, ...]]:
     return {rel: (*entry, os.lstat(root / rel).st_mtime_ns) for rel, entry in entries.items()}
 
 
+@needs_mod_wsgi
 def test_dry_run_writes_nothing_and_prints_every_change_as_a_diff(
     account: tuple[Path, Path], tmp_path: Path
 ) -> None:
