@@ -53,10 +53,10 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> byte
     ``limit`` bytes."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        size = os.fstat(fd)
-        if not stat.S_ISREG(size.st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise NotAFile(errno.EINVAL, "not a regular file", os.fspath(path))
-        return read_to_end(fd, size.st_size, limit)
+        return read_to_end(fd, info.st_size, limit)
     finally:
         os.close(fd)
 
