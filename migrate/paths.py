@@ -67,11 +67,12 @@ def read_to_end(fd: int, size: int, limit: int | None = None) -> bytes:
     cap = None if limit is None else limit + 1
     first = size + 1 if cap is None else min(size + 1, cap)
     data = os.read(fd, first)
-    while 0 < len(data) < min(size, first):  # a short read before that size: read on
-        more = os.read(fd, first - len(data))
-        if not more:
-            break
-        data += more
+    if 0 < len(data) < min(size, first):  # a short read: on to ``first`` or the end, which
+        while len(data) < first:  # tells a file that grew meanwhile as a whole read does
+            more = os.read(fd, first - len(data))
+            if not more:
+                break
+            data += more
     if len(data) > size and (cap is None or len(data) < cap):  # it grew meanwhile: to the end
         chunks, got = [data], len(data)
         while cap is None or got < cap:

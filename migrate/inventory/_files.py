@@ -46,7 +46,9 @@ def read_with_stat(
         size = info.st_size
         if size > limit:
             raise Unreadable(f"larger than {limit} bytes")
-        data = read_to_end(fd, size)
+        data = read_to_end(fd, size, limit)
+        if len(data) > limit:  # it grew past the limit since its fstat (or /proc said 0)
+            raise Unreadable(f"larger than {limit} bytes")
     except OSError as exc:
         raise Unreadable(exc.strerror or str(exc)) from exc
     finally:
