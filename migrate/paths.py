@@ -6,7 +6,6 @@ import errno
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
 
 
 def is_inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
@@ -32,21 +31,10 @@ class NotAFile(OSError):
     """A path that names a FIFO, socket, device or folder where a file's bytes are wanted."""
 
 
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a regular file for reading, or raise: never block on a FIFO, never read a
-    device. (Opened non-blocking, then checked on the open descriptor: no race.)"""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotAFile(errno.EINVAL, "not a regular file", os.fspath(path))
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
-    """The bytes of a regular file (at most ``limit + 1`` when a limit is given).
+    """The bytes of a regular file (at most ``limit + 1`` when a limit is given); a FIFO,
+    socket, device or folder is :class:`NotAFile`, found on the open descriptor (opened
+    non-blocking: never a wait, no race).
 
     By descriptor, sized by ``fstat``: the plan reads thousands of small modules, and a
     file object costs three more system calls each, and ``read(limit + 1)`` a buffer of
